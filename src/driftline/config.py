@@ -1,0 +1,243 @@
+"""Typed, frozen configuration for one model deployment.
+
+A deployment is configured by a TOML file (see ``deploy/*.toml``), CLI flags and the
+environment; secrets (SASL password, snapshot signing key) come only from the environment
+and are kept in ``SecretStr`` so they never print.
+
+>>> cfg = DeploymentConfig(name="elec")
+>>> cfg.topics.features
+'driftline.elec.features'
+>>> cfg.kafka.as_librdkafka_dict()["bootstrap.servers"]
+'127.0.0.1:9092'
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from driftline.exceptions import ConfigError
+
+__all__ = [
+    "KafkaConfig",
+    "TopicNames",
+    "ModelConfig",
+    "JoinConfig",
+    "DriftConfig",
+    "DetectorSpec",
+    "CheckpointConfig",
+    "ProcessorConfig",
+    "DeploymentConfig",
+    "load_config",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaConfig(_Frozen):
+    """Connection settings; ``extra`` passes any librdkafka key through (SASL/SSL, ...)."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    extra: dict[str, str] = Field(default_factory=dict)
+
+    def as_librdkafka_dict(self) -> dict[str, Any]:
+        """The common client settings as a fresh librdkafka dict (secrets revealed)."""
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        optional = {
+            "security.protocol": self.security_protocol,
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "ssl.ca.location": self.ssl_ca_location,
+        }
+        conf.update({k: v for k, v in optional.items() if v is not None})
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        conf.update(self.extra)
+        return conf
+
+
+class TopicNames(_Frozen):
+    """The topics one deployment owns: ``<prefix>.<model>.<kind>``."""
+
+    prefix: str
+    model: str
+
+    def _name(self, kind: str) -> str:
+        return f"{self.prefix}.{self.model}.{kind}"
+
+    @property
+    def features(self) -> str:
+        return self._name("features")
+
+    @property
+    def labels(self) -> str:
+        return self._name("labels")
+
+    @property
+    def predictions(self) -> str:
+        return self._name("predictions")
+
+    @property
+    def drift(self) -> str:
+        return self._name("drift")
+
+    @property
+    def versions(self) -> str:
+        return self._name("versions")
+
+    @property
+    def dlq(self) -> str:
+        return self._name("dlq")
+
+    def all(self) -> dict[str, str]:
+        """Kind -> topic name, for every topic of the deployment."""
+        kinds = ("features", "labels", "predictions", "drift", "versions", "dlq")
+        return {k: self._name(k) for k in kinds}
+
+
+class ModelConfig(_Frozen):
+    """Which River estimator to run: a preset name or a ``module:factory`` path."""
+
+    preset: str = "logistic_regression"
+    factory: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    task: Literal["classification", "regression"] | None = None
+    features: dict[str, Literal["num", "cat"]] = Field(default_factory=dict)
+    classes: list[Any] = Field(default_factory=list)
+
+
+class JoinConfig(_Frozen):
+    """Bounds of the buffer that holds features until their label arrives."""
+
+    max_age_ms: int = Field(default=24 * 3600 * 1000, gt=0)
+    max_pending: int = Field(default=1_000_000, gt=0)
+
+
+class DetectorSpec(_Frozen):
+    """One ``river.drift`` detector fed with the per-example error."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def _default_detectors() -> list[DetectorSpec]:
+    return [
+        DetectorSpec(name="ADWIN"),
+        # mode="up": only a rising error is drift (the default "both" misfires, see NOTES).
+        DetectorSpec(name="PageHinkley", params={"mode": "up"}),
+    ]
+
+
+class DriftConfig(_Frozen):
+    detectors: list[DetectorSpec] = Field(default_factory=_default_detectors)
+    policy: Literal["none", "reset"] = "none"
+    metrics_window: int = Field(default=1000, gt=0)
+
+
+class CheckpointConfig(_Frozen):
+    """When to cut a version and where to keep it."""
+
+    every_examples: int = Field(default=10_000, gt=0)
+    every_seconds: float = Field(default=60.0, gt=0)
+    on_drift: bool = True
+    store_url: str = ".driftline/versions"
+    key_env: str = "DRIFTLINE_SNAPSHOT_KEY"
+
+    def signing_key(self) -> bytes:
+        """The HMAC key from the environment; refuses to run without one."""
+        key = os.environ.get(self.key_env)
+        if not key:
+            raise ConfigError(
+                f"snapshot signing key missing: set the {self.key_env} environment variable"
+            )
+        return key.encode()
+
+
+class ProcessorConfig(_Frozen):
+    batch_size: int = Field(default=1000, gt=0)
+    commit_interval_ms: int = Field(default=200, gt=0)
+    max_idle_ms: int = Field(default=2000, ge=0)
+    max_buffered_per_partition: int = Field(default=20_000, gt=0)
+    max_message_bytes: int = Field(default=256 * 1024, gt=0)
+    metrics_port: int = 0
+
+
+class DeploymentConfig(_Frozen):
+    """Everything one model deployment needs."""
+
+    name: str
+    topic_prefix: str = "driftline"
+    partitions: int = Field(default=1, gt=0)
+    replication: int = Field(default=1, gt=0)
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    join: JoinConfig = Field(default_factory=JoinConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    processor: ProcessorConfig = Field(default_factory=ProcessorConfig)
+
+    @field_validator("name", "topic_prefix")
+    @classmethod
+    def _topic_safe(cls, value: str) -> str:
+        if not value or not all(c.isalnum() or c in "._-" for c in value):
+            raise ValueError(f"{value!r}: use letters, digits, '.', '_' or '-'")
+        return value
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(prefix=self.topic_prefix, model=self.name)
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.topic_prefix}.{self.name}.processor"
+
+    @property
+    def transactional_id(self) -> str:
+        return f"{self.topic_prefix}.{self.name}.processor"
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> DeploymentConfig:
+    """Read a TOML file (optional), apply overrides and the environment.
+
+    Environment: ``DRIFTLINE_BOOTSTRAP_SERVERS`` and ``DRIFTLINE_SASL_PASSWORD``.
+
+    >>> load_config(name="demo", kafka={"bootstrap_servers": "127.0.0.1:19092"}).kafka.bootstrap_servers
+    '127.0.0.1:19092'
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    env: dict[str, Any] = {"kafka": {}}
+    if bootstrap := os.environ.get("DRIFTLINE_BOOTSTRAP_SERVERS"):
+        env["kafka"]["bootstrap_servers"] = bootstrap
+    if password := os.environ.get("DRIFTLINE_SASL_PASSWORD"):
+        env["kafka"]["sasl_password"] = password
+    data = _deep_merge(_deep_merge(data, env), overrides)
+    try:
+        return DeploymentConfig(**data)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc

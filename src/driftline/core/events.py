@@ -1,0 +1,174 @@
+"""Input records and the events decoded from them; validation that routes bad input.
+
+Decoding never raises anything but :class:`~driftline.exceptions.BadEventError`, whose
+``reason`` is the code written on the dead-letter record.
+
+>>> schema = EventSchema(features={"x": "num", "day": "cat"})
+>>> ev = decode_features(b'{"id": "e1", "features": {"x": 1.5, "day": "mon"}}', schema, "m")
+>>> ev.id, ev.features
+('e1', {'x': 1.5, 'day': 'mon'})
+>>> decode_features(b'{"id": "e1", "features": {"x": "a", "day": "mon"}}', schema, "m")
+Traceback (most recent call last):
+...
+driftline.exceptions.BadEventError: mistyped_feature: feature 'x' must be a number, got str
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from driftline.exceptions import BadEventError
+
+__all__ = [
+    "InputRecord",
+    "FeatureEvent",
+    "LabelEvent",
+    "EventSchema",
+    "decode_features",
+    "decode_label",
+]
+
+Kind = Literal["features", "labels"]
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """One message read from a features or labels partition (no Kafka types)."""
+
+    kind: Kind
+    partition: int
+    offset: int
+    timestamp: int  # event time, epoch milliseconds
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureEvent:
+    id: str
+    features: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LabelEvent:
+    id: str
+    label: Any
+
+
+@dataclass(frozen=True)
+class EventSchema:
+    """What a valid event looks like for one deployment.
+
+    ``features`` maps a name to ``"num"`` or ``"cat"``; empty means schema-less (any
+    finite number or string). ``classes`` restricts classification labels when set.
+    """
+
+    features: dict[str, str] = field(default_factory=dict)
+    classes: tuple[Any, ...] = ()
+    task: str = "classification"
+    max_bytes: int = 256 * 1024
+
+
+def _load(value: bytes | None, schema: EventSchema) -> dict[str, Any]:
+    if value is None:
+        raise BadEventError("empty_payload", "message has no value")
+    if len(value) > schema.max_bytes:
+        raise BadEventError("oversized", f"{len(value)} bytes > limit of {schema.max_bytes}")
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise BadEventError("malformed_json", str(exc)) from None
+    if not isinstance(body, dict):
+        raise BadEventError("malformed_event", f"expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _event_id(body: dict[str, Any]) -> str:
+    event_id = body.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise BadEventError("missing_id", "'id' must be a non-empty string")
+    return event_id
+
+
+def _check_model(body: dict[str, Any], model: str) -> None:
+    named = body.get("model")
+    if named is not None and named != model:
+        raise BadEventError("unknown_model", f"event names model {named!r}, this is {model!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_value(name: str, value: Any, expected: str | None) -> None:
+    if expected == "cat":
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise BadEventError(
+                "mistyped_feature", f"feature {name!r} must be a category, got {type(value).__name__}"
+            )
+        return
+    if expected == "num" and not _is_number(value):
+        raise BadEventError(
+            "mistyped_feature", f"feature {name!r} must be a number, got {type(value).__name__}"
+        )
+    if _is_number(value):
+        if not math.isfinite(value):
+            raise BadEventError("non_finite_feature", f"feature {name!r} is {value}")
+    elif not isinstance(value, str):
+        raise BadEventError(
+            "mistyped_feature",
+            f"feature {name!r} must be a number or a string, got {type(value).__name__}",
+        )
+
+
+def decode_features(value: bytes | None, schema: EventSchema, model: str) -> FeatureEvent:
+    """Parse and validate a feature event."""
+    body = _load(value, schema)
+    event_id = _event_id(body)
+    _check_model(body, model)
+    features = body.get("features")
+    if not isinstance(features, dict):
+        raise BadEventError("missing_features", "'features' must be a JSON object")
+    if schema.features:
+        missing = [name for name in schema.features if name not in features]
+        if missing:
+            raise BadEventError("missing_feature", f"missing {', '.join(sorted(missing))}")
+        extra = [name for name in features if name not in schema.features]
+        if extra:
+            raise BadEventError("unknown_feature", f"unexpected {', '.join(sorted(extra))}")
+    for name, feature in features.items():
+        _check_value(name, feature, schema.features.get(name))
+    return FeatureEvent(event_id, features)
+
+
+def decode_label(value: bytes | None, schema: EventSchema, model: str) -> LabelEvent:
+    """Parse and validate a label event.
+
+    >>> decode_label(b'{"id": "e1", "label": true}', EventSchema(), "m").label
+    True
+    >>> decode_label(b'{"id": "e1", "label": 2}', EventSchema(classes=(0, 1)), "m")
+    Traceback (most recent call last):
+    ...
+    driftline.exceptions.BadEventError: unknown_class: label 2 is not one of [0, 1]
+    """
+    body = _load(value, schema)
+    event_id = _event_id(body)
+    _check_model(body, model)
+    if "label" not in body:
+        raise BadEventError("missing_label", "'label' is required")
+    label = body["label"]
+    if schema.task == "regression":
+        if not _is_number(label) or not math.isfinite(label):
+            raise BadEventError("mistyped_label", f"label must be a finite number, got {label!r}")
+    else:
+        if not isinstance(label, (str, int, bool)):
+            raise BadEventError(
+                "mistyped_label", f"label must be a string, integer or boolean, got {label!r}"
+            )
+        if schema.classes and label not in schema.classes:
+            raise BadEventError("unknown_class", f"label {label!r} is not one of {list(schema.classes)}")
+    return LabelEvent(event_id, label)

@@ -1,0 +1,116 @@
+"""The join buffer: features and their prediction wait here until the label arrives.
+
+Labels may come before their features; those wait too. Both sides are bounded by age
+(in event time, so replays expire exactly the same entries) and by count.
+
+>>> buf = JoinBuffer(max_age_ms=1000, max_pending=10)
+>>> buf.add_features("a", Pending({"x": 1}, True, None, 1, 0))
+>>> buf.add_label("a", OrphanLabel(True, 10, None)).features
+{'x': 1}
+>>> buf.add_features("b", Pending({"x": 2}, False, None, 1, 20))
+>>> buf.expire(5000).features
+1
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftline.core.events import InputRecord
+from driftline.exceptions import BadEventError
+
+__all__ = ["JoinBuffer", "Pending", "OrphanLabel", "Expired"]
+
+
+@dataclass(slots=True)
+class Pending:
+    """Features with the prediction made for them, waiting for a label."""
+
+    features: dict[str, Any]
+    prediction: Any
+    proba: dict[Any, float] | None
+    model_version: int
+    event_time: int
+
+
+@dataclass(slots=True)
+class OrphanLabel:
+    """A label whose features have not been seen (yet)."""
+
+    label: Any
+    event_time: int
+    record: InputRecord | None  # kept so an expired orphan can go to the DLQ intact
+
+
+@dataclass
+class Expired:
+    features: int = 0
+    labels: list[OrphanLabel] = field(default_factory=list)
+
+
+class JoinBuffer:
+    """Pending features and orphan labels keyed by event id, in arrival order."""
+
+    def __init__(self, max_age_ms: int, max_pending: int) -> None:
+        self.max_age_ms = max_age_ms
+        self.max_pending = max_pending
+        self._features: OrderedDict[str, Pending] = OrderedDict()
+        self._labels: OrderedDict[str, OrphanLabel] = OrderedDict()
+        self._joined: OrderedDict[str, None] = OrderedDict()  # recent ids, to spot duplicates
+        self._joined_cap = min(max_pending, 100_000)
+
+    def __len__(self) -> int:
+        return len(self._features) + len(self._labels)
+
+    @property
+    def pending_features(self) -> int:
+        return len(self._features)
+
+    @property
+    def pending_labels(self) -> int:
+        return len(self._labels)
+
+    def _remember(self, event_id: str) -> None:
+        self._joined[event_id] = None
+        if len(self._joined) > self._joined_cap:
+            self._joined.popitem(last=False)
+
+    def add_features(self, event_id: str, pending: Pending) -> OrphanLabel | None:
+        """Hold ``pending``; if its label already waits, return that label instead."""
+        if event_id in self._features or event_id in self._joined:
+            raise BadEventError("duplicate_event_id", f"features for {event_id!r} were already seen")
+        label = self._labels.pop(event_id, None)
+        if label is not None:
+            self._remember(event_id)
+            return label
+        self._features[event_id] = pending
+        return None
+
+    def add_label(self, event_id: str, label: OrphanLabel) -> Pending | None:
+        """Return the pending features the label completes, or hold the label."""
+        pending = self._features.pop(event_id, None)
+        if pending is not None:
+            self._remember(event_id)
+            return pending
+        if event_id in self._labels or event_id in self._joined:
+            raise BadEventError("duplicate_label", f"a label for {event_id!r} was already seen")
+        self._labels[event_id] = label
+        return None
+
+    def expire(self, stream_time: int) -> Expired:
+        """Drop entries older than ``max_age_ms`` and the oldest beyond ``max_pending``."""
+        out = Expired()
+        horizon = stream_time - self.max_age_ms
+        features, labels = self._features, self._labels
+        while features and (
+            next(iter(features.values())).event_time < horizon or len(features) > self.max_pending
+        ):
+            features.popitem(last=False)
+            out.features += 1
+        while labels and (
+            next(iter(labels.values())).event_time < horizon or len(labels) > self.max_pending
+        ):
+            out.labels.append(labels.popitem(last=False)[1])
+        return out

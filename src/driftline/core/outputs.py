@@ -1,0 +1,100 @@
+"""What the engine emits: predictions, drift events and dead letters (no Kafka types).
+
+The runtime turns each into a message on the matching topic; ``key`` and ``body``
+are exactly what goes on the wire (see ``docs/events.md``).
+
+>>> p = Prediction("e1", "elec", 3, 120, True, {True: 0.7, False: 0.3}, 100, 105)
+>>> p.body()["proba"]
+{'true': 0.7, 'false': 0.3}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftline.core.events import InputRecord
+
+__all__ = ["Prediction", "DriftEvent", "DeadLetter", "Output", "json_key"]
+
+
+def json_key(value: Any) -> str:
+    """JSON object keys must be strings: ``True`` -> ``'true'``, ``3`` -> ``'3'``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    id: str
+    model: str
+    model_version: int
+    model_examples: int
+    prediction: Any
+    proba: dict[Any, float] | None
+    event_time: int
+    predicted_at: int
+    kind: str = field(default="prediction", init=False)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "model_version": self.model_version,
+            "model_examples": self.model_examples,
+            "prediction": self.prediction,
+            "proba": None if self.proba is None else {json_key(k): v for k, v in self.proba.items()},
+            "event_time": self.event_time,
+            "predicted_at": self.predicted_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DriftEvent:
+    id: str
+    model: str
+    model_version: int
+    drift_kind: str
+    detector: str
+    params: dict[str, Any]
+    statistic: dict[str, float]
+    position: int
+    event_time: int
+    source: dict[str, Any]
+    metrics_before: dict[str, float]
+    metrics_after: dict[str, float]
+    action: str
+    detected_at: int
+    kind: str = field(default="drift", init=False)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.drift_kind,
+            "model": self.model,
+            "model_version": self.model_version,
+            "detector": self.detector,
+            "params": self.params,
+            "statistic": self.statistic,
+            "position": self.position,
+            "event_time": self.event_time,
+            "source": self.source,
+            "metrics_before": self.metrics_before,
+            "metrics_after": self.metrics_after,
+            "action": self.action,
+            "detected_at": self.detected_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected input: the original bytes travel unchanged, the reason in headers."""
+
+    record: InputRecord
+    reason: str
+    detail: str
+    kind: str = field(default="dlq", init=False)
+
+
+Output = Prediction | DriftEvent | DeadLetter

@@ -1,0 +1,102 @@
+"""Where versions live: a directory (or any fsspec URL) of signed snapshot files.
+
+Each version is one file ``<root>/<model>/v<NNNNNNNN>.snap``, written to a temporary name
+and renamed into place, so a crash mid-write never leaves a partial version behind.
+
+>>> import tempfile
+>>> store = VersionStore(tempfile.mkdtemp(), "demo", key=b"secret")
+>>> store.save({"trigger": "manual"}, {"w": 1})["version"]
+1
+>>> store.latest(), store.load(1)[1]
+(1, {'w': 1})
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from driftline.exceptions import SnapshotError, SnapshotNotFoundError
+from driftline.versions.signing import HEADER_PEEK, read_meta, seal, unseal
+
+__all__ = ["VersionStore"]
+
+_NAME = re.compile(r"v(\d{8})\.snap$")
+
+
+class VersionStore:
+    """Signed model versions of one deployment."""
+
+    def __init__(self, url: str, model: str, key: bytes) -> None:
+        self._fs, root = fsspec.core.url_to_fs(url)
+        self._dir = f"{root.rstrip('/')}/{model}"
+        self._key = key
+        self.model = model
+
+    def _path(self, version: int) -> str:
+        return f"{self._dir}/v{version:08d}.snap"
+
+    def versions(self) -> list[int]:
+        """Version numbers present, ascending."""
+        if not self._fs.exists(self._dir):
+            return []
+        found = (_NAME.search(p) for p in self._fs.ls(self._dir, detail=False))
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def latest(self) -> int | None:
+        versions = self.versions()
+        return versions[-1] if versions else None
+
+    def save(self, meta: dict[str, Any], state: Any) -> dict[str, Any]:
+        """Write the next version; return its metadata (with ``version`` filled in)."""
+        version = (self.latest() or 0) + 1
+        meta = {**meta, "name": self.model, "version": version}
+        blob = seal(meta, state, self._key)
+        path = self._path(version)
+        try:
+            self._fs.makedirs(self._dir, exist_ok=True)
+            if isinstance(self._fs, LocalFileSystem):
+                _write_local_atomic(path, blob)
+            else:
+                self._fs.pipe_file(path, blob)
+        except OSError as exc:
+            raise SnapshotError(f"cannot write version {version} to {path}: {exc}") from exc
+        return read_meta(blob)
+
+    def _read(self, version: int, size: int | None = None) -> bytes:
+        path = self._path(version)
+        try:
+            with self._fs.open(path, "rb") as fh:
+                return fh.read() if size is None else fh.read(size)
+        except FileNotFoundError:
+            raise SnapshotNotFoundError(f"{self.model}: no version {version} at {path}") from None
+
+    def meta(self, version: int) -> dict[str, Any]:
+        """Unverified metadata of one version (cheap: reads only the header)."""
+        blob = self._read(version, HEADER_PEEK)
+        try:
+            return read_meta(blob)
+        except SnapshotError:
+            return read_meta(self._read(version))
+
+    def load(self, version: int) -> tuple[dict[str, Any], Any]:
+        """Verified metadata and state; raises ``SnapshotIntegrityError`` on bad bytes."""
+        return unseal(self._read(version), self._key)
+
+
+def _write_local_atomic(path: str, blob: bytes) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(blob)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
