@@ -5,7 +5,7 @@ and renamed into place, so a crash mid-write never leaves a partial version behi
 
 >>> import tempfile
 >>> store = VersionStore(tempfile.mkdtemp(), "demo", key=b"secret")
->>> store.save({"trigger": "manual"}, {"w": 1})["version"]
+>>> store.save(store.next_version(), {"trigger": "manual"}, {"w": 1})["version"]
 1
 >>> store.latest(), store.load(1)[1]
 (1, {'w': 1})
@@ -51,9 +51,13 @@ class VersionStore:
         versions = self.versions()
         return versions[-1] if versions else None
 
-    def save(self, meta: dict[str, Any], state: Any) -> dict[str, Any]:
-        """Write the next version; return its metadata (with ``version`` filled in)."""
-        version = (self.latest() or 0) + 1
+    def next_version(self) -> int:
+        return (self.latest() or 0) + 1
+
+    def save(self, version: int, meta: dict[str, Any], state: Any) -> dict[str, Any]:
+        """Write ``version`` (never overwriting one); return its metadata as stored."""
+        if self._fs.exists(self._path(version)):
+            raise SnapshotError(f"{self.model}: version {version} already exists")
         meta = {**meta, "name": self.model, "version": version}
         blob = seal(meta, state, self._key)
         path = self._path(version)

@@ -1,0 +1,92 @@
+"""Prometheus metrics of a processor; engine state is read at scrape time by a Collector.
+
+>>> from prometheus_client import CollectorRegistry
+>>> registry = CollectorRegistry()
+>>> m = ProcessorMetrics("demo", registry=registry)
+>>> m.dead_letters.labels(reason="malformed_json").inc()
+>>> registry.get_sample_value("driftline_dead_letters_total", {"model": "demo", "reason": "malformed_json"})
+1.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["ProcessorMetrics", "EngineCollector"]
+
+
+class ProcessorMetrics:
+    """Counters and histograms the runtime updates as it goes."""
+
+    def __init__(self, model: str, registry: CollectorRegistry = REGISTRY) -> None:
+        self.model = model
+        self.registry = registry
+        self.events_in = Counter(
+            "driftline_events_in", "Input messages read", ["model", "kind", "mode"], registry=registry
+        )
+        self.events_out = Counter(
+            "driftline_events_out", "Messages published", ["model", "topic_kind"], registry=registry
+        )
+        self.dead_letters = Counter(
+            "driftline_dead_letters", "Inputs sent to the dead-letter topic", ["model", "reason"], registry=registry
+        )
+        self.drift_events = Counter(
+            "driftline_drift_events", "Drift events raised", ["model", "detector"], registry=registry
+        )
+        self.versions = Counter(
+            "driftline_versions", "Versions cut", ["model", "trigger"], registry=registry
+        )
+        self.snapshot_failures = Counter(
+            "driftline_snapshot_failures", "Snapshot writes that failed", ["model"], registry=registry
+        )
+        self.batch_seconds = Histogram(
+            "driftline_batch_seconds",
+            "Time to process and commit one transaction",
+            ["model"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+        self.record_seconds = Histogram(
+            "driftline_record_seconds",
+            "Processing time per input record (batch time / records)",
+            ["model"],
+            buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2),
+            registry=registry,
+        )
+
+    def watch(self, state: Callable[[], dict[str, Any]]) -> None:
+        """Expose engine state (version, scores, buffer sizes, lag) at scrape time."""
+        self.registry.register(EngineCollector(self.model, state))
+
+
+class EngineCollector(Collector):
+    """Gauges computed at scrape time from ``state()``."""
+
+    def __init__(self, model: str, state: Callable[[], dict[str, Any]]) -> None:
+        self.model = model
+        self.state = state
+
+    def collect(self):
+        state = self.state()
+        version = GaugeMetricFamily("driftline_model_version", "Version serving predictions", labels=["model"])
+        version.add_metric([self.model], state.get("version", 0))
+        learned = GaugeMetricFamily("driftline_examples_learned", "Labelled examples learned", labels=["model"])
+        learned.add_metric([self.model], state.get("n_learned", 0))
+        score = GaugeMetricFamily("driftline_model_metric", "Online metric value", labels=["model", "metric"])
+        for name, value in state.get("scores", {}).items():
+            score.add_metric([self.model, name], value)
+        pending = GaugeMetricFamily("driftline_join_pending", "Events waiting in the join buffer", labels=["model", "side"])
+        pending.add_metric([self.model, "features"], state.get("pending_features", 0))
+        pending.add_metric([self.model, "labels"], state.get("pending_labels", 0))
+        expired = GaugeMetricFamily("driftline_join_expired", "Join entries expired unlabelled", labels=["model", "side"])
+        expired.add_metric([self.model, "features"], state.get("expired_features", 0))
+        expired.add_metric([self.model, "labels"], state.get("expired_labels", 0))
+        lag = GaugeMetricFamily("driftline_consumer_lag", "Messages behind the partition end", labels=["model", "source"])
+        for source, value in state.get("lag", {}).items():
+            lag.add_metric([self.model, source], value)
+        yield from (version, learned, score, pending, expired, lag)

@@ -1,0 +1,71 @@
+"""Kafka clients configured for Driftline (the only module family importing confluent_kafka).
+
+Every function copies the caller's settings into a fresh dict; nothing here connects
+until the client is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+from driftline.config import DeploymentConfig
+
+__all__ = ["producer_config", "consumer_config", "make_producer", "make_consumer", "make_admin"]
+
+# Large enough for a dead letter carrying a maximal input message plus its headers.
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024 + 64 * 1024
+
+
+def producer_config(config: DeploymentConfig, transactional: bool) -> dict[str, Any]:
+    conf = config.kafka.as_librdkafka_dict()
+    conf.update(
+        {
+            # Same partitioner as Java clients, so co-partitioning by key holds across languages.
+            "partitioner": "murmur2_random",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "message.max.bytes": MAX_MESSAGE_BYTES,
+            "compression.type": "lz4",
+        }
+    )
+    if transactional:
+        conf.update(
+            {
+                "transactional.id": config.transactional_id,
+                "transaction.timeout.ms": 60_000,
+                "retry.backoff.ms": 20,
+            }
+        )
+    return conf
+
+
+def consumer_config(config: DeploymentConfig, group_id: str | None = None) -> dict[str, Any]:
+    conf = config.kafka.as_librdkafka_dict()
+    conf.update(
+        {
+            "group.id": group_id or config.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 50,
+            "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
+        }
+    )
+    return conf
+
+
+def make_producer(config: DeploymentConfig, transactional: bool = False, **overrides: Any) -> Producer:
+    return Producer({**producer_config(config, transactional), **overrides})
+
+
+def make_consumer(config: DeploymentConfig, group_id: str | None = None, **overrides: Any) -> Consumer:
+    return Consumer({**consumer_config(config, group_id), **overrides})
+
+
+def make_admin(config: DeploymentConfig) -> AdminClient:
+    return AdminClient(config.kafka.as_librdkafka_dict())

@@ -1,0 +1,425 @@
+"""The processor: Kafka in, engine, Kafka out, exactly once.
+
+How exactly-once works here:
+
+* Outputs of a batch and the input positions it consumed are committed in one Kafka
+  transaction, so the committed consumer offsets say precisely which inputs have had
+  their outputs published.
+* Every so often (``checkpoint.every_examples`` / ``every_seconds``, on drift, at
+  shutdown) the whole engine is pickled, signed and stored as a version together with the
+  input positions it reflects.
+* On start, the latest version is restored and its positions are replayed in the same
+  event-time order. Inputs below the committed offsets are re-learned but their outputs
+  are not published again; from the committed offsets on, processing is live.
+
+So a crash at any moment loses nothing and learns nothing twice: the model is rebuilt to
+the exact state it had, and every output appears once in the read-committed view.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from driftline import __version__
+from driftline.config import DeploymentConfig
+from driftline.core.engine import Engine
+from driftline.core.events import InputRecord
+from driftline.core.ordering import EventTimeMerger, Source
+from driftline.core.outputs import DeadLetter, DriftEvent, Output, Prediction
+from driftline.exceptions import SnapshotError
+from driftline.observability.metrics import ProcessorMetrics
+from driftline.runtime.clients import make_consumer, make_producer
+from driftline.runtime.topics import check_copartitioned
+from driftline.versions.store import VersionStore
+
+__all__ = ["Processor"]
+
+log = logging.getLogger("driftline.processor")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _source_key(source: Source) -> str:
+    return f"{source[0]}:{source[1]}"
+
+
+def _ce_headers(kind: str, ce_id: str, model: str, version: int, now_ms: int) -> list[tuple[str, bytes]]:
+    ce_time = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", ce_id.encode()),
+        ("ce_type", f"io.driftline.{kind}".encode()),
+        ("ce_source", f"driftline/{model}".encode()),
+        ("ce_time", ce_time.replace("+00:00", "Z").encode()),
+        ("content-type", b"application/json"),
+        ("dl_model", model.encode()),
+        ("dl_model_version", str(version).encode()),
+    ]
+
+
+class Processor:
+    """Runs one deployment: restore, replay, then process live until stopped."""
+
+    def __init__(
+        self,
+        config: DeploymentConfig,
+        signing_key: bytes,
+        registry: CollectorRegistry = REGISTRY,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.config = config
+        self.topics = config.topics
+        self.store = VersionStore(config.checkpoint.store_url, config.name, signing_key)
+        self.metrics = ProcessorMetrics(config.name, registry)
+        self.clock = clock
+        self.stopping = threading.Event()
+        self.engine: Engine | None = None
+        self.positions: dict[Source, int] = {}
+        self.committed: dict[Source, int] = {}
+        self._eof: dict[Source, bool] = {}
+        self._paused: set[Source] = set()
+        self._lag: dict[str, int] = {}
+        self._in_txn = False
+        self._txn_records = 0
+        self._txn_started = 0.0
+        self._ckpt_learned = 0
+        self._ckpt_time = 0.0
+        self._range_start: dict[Source, int] = {}
+        self._time_range: list[int] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def stop(self, *_: Any) -> None:
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def restore(self) -> Engine:
+        """The engine of the latest verified version, or a fresh one."""
+        latest = self.store.latest()
+        if latest is None:
+            self.engine = Engine(self.config)
+            self.positions = {}
+            log.info("no version found: starting a fresh model", extra={"fields": {"model": self.config.name}})
+            return self.engine
+        meta, state = self.store.load(latest)  # raises SnapshotIntegrityError on bad bytes
+        self.engine = state["engine"]
+        self.positions = dict(state["positions"])
+        log.info(
+            "restored version",
+            extra={"fields": {"model": self.config.name, "version": latest, "examples_seen": meta["examples_seen"]}},
+        )
+        return self.engine
+
+    def run(self, exit_when_idle_s: float | None = None, max_seconds: float | None = None) -> Engine:
+        """Process until :meth:`stop`, or until idle/timeout limits (for demos and tests)."""
+        engine = self.restore()
+        n_partitions = check_copartitioned(self.config)
+        sources: list[Source] = [(k, p) for k in ("labels", "features") for p in range(n_partitions)]
+        topic_of = {"features": self.topics.features, "labels": self.topics.labels}
+        kind_of = {v: k for k, v in topic_of.items()}
+
+        consumer = make_consumer(self.config)
+        producer = make_producer(self.config, transactional=True)
+        self._consumer, self._producer = consumer, producer
+        try:
+            tps = [TopicPartition(topic_of[k], p) for k, p in sources]
+            for tp in consumer.committed(tps, timeout=30):
+                if tp.offset >= 0:
+                    self.committed[(kind_of[tp.topic], tp.partition)] = tp.offset
+            consumer.assign(
+                [TopicPartition(topic_of[k], p, self.positions.get((k, p), OFFSET_BEGINNING)) for k, p in sources]
+            )
+            producer.init_transactions(60)
+            self._eof = {src: False for src in sources}
+            merger = EventTimeMerger(sources, self.config.processor.max_idle_ms)
+            self.metrics.watch(self._state)
+            if self.store.latest() is None:
+                self._checkpoint("initial")
+            else:
+                self._announce(self.store.meta(self.store.latest()))
+            self._ckpt_learned, self._ckpt_time = engine.n_learned, time.monotonic()
+            self._range_start = dict(self.positions)
+            log.info(
+                "processing",
+                extra={"fields": {"model": self.config.name, "partitions": n_partitions,
+                                  "resume": {_source_key(s): o for s, o in self.positions.items()},
+                                  "committed": {_source_key(s): o for s, o in self.committed.items()}}},
+            )
+            self._loop(consumer, merger, kind_of, exit_when_idle_s, max_seconds)
+            if self._in_txn:
+                self._commit()
+            self._checkpoint("shutdown")
+        finally:
+            if self._in_txn:
+                try:
+                    producer.abort_transaction(10)
+                except KafkaException:
+                    pass
+            consumer.close()
+            producer.flush(10)
+        return engine
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def _loop(self, consumer, merger: EventTimeMerger, kind_of, exit_when_idle_s, max_seconds) -> None:
+        cfg = self.config.processor
+        started = time.monotonic()
+        last_progress = started
+        last_lag = 0.0
+        while not self.stopping.is_set():
+            messages = consumer.consume(num_messages=cfg.batch_size, timeout=0.05)
+            for msg in messages:
+                err = msg.error()
+                source = (kind_of[msg.topic()], msg.partition())
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        self._eof[source] = True
+                    elif err.fatal():
+                        raise KafkaException(err)
+                    else:
+                        log.warning("consumer error", extra={"fields": {"error": err.str()}})
+                    continue
+                self._eof[source] = False
+                merger.push(InputRecord(source[0], source[1], msg.offset(), msg.timestamp()[1],
+                                        msg.key(), msg.value()))
+            self._backpressure(consumer, merger)
+            processed = self._drain(merger)
+            now = time.monotonic()
+            if processed:
+                last_progress = now
+            if self._in_txn and (
+                self._txn_records >= cfg.batch_size
+                or (now - self._txn_started) * 1000 >= cfg.commit_interval_ms
+                or not processed
+            ):
+                self._commit()
+            self._maybe_checkpoint(now)
+            if now - last_lag > 5:
+                self._update_lag(consumer)
+                last_lag = now
+            if exit_when_idle_s is not None and now - last_progress >= exit_when_idle_s and not len(merger):
+                log.info("idle: stopping", extra={"fields": {"idle_s": exit_when_idle_s}})
+                return
+            if max_seconds is not None and now - started >= max_seconds:
+                return
+
+    def _drain(self, merger: EventTimeMerger) -> int:
+        """Process every record the merger releases; return how many."""
+        engine = self.engine
+        assert engine is not None
+        eof = self._eof
+        caught_up = eof.__getitem__
+        now_ms = self.clock()
+        processed = 0
+        batch_start = time.perf_counter()
+        limit = self.config.processor.batch_size
+        while processed < limit:
+            record = merger.pop(caught_up, now_ms)
+            if record is None:
+                break
+            source = (record.kind, record.partition)
+            outputs = engine.process(record, now_ms)
+            self.positions[source] = record.offset + 1
+            processed += 1
+            if not self._time_range:
+                self._time_range = [record.timestamp, record.timestamp]
+            else:
+                self._time_range[1] = max(self._time_range[1], record.timestamp)
+            live = record.offset >= self.committed.get(source, 0)
+            self.metrics.events_in.labels(self.config.name, record.kind, "live" if live else "replay").inc()
+            if live:
+                if not self._in_txn:
+                    self._begin()
+                self._txn_records += 1
+                for output in outputs:
+                    self._emit(output, now_ms)
+            else:
+                for output in outputs:
+                    self._count(output)
+        if processed:
+            elapsed = time.perf_counter() - batch_start
+            self.metrics.record_seconds.labels(self.config.name).observe(elapsed / processed)
+        return processed
+
+    # -- outputs -----------------------------------------------------------------------
+
+    def _count(self, output: Output) -> None:
+        if isinstance(output, DeadLetter):
+            self.metrics.dead_letters.labels(self.config.name, output.reason).inc()
+        elif isinstance(output, DriftEvent):
+            self.metrics.drift_events.labels(self.config.name, output.detector).inc()
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, headers=headers)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def _emit(self, output: Output, now_ms: int) -> None:
+        self._count(output)
+        model = self.config.name
+        if isinstance(output, Prediction):
+            headers = _ce_headers("prediction", f"{model}/{output.id}", model, output.model_version, now_ms)
+            self._produce(self.topics.predictions, output.id.encode(), orjson.dumps(output.body()), headers)
+            self.metrics.events_out.labels(model, "predictions").inc()
+        elif isinstance(output, DriftEvent):
+            headers = _ce_headers("drift", output.id, model, output.model_version, now_ms)
+            value = orjson.dumps(output.body(), option=orjson.OPT_NON_STR_KEYS)
+            self._produce(self.topics.drift, output.id.encode(), value, headers)
+            self.metrics.events_out.labels(model, "drift").inc()
+            log.warning("drift detected", extra={"fields": output.body()})
+        else:
+            rec = output.record
+            headers = [
+                ("dl_reason", output.reason.encode()),
+                ("dl_detail", output.detail.encode()[:1000]),
+                ("dl_topic", (self.topics.features if rec.kind == "features" else self.topics.labels).encode()),
+                ("dl_partition", str(rec.partition).encode()),
+                ("dl_offset", str(rec.offset).encode()),
+                ("dl_timestamp", str(rec.timestamp).encode()),
+            ]
+            self._produce(self.topics.dlq, rec.key, rec.value or b"", headers)
+            self.metrics.events_out.labels(model, "dlq").inc()
+
+    # -- transactions and checkpoints --------------------------------------------------
+
+    def _begin(self) -> None:
+        self._producer.begin_transaction()
+        self._in_txn = True
+        self._txn_records = 0
+        self._txn_started = time.monotonic()
+
+    def _commit(self) -> None:
+        """Commit outputs together with the consumed positions (never moving them back)."""
+        topic_of = {"features": self.topics.features, "labels": self.topics.labels}
+        offsets = []
+        for source, position in self.positions.items():
+            offset = max(position, self.committed.get(source, 0))
+            offsets.append(TopicPartition(topic_of[source[0]], source[1], offset))
+        if offsets:
+            self._producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 30)
+        self._producer.commit_transaction(60)
+        self._in_txn = False
+        for source, tp in zip(self.positions, offsets):
+            self.committed[source] = tp.offset
+        self.metrics.batch_seconds.labels(self.config.name).observe(time.monotonic() - self._txn_started)
+
+    def _maybe_checkpoint(self, now: float) -> None:
+        engine = self.engine
+        assert engine is not None
+        if self._in_txn:
+            return
+        ckpt = self.config.checkpoint
+        if engine.checkpoint_due:
+            self._checkpoint(engine.checkpoint_due)
+        elif engine.n_learned - self._ckpt_learned >= ckpt.every_examples:
+            self._checkpoint("periodic")
+        elif now - self._ckpt_time >= ckpt.every_seconds and engine.n_learned > self._ckpt_learned:
+            self._checkpoint("periodic")
+
+    def _checkpoint(self, trigger: str) -> dict[str, Any] | None:
+        """Cut a version of the engine at the current positions and announce it."""
+        engine = self.engine
+        assert engine is not None
+        version = self.store.next_version()
+        parent = engine.version or None
+        meta = {
+            "parent": parent,
+            "created_at": _now_ms(),
+            "trigger": trigger,
+            "examples_seen": engine.n_learned,
+            "positions": {_source_key(s): o for s, o in self.positions.items()},
+            "offset_range": {
+                _source_key(s): [self._range_start.get(s, 0), o] for s, o in self.positions.items()
+            },
+            "event_time_range": list(self._time_range),
+            "params": engine.model._get_params(),
+            "model_class": type(engine.model).__name__,
+            "metrics": engine.scores.values(),
+            "counters": vars(engine.counters),
+            "driftline_version": __version__,
+        }
+        previous = engine.version
+        engine.version, engine.checkpoint_due = version, None
+        try:
+            stored = self.store.save(version, meta, {"engine": engine, "positions": dict(self.positions)})
+        except SnapshotError as exc:
+            engine.version = previous
+            self.metrics.snapshot_failures.labels(self.config.name).inc()
+            log.error("snapshot failed: keeping the last good version", extra={"fields": {"error": str(exc)}})
+            self._ckpt_time = time.monotonic()
+            return None
+        self.metrics.versions.labels(self.config.name, trigger).inc()
+        self._ckpt_learned, self._ckpt_time = engine.n_learned, time.monotonic()
+        self._range_start, self._time_range = dict(self.positions), []
+        log.info("version cut", extra={"fields": {k: stored[k] for k in ("version", "trigger", "examples_seen")}})
+        self._announce(stored)
+        return stored
+
+    def _announce(self, meta: dict[str, Any]) -> None:
+        """Publish a version's metadata on the compacted ``.versions`` topic (idempotent by key)."""
+        now_ms = _now_ms()
+        headers = _ce_headers("version", f"{self.config.name}/v{meta['version']}", self.config.name, meta["version"], now_ms)
+        self._begin()
+        self._produce(self.topics.versions, str(meta["version"]).encode(), orjson.dumps(meta), headers)
+        self._commit()
+
+    # -- observability -----------------------------------------------------------------
+
+    def _backpressure(self, consumer, merger: EventTimeMerger) -> None:
+        """Pause partitions whose buffer is full while another one catches up."""
+        cap = self.config.processor.max_buffered_per_partition
+        topic_of = {"features": self.topics.features, "labels": self.topics.labels}
+        for source in list(self._eof):
+            n = merger.buffered(source)
+            tp = TopicPartition(topic_of[source[0]], source[1])
+            if n >= cap and source not in self._paused:
+                consumer.pause([tp])
+                self._paused.add(source)
+            elif n < cap // 2 and source in self._paused:
+                consumer.resume([tp])
+                self._paused.discard(source)
+
+    def _update_lag(self, consumer) -> None:
+        topic_of = {"features": self.topics.features, "labels": self.topics.labels}
+        for source in self._eof:
+            tp = TopicPartition(topic_of[source[0]], source[1])
+            try:
+                _, high = consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                self._lag[_source_key(source)] = max(0, high - self.positions.get(source, 0))
+
+    def _state(self) -> dict[str, Any]:
+        engine = self.engine
+        if engine is None:
+            return {}
+        return {
+            "version": engine.version,
+            "n_learned": engine.n_learned,
+            "scores": engine.scores.values(),
+            "pending_features": engine.join.pending_features,
+            "pending_labels": engine.join.pending_labels,
+            "expired_features": engine.counters.expired_features,
+            "expired_labels": engine.counters.expired_labels,
+            "lag": dict(self._lag),
+        }
+

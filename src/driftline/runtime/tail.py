@@ -1,0 +1,59 @@
+"""Follow one topic of a deployment and format its messages for a terminal."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
+
+from driftline.config import DeploymentConfig
+from driftline.runtime.clients import make_consumer
+
+__all__ = ["follow", "format_message"]
+
+
+def format_message(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                   headers: list[tuple[str, bytes]] | None) -> str:
+    """One line per message: coordinates, key, interesting headers and the JSON body."""
+    head = f"{topic}[{partition}]@{offset}"
+    if key is not None:
+        head += f" key={key.decode(errors='replace')}"
+    shown = {k: v.decode(errors="replace") for k, v in headers or [] if k.startswith("dl_")}
+    if shown:
+        head += " " + " ".join(f"{k}={v}" for k, v in shown.items())
+    try:
+        body = orjson.dumps(orjson.loads(value or b"null")).decode()
+    except orjson.JSONDecodeError:
+        body = repr((value or b"")[:200])
+    return f"{head} {body}"
+
+
+def follow(config: DeploymentConfig, topic: str, from_beginning: bool = False,
+           max_messages: int | None = None, idle_timeout: float | None = None) -> Iterator[str]:
+    """Yield formatted messages of ``topic`` until ``max_messages`` or ``idle_timeout``."""
+    consumer = make_consumer(config, group_id=f"driftline-tail-{uuid.uuid4().hex[:8]}",
+                             **{"enable.partition.eof": False})
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        consumer.assign([TopicPartition(topic, p, start) for p in metadata.partitions])
+        seen = 0
+        last = time.monotonic()
+        while max_messages is None or seen < max_messages:
+            msg = consumer.poll(0.2)
+            if msg is None:
+                if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                    return
+                continue
+            if msg.error() is not None:
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    yield f"error: {msg.error().str()}"
+                continue
+            last = time.monotonic()
+            seen += 1
+            yield format_message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers())
+    finally:
+        consumer.close()
