@@ -81,6 +81,9 @@ def _load(value: bytes | None, schema: EventSchema) -> dict[str, Any]:
     try:
         body = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
+        # Python's json.dumps writes NaN/Infinity by default; name that case precisely.
+        if "infinity" in str(exc) or b"NaN" in value or b"Infinity" in value:
+            raise BadEventError("non_finite_number", f"NaN or infinite number: {exc}") from None
         raise BadEventError("malformed_json", str(exc)) from None
     if not isinstance(body, dict):
         raise BadEventError("malformed_event", f"expected a JSON object, got {type(body).__name__}")

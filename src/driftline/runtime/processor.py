@@ -69,6 +69,28 @@ def _ce_headers(kind: str, ce_id: str, model: str, version: int, now_ms: int) ->
     ]
 
 
+def _retrying(call: Callable[[], Any], deadline_s: float = 60.0) -> Any:
+    """Call, retrying retriable Kafka errors (coordinator loading, leader moves) for a while."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            retriable = err is not None and (err.retriable() or err.code() in _COORDINATOR_ERRORS)
+            if not retriable or time.monotonic() > deadline:
+                raise
+            log.warning("retrying", extra={"fields": {"error": err.str()}})
+            time.sleep(0.5)
+
+
+_COORDINATOR_ERRORS = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
+
+
 class Processor:
     """Runs one deployment: restore, replay, then process live until stopped."""
 
@@ -137,14 +159,16 @@ class Processor:
         producer = make_producer(self.config, transactional=True)
         self._consumer, self._producer = consumer, producer
         try:
+            # Fence any previous instance first: that aborts its open transaction, whose
+            # pending offsets would otherwise keep committed() waiting (KIP-447).
+            _retrying(lambda: producer.init_transactions(30))
             tps = [TopicPartition(topic_of[k], p) for k, p in sources]
-            for tp in consumer.committed(tps, timeout=30):
+            for tp in _retrying(lambda: consumer.committed(tps, timeout=10)):
                 if tp.offset >= 0:
                     self.committed[(kind_of[tp.topic], tp.partition)] = tp.offset
             consumer.assign(
                 [TopicPartition(topic_of[k], p, self.positions.get((k, p), OFFSET_BEGINNING)) for k, p in sources]
             )
-            producer.init_transactions(60)
             self._eof = {src: False for src in sources}
             merger = EventTimeMerger(sources, self.config.processor.max_idle_ms)
             self.metrics.watch(self._state)

@@ -1,0 +1,70 @@
+"""The processor against the real broker: River-exact metrics and one prediction per event."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+from river import evaluate, metrics
+
+from driftline.core.models import build_model
+from driftline.core.outputs import json_key
+from driftline.datasets import stream
+from driftline.runtime.processor import Processor
+from driftline.runtime.replay import encode_features, replay
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("preset", "delay"),
+    [("logistic_regression", 0), ("logistic_regression", 25), ("hoeffding_tree", 100)],
+)
+def test_accuracy_equals_progressive_val_score(make_config, reader, signing_key, preset, delay):
+    config = make_config(model={"preset": preset})
+    rows = [(encode_features(x), y) for x, y in stream("river:Phishing")]
+    replay(config, rows, label_delay=delay, n_rows=len(rows))
+
+    engine = Processor(config, signing_key, registry=CollectorRegistry()).run(exit_when_idle_s=3)
+
+    expected = evaluate.progressive_val_score(rows, build_model(config.model), metrics.Accuracy(), delay=delay)
+    assert engine.n_learned == len(rows)
+    assert engine.scores.values()["accuracy"] == expected.get()
+
+
+def test_every_event_has_one_prediction_with_headers(make_config, reader, signing_key):
+    config = make_config(partitions=3)
+    rows = list(stream("synth:agrawal", limit=3000, seed=7))
+    replay(config, rows, label_delay=50, n_rows=len(rows))
+
+    Processor(config, signing_key, registry=CollectorRegistry()).run(exit_when_idle_s=3)
+
+    predictions = reader(config, config.topics.predictions)
+    ids = [orjson.loads(m.value())["id"] for m in predictions]
+    assert sorted(ids) == sorted(f"e{i}" for i in range(len(rows)))
+    first = predictions[0]
+    headers = dict(first.headers())
+    body = orjson.loads(first.value())
+    assert headers["ce_type"] == b"io.driftline.prediction"
+    assert headers["ce_id"].decode().endswith(body["id"])
+    assert int(headers["dl_model_version"]) == body["model_version"] >= 1
+    assert max(body["proba"], key=body["proba"].get) == json_key(body["prediction"])
+    assert sum(body["proba"].values()) == pytest.approx(1.0)
+    # Predictions are keyed like their features, so they land on the same partition.
+    assert all(m.key().decode() == orjson.loads(m.value())["id"] for m in predictions)
+
+
+def test_versions_are_announced_and_drift_is_published(make_config, reader, signing_key):
+    config = make_config(checkpoint={"every_examples": 2000})
+    rows = list(stream("synth:sea", limit=8000, seed=3, drift_every=4000, noise=0.0))
+    replay(config, rows, label_delay=10, n_rows=len(rows))
+
+    engine = Processor(config, signing_key, registry=CollectorRegistry()).run(exit_when_idle_s=3)
+
+    announced = [orjson.loads(m.value()) for m in reader(config, config.topics.versions)]
+    assert [v["version"] for v in announced] == list(range(1, engine.version + 1))
+    assert announced[-1]["examples_seen"] == len(rows)
+    drift = [orjson.loads(m.value()) for m in reader(config, config.topics.drift)]
+    assert len(drift) == engine.counters.drift_events > 0
+    assert {d["detector"] for d in drift} <= {"ADWIN", "PageHinkley"}
+    assert all(d["kind"] == "concept" and d["model"] == config.name for d in drift)

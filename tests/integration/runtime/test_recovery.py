@@ -1,0 +1,105 @@
+"""Kill -9 the processor mid-stream, restart it, and check nothing was lost or learned twice."""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from driftline.core.engine import Engine
+from driftline.core.events import InputRecord
+from driftline.datasets import stream
+from driftline.runtime.replay import encode_features, replay
+from driftline.versions.store import VersionStore
+
+pytestmark = pytest.mark.integration
+
+N_EVENTS, DELAY, KILLS = 12_000, 200, 4
+
+
+def _write_toml(config, path) -> None:
+    path.write_text(
+        f"""
+name = "{config.name}"
+[kafka]
+bootstrap_servers = "{config.kafka.bootstrap_servers}"
+[model]
+preset = "{config.model.preset}"
+[checkpoint]
+store_url = "{config.checkpoint.store_url}"
+every_examples = {config.checkpoint.every_examples}
+[processor]
+commit_interval_ms = {config.processor.commit_interval_ms}
+batch_size = {config.processor.batch_size}
+"""
+    )
+
+
+def _reference_engine(config, rows) -> Engine:
+    """The uninterrupted run: the same records in the same event-time order, in memory."""
+    engine = Engine(config)
+    records = []
+    for i, (x, y) in enumerate(rows):
+        key = f"e{i}".encode()
+        records.append(InputRecord("features", 0, i, i, key, orjson.dumps({"id": f"e{i}", "features": x})))
+        records.append(InputRecord("labels", 0, i, i + DELAY, key, orjson.dumps({"id": f"e{i}", "label": y})))
+    records.sort(key=lambda r: (r.timestamp, r.kind != "labels", r.offset))
+    for record in records:
+        engine.process(record, now_ms=0)
+    return engine
+
+
+def test_kill_minus_nine_loses_nothing_and_learns_nothing_twice(make_config, reader, signing_key, tmp_path):
+    config = make_config(checkpoint={"every_examples": 1500}, processor={"commit_interval_ms": 50, "batch_size": 200})
+    all_rows = [(encode_features(x), y) for x, y in stream("synth:agrawal", limit=N_EVENTS + 300, seed=11)]
+    rows, held_out = all_rows[:N_EVENTS], all_rows[N_EVENTS:]
+    replay(config, rows, label_delay=DELAY, n_rows=len(rows))
+    toml = tmp_path / "deployment.toml"
+    _write_toml(config, toml)
+    env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": signing_key.decode()}
+    command = [sys.executable, "-m", "driftline.cli", "-c", str(toml), "run", "--exit-when-idle", "4"]
+    store = VersionStore(config.checkpoint.store_url, config.name, signing_key)
+    rng = random.Random(2024)
+
+    kills = 0
+    for _ in range(KILLS):
+        before = store.latest() or 0
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while (store.latest() or 0) <= before + 1 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.4))  # somewhere mid-batch, mid-transaction or mid-snapshot
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    final = subprocess.run(command, env=env, capture_output=True, timeout=300)
+    assert final.returncode == 0, final.stderr.decode()[-2000:]
+    assert kills >= 2, "the stream finished before the processor could be killed"
+
+    # Every feature event has exactly one committed prediction.
+    ids = collections.Counter(orjson.loads(m.value())["id"] for m in reader(config, config.topics.predictions))
+    assert set(ids) == {f"e{i}" for i in range(N_EVENTS)}
+    assert max(ids.values()) == 1
+    assert reader(config, config.topics.dlq, idle_s=1) == []
+
+    # Every label was learned exactly once, by the model and by the metrics.
+    _, state = store.load(store.latest())
+    engine = state["engine"]
+    assert engine.n_learned == N_EVENTS
+    assert engine.scores.n == N_EVENTS
+    scaler = engine.model["StandardScaler"]
+    assert set(scaler.counts.values()) == {N_EVENTS}
+
+    # And the model is the one an uninterrupted run builds.
+    reference = _reference_engine(config, rows)
+    assert engine.scores.values() == reference.scores.values()
+    for x, _ in held_out:
+        assert engine.model.predict_proba_one(x) == reference.model.predict_proba_one(x)
