@@ -141,6 +141,26 @@ def tail(ctx: click.Context, kind, from_beginning, max_messages, timeout) -> Non
         click.echo(message)
 
 
+@main.command()
+@click.option("--dataset", default="synth:agrawal", show_default=True)
+@click.option("--events", default=40_000, show_default=True)
+@click.option("--drift-every", default=10_000, show_default=True)
+@click.option("--label-delay", default=100, show_default=True)
+@click.option("--rate", default=4000.0, show_default=True, help="Events per second.")
+@click.pass_context
+def demo(ctx: click.Context, dataset, events, drift_every, label_delay, rate) -> None:
+    """Replay a drifting stream while the processor learns from it, live."""
+    from driftline.runtime.demo import run_demo
+
+    config = _config(ctx)
+    try:
+        summary = run_demo(config, config.checkpoint.signing_key(), dataset, events, drift_every,
+                           label_delay, rate, echo=click.echo)
+    except DriftlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("summary: " + orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+
+
 @main.group()
 def models() -> None:
     """Inspect model versions."""

@@ -75,10 +75,13 @@ class Engine:
 
     def predict(self, features: dict[str, Any]) -> tuple[Any, dict[Any, float] | None]:
         """Stage 1: the current model's prediction (and class probabilities)."""
-        if self.task == "classification":
-            proba = self.model.predict_proba_one(features)
-            return (max(proba, key=proba.get) if proba else None), proba
-        return self.model.predict_one(features), None
+        try:
+            if self.task == "classification":
+                proba = self.model.predict_proba_one(features)
+                return (max(proba, key=proba.get) if proba else None), proba
+            return self.model.predict_one(features), None
+        except Exception as exc:  # noqa: BLE001 - any model failure is this input's fault
+            raise BadEventError("model_error", f"predict failed: {exc!r}") from exc
 
     def train(self, pending: Pending, label: Any, record: InputRecord, now_ms: int) -> list[Output]:
         """Stage 3: score the stored prediction, watch the error, then learn."""
@@ -92,7 +95,10 @@ class Engine:
             detections = self.watch.update(error)
             if detections:
                 out.extend(self._on_drift(detections, record, now_ms))
-        self.model.learn_one(pending.features, label)
+        try:
+            self.model.learn_one(pending.features, label)
+        except Exception as exc:  # noqa: BLE001 - never let one example stop the stream
+            raise BadEventError("model_error", f"learn failed: {exc!r}") from exc
         self.n_learned += 1
         self.counters.joined += 1
         return out

@@ -22,19 +22,25 @@ from driftline.exceptions import ConfigError
 __all__ = ["PRESETS", "build_model", "task_of"]
 
 
-def _scaled(estimator: base.Estimator) -> base.Estimator:
-    return compose.Pipeline(preprocessing.StandardScaler(), estimator)
+def _scaled(estimator: base.Estimator, categorical: tuple[str, ...] = ()) -> base.Estimator:
+    """Standard-scale numbers; one-hot encode the declared categorical features."""
+    if not categorical:
+        return compose.Pipeline(preprocessing.StandardScaler(), estimator)
+    numbers = compose.Discard(*categorical) | preprocessing.StandardScaler()
+    categories = compose.Select(*categorical) | preprocessing.OneHotEncoder()
+    return compose.Pipeline(compose.TransformerUnion(numbers, categories), estimator)
 
 
+# Each preset takes the categorical feature names and the estimator's parameters.
 PRESETS: dict[str, Callable[..., base.Estimator]] = {
-    "logistic_regression": lambda **p: _scaled(linear_model.LogisticRegression(**p)),
-    "hoeffding_tree": lambda **p: tree.HoeffdingTreeClassifier(**p),
-    "hoeffding_adaptive_tree": lambda **p: tree.HoeffdingAdaptiveTreeClassifier(**p),
-    "adaptive_random_forest": lambda **p: forest.ARFClassifier(**{"seed": 42, **p}),
-    "gaussian_naive_bayes": lambda **p: naive_bayes.GaussianNB(**p),
-    "linear_regression": lambda **p: _scaled(linear_model.LinearRegression(**p)),
-    "hoeffding_tree_regressor": lambda **p: tree.HoeffdingTreeRegressor(**p),
-    "adaptive_random_forest_regressor": lambda **p: forest.ARFRegressor(**{"seed": 42, **p}),
+    "logistic_regression": lambda cat, **p: _scaled(linear_model.LogisticRegression(**p), cat),
+    "hoeffding_tree": lambda cat, **p: tree.HoeffdingTreeClassifier(**p),
+    "hoeffding_adaptive_tree": lambda cat, **p: tree.HoeffdingAdaptiveTreeClassifier(**{"seed": 42, **p}),
+    "adaptive_random_forest": lambda cat, **p: forest.ARFClassifier(**{"seed": 42, **p}),
+    "gaussian_naive_bayes": lambda cat, **p: naive_bayes.GaussianNB(**p),
+    "linear_regression": lambda cat, **p: _scaled(linear_model.LinearRegression(**p), cat),
+    "hoeffding_tree_regressor": lambda cat, **p: tree.HoeffdingTreeRegressor(**p),
+    "adaptive_random_forest_regressor": lambda cat, **p: forest.ARFRegressor(**{"seed": 42, **p}),
 }
 
 
@@ -52,14 +58,15 @@ def _import_factory(path: str) -> Callable[..., Any]:
 def build_model(config: ModelConfig) -> base.Estimator:
     """A fresh, unfitted estimator from the model config."""
     if config.factory:
-        factory = _import_factory(config.factory)
+        model = _import_factory(config.factory)(**config.params)
     else:
         try:
-            factory = PRESETS[config.preset]
+            preset = PRESETS[config.preset]
         except KeyError:
             known = ", ".join(sorted(PRESETS))
             raise ConfigError(f"unknown model preset {config.preset!r}; known: {known}") from None
-    model = factory(**config.params)
+        categorical = tuple(name for name, kind in config.features.items() if kind == "cat")
+        model = preset(categorical, **config.params)
     if not isinstance(model, base.Estimator):
         raise ConfigError(f"the model factory returned {type(model).__name__}, not a River estimator")
     return model

@@ -308,7 +308,7 @@ class Processor:
             value = orjson.dumps(output.body(), option=orjson.OPT_NON_STR_KEYS)
             self._produce(self.topics.drift, output.id.encode(), value, headers)
             self.metrics.events_out.labels(model, "drift").inc()
-            log.warning("drift detected", extra={"fields": output.body()})
+            log.info("drift detected", extra={"fields": output.body()})
         else:
             rec = output.record
             headers = [

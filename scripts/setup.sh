@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create .venv/ at the repo root and install Driftline with its pinned dependencies.
+# Idempotent: re-running only installs what changed. Prerequisites: Python 3.11+.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+python="${PYTHON:-python3}"
+"$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+  || { echo "setup.sh: Python 3.11+ is required (found $("$python" --version 2>&1))" >&2; exit 1; }
+if [ ! -x .venv/bin/python ]; then
+  echo "setup.sh: creating .venv" >&2
+  "$python" -m venv .venv
+fi
+stamp=.venv/.driftline-installed
+extras="${DRIFTLINE_EXTRAS:-test}"
+want="$(cat pyproject.toml | sha256sum | cut -c1-16)-$extras"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup.sh: installing driftline[$extras] into .venv" >&2
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".[$extras]"
+  echo "$want" > "$stamp"
+fi

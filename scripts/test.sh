@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up from a fresh clone and run the whole suite: unit tests (no network), then
+# integration tests against a real Kafka broker that this script starts (scripts/kafka.sh).
+# Extra arguments go to pytest, e.g. scripts/test.sh -k recovery
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+scripts/setup.sh
+export KAFKA_PORT="${KAFKA_TEST_PORT:-39092}"
+bootstrap="$(scripts/kafka.sh start)"
+export DRIFTLINE_TEST_BOOTSTRAP="${bootstrap#bootstrap.servers=}"
+echo "== unit tests and doctests" >&2
+.venv/bin/python -m pytest tests/unit src -q "$@"
+echo "== integration tests against $DRIFTLINE_TEST_BOOTSTRAP" >&2
+.venv/bin/python -m pytest tests/integration -q "$@"
