@@ -69,11 +69,12 @@ def drifting(name: str, drift_every: int = 20_000, noise: float = 0.1, seed: int
 
 
 def _number(value: str) -> Any:
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+    for parse in (int, float):
+        try:
+            return parse(value)
+        except ValueError:
+            pass
+    return value
 
 
 def _csv(path: Path, target: str | None) -> Iterator[Row]:

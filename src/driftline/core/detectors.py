@@ -14,6 +14,7 @@ True
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +47,11 @@ def build_detector(spec: DetectorSpec, task: str) -> Any:
         raise ConfigError(f"unknown drift detector {spec.name!r}")
     if namespace is binary and task == "regression":
         raise ConfigError(f"{spec.name} needs a 0/1 error: it cannot watch a regression loss")
+    params = dict(spec.params)
+    if "seed" in inspect.signature(cls).parameters:
+        params.setdefault("seed", 42)  # determinism: replays must fire at the same examples
     try:
-        return cls(**spec.params)
+        return cls(**params)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad parameters for {spec.name}: {exc}") from exc
 

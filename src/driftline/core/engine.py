@@ -70,6 +70,13 @@ class Engine:
         self.stream_time = 0
         self.checkpoint_due: str | None = None
         self._window_before: dict[str, float] = {}
+        # A binary-only model (e.g. logistic regression) learns "is it the last class?" and
+        # its True/False answers are mapped back to the configured classes.
+        classes = self.schema.classes
+        self._binary_codec = (
+            self.task == "classification" and len(classes) == 2
+            and not getattr(self.model, "_multiclass", True) and set(classes) != {False, True}
+        )
 
     # -- the three stages ------------------------------------------------------------
 
@@ -78,13 +85,20 @@ class Engine:
         try:
             if self.task == "classification":
                 proba = self.model.predict_proba_one(features)
+                if self._binary_codec and proba:
+                    negative, positive = self.schema.classes
+                    proba = {negative: proba.get(False, 0.0), positive: proba.get(True, 0.0)}
                 return (max(proba, key=proba.get) if proba else None), proba
             return self.model.predict_one(features), None
         except Exception as exc:  # noqa: BLE001 - any model failure is this input's fault
             raise BadEventError("model_error", f"predict failed: {exc!r}") from exc
 
     def train(self, pending: Pending, label: Any, record: InputRecord, now_ms: int) -> list[Output]:
-        """Stage 3: score the stored prediction, watch the error, then learn."""
+        """Stage 3: score the stored prediction, watch the error, then learn.
+
+        ``record`` is the label's record: if the model cannot learn the example, the label
+        goes to the dead-letter topic and everything else stands.
+        """
         out: list[Output] = []
         scores = self.scores
         if pending.prediction is not None:
@@ -95,10 +109,13 @@ class Engine:
             detections = self.watch.update(error)
             if detections:
                 out.extend(self._on_drift(detections, record, now_ms))
+        target = label == self.schema.classes[-1] if self._binary_codec else label
         try:
-            self.model.learn_one(pending.features, label)
+            self.model.learn_one(pending.features, target)
         except Exception as exc:  # noqa: BLE001 - never let one example stop the stream
-            raise BadEventError("model_error", f"learn failed: {exc!r}") from exc
+            self.counters.dead_letters += 1
+            out.append(DeadLetter(record, "model_error", f"learn failed: {exc!r}"))
+            return out
         self.n_learned += 1
         self.counters.joined += 1
         return out
@@ -107,12 +124,13 @@ class Engine:
 
     def process(self, record: InputRecord, now_ms: int) -> list[Output]:
         """Handle one input record; return what must be published for it."""
-        self.stream_time = max(self.stream_time, record.timestamp)
         try:
             if record.kind == "features":
                 out = self._on_features(record, now_ms)
             else:
                 out = self._on_label(record, now_ms)
+            # Only valid records move event time (a bad record's timestamp is not trusted).
+            self.stream_time = max(self.stream_time, record.timestamp)
         except BadEventError as exc:
             self.counters.dead_letters += 1
             out = [DeadLetter(record, exc.reason, exc.detail)]
@@ -140,7 +158,7 @@ class Engine:
             )
         ]
         if waiting is not None:
-            out.extend(self.train(pending, waiting.label, record, now_ms))
+            out.extend(self.train(pending, waiting.label, waiting.record or record, now_ms))
         return out
 
     def _on_label(self, record: InputRecord, now_ms: int) -> list[Output]:
@@ -161,7 +179,7 @@ class Engine:
             self.counters.drift_events += 1
             events.append(
                 DriftEvent(
-                    id=f"{self.config.name}-drift-{self.counters.drift_events}",
+                    id=f"{self.config.name}-drift-{self.n_learned}-{det.detector}",
                     model=self.config.name,
                     model_version=self.version,
                     drift_kind="concept",

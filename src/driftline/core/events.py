@@ -82,7 +82,8 @@ def _load(value: bytes | None, schema: EventSchema) -> dict[str, Any]:
         body = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         # Python's json.dumps writes NaN/Infinity by default; name that case precisely.
-        if "infinity" in str(exc) or b"NaN" in value or b"Infinity" in value:
+        rest = value[exc.pos :].lstrip(b"-") if exc.pos is not None else b""
+        if "infinity" in str(exc) or rest.startswith((b"NaN", b"Infinity")):
             raise BadEventError("non_finite_number", f"NaN or infinite number: {exc}") from None
         raise BadEventError("malformed_json", str(exc)) from None
     if not isinstance(body, dict):
@@ -172,6 +173,6 @@ def decode_label(value: bytes | None, schema: EventSchema, model: str) -> LabelE
             raise BadEventError(
                 "mistyped_label", f"label must be a string, integer or boolean, got {label!r}"
             )
-        if schema.classes and label not in schema.classes:
+        if schema.classes and not any(label == c and type(label) is type(c) for c in schema.classes):
             raise BadEventError("unknown_class", f"label {label!r} is not one of {list(schema.classes)}")
     return LabelEvent(event_id, label)

@@ -57,16 +57,19 @@ def _import_factory(path: str) -> Callable[..., Any]:
 
 def build_model(config: ModelConfig) -> base.Estimator:
     """A fresh, unfitted estimator from the model config."""
-    if config.factory:
-        model = _import_factory(config.factory)(**config.params)
-    else:
-        try:
-            preset = PRESETS[config.preset]
-        except KeyError:
-            known = ", ".join(sorted(PRESETS))
-            raise ConfigError(f"unknown model preset {config.preset!r}; known: {known}") from None
-        categorical = tuple(name for name, kind in config.features.items() if kind == "cat")
-        model = preset(categorical, **config.params)
+    try:
+        if config.factory:
+            model = _import_factory(config.factory)(**config.params)
+        else:
+            try:
+                preset = PRESETS[config.preset]
+            except KeyError:
+                known = ", ".join(sorted(PRESETS))
+                raise ConfigError(f"unknown model preset {config.preset!r}; known: {known}") from None
+            categorical = tuple(name for name, kind in config.features.items() if kind == "cat")
+            model = preset(categorical, **config.params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad model parameters {config.params}: {exc}") from exc
     if not isinstance(model, base.Estimator):
         raise ConfigError(f"the model factory returned {type(model).__name__}, not a River estimator")
     return model

@@ -71,10 +71,12 @@ class EventTimeMerger:
         if best is None:
             return None
         if lagging:
+            # Like Kafka Streams' max.task.idle.ms: the deadline holds until no source lags.
             if self._waiting_since is None:
                 self._waiting_since = now_ms
             if now_ms - self._waiting_since < self.max_idle_ms:
                 return None
-        self._waiting_since = None
+        else:
+            self._waiting_since = None
         self._queues[(best.kind, best.partition)].popleft()
         return best

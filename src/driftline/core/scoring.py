@@ -22,19 +22,21 @@ from river import metrics, utils
 
 __all__ = ["OnlineScores", "error_of"]
 
+# name -> (metric class, what it is fed). Label metrics of a classifier all read one shared
+# confusion matrix (one cumulative, one rolling), which is updated once per example.
 _BINARY = {
-    "accuracy": (metrics.Accuracy, "label"),
-    "precision": (metrics.Precision, "label"),
-    "recall": (metrics.Recall, "label"),
-    "f1": (metrics.F1, "label"),
+    "accuracy": (metrics.Accuracy, "cm"),
+    "precision": (metrics.Precision, "cm"),
+    "recall": (metrics.Recall, "cm"),
+    "f1": (metrics.F1, "cm"),
     "roc_auc": (metrics.ROCAUC, "proba"),
     "log_loss": (metrics.LogLoss, "proba"),
 }
 _MULTICLASS = {
-    "accuracy": (metrics.Accuracy, "label"),
-    "precision": (metrics.MacroPrecision, "label"),
-    "recall": (metrics.MacroRecall, "label"),
-    "f1": (metrics.MacroF1, "label"),
+    "accuracy": (metrics.Accuracy, "cm"),
+    "precision": (metrics.MacroPrecision, "cm"),
+    "recall": (metrics.MacroRecall, "cm"),
+    "f1": (metrics.MacroF1, "cm"),
     "log_loss": (metrics.CrossEntropy, "proba"),
 }
 _REGRESSION = {
@@ -64,6 +66,10 @@ class OnlineScores:
         self.classes = classes
         self.n = 0
         self._metrics: list[tuple[str, str, Any]] | None = None
+        self._cms: tuple[Any, Any] | None = None
+        self._fed: list[tuple[str, Any]] = []
+        self._positive: Any = None
+        self._map_positive = False  # a plain flag, not a sentinel object: it must survive pickling
 
     def _build(self, y_true: Any) -> list[tuple[str, str, Any]]:
         if self.task == "regression":
@@ -72,12 +78,21 @@ class OnlineScores:
             table = _BINARY
         else:
             table = _MULTICLASS
-        pos_val = self.classes[-1] if len(self.classes) == 2 else True
+        # Binary metrics see booleans: "is it the positive class (the last configured one)?"
+        if table is _BINARY and len(self.classes) == 2 and self.classes[-1] is not True:
+            self._positive, self._map_positive = self.classes[-1], True
+        if table is not _REGRESSION:
+            self._cms = (metrics.ConfusionMatrix(), utils.Rolling(metrics.ConfusionMatrix, window_size=self.window))
         built = []
-        for name, (cls, needs) in table.items():
-            kwargs = {"pos_val": pos_val} if table is _BINARY and name not in ("accuracy", "log_loss") else {}
-            built.append((name, needs, cls(**kwargs)))
-            built.append((f"rolling_{name}", needs, utils.Rolling(cls, window_size=self.window, **kwargs)))
+        for name, (cls, feed) in table.items():
+            kwargs: dict[str, Any] = {}
+            if feed == "cm":
+                built.append((name, "", cls(cm=self._cms[0], **kwargs)))
+                built.append((f"rolling_{name}", "", cls(cm=self._cms[1], **kwargs)))
+            else:
+                built.append((name, feed, cls(**kwargs)))
+                built.append((f"rolling_{name}", feed, utils.Rolling(cls, window_size=self.window, **kwargs)))
+        self._fed = [(feed, metric) for _, feed, metric in built if feed]
         return built
 
     def update(self, y_true: Any, y_pred: Any, proba: dict[Any, float] | None) -> None:
@@ -87,8 +102,17 @@ class OnlineScores:
         if self._metrics is None:
             self._metrics = self._build(y_true)
         self.n += 1
-        for _, needs, metric in self._metrics:
-            if needs == "label":
+        if self._map_positive:
+            positive = self._positive
+            y_true, y_pred = y_true == positive, y_pred == positive
+            if proba:
+                p = proba.get(positive, 0.0)
+                proba = {True: p, False: 1.0 - p}
+        if self._cms is not None:
+            self._cms[0].update(y_true, y_pred)
+            self._cms[1].update(y_true, y_pred)
+        for feed, metric in self._fed:
+            if feed == "label":
                 metric.update(y_true, y_pred)
             elif proba:
                 metric.update(y_true, proba)

@@ -26,7 +26,8 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s]
+        # Redact each secret as it appears in the JSON line, i.e. JSON-escaped.
+        self.secrets = sorted({orjson.dumps(s).decode()[1:-1] for s in secrets if s}, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {

@@ -3,7 +3,7 @@
 >>> from prometheus_client import CollectorRegistry
 >>> registry = CollectorRegistry()
 >>> m = ProcessorMetrics("demo", registry=registry)
->>> m.dead_letters.labels(reason="malformed_json").inc()
+>>> m.dead_letters.labels(model="demo", reason="malformed_json").inc()
 >>> registry.get_sample_value("driftline_dead_letters_total", {"model": "demo", "reason": "malformed_json"})
 1.0
 """

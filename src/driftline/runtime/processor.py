@@ -18,6 +18,7 @@ the exact state it had, and every output appears once in the read-committed view
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -55,11 +56,17 @@ def _source_key(source: Source) -> str:
     return f"{source[0]}:{source[1]}"
 
 
+@functools.lru_cache(maxsize=64)
+def _version_bytes(version: int) -> bytes:
+    return str(version).encode()
+
+
 def _ce_headers(kind: str, ce_id: str, model: str, version: int, now_ms: int) -> list[tuple[str, bytes]]:
+    """CloudEvents binary-mode headers; ``dl_model_version`` comes last."""
     ce_time = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
     return [
         ("ce_specversion", b"1.0"),
-        ("ce_id", ce_id.encode()),
+        *([("ce_id", ce_id.encode())] if ce_id else []),
         ("ce_type", f"io.driftline.{kind}".encode()),
         ("ce_source", f"driftline/{model}".encode()),
         ("ce_time", ce_time.replace("+00:00", "Z").encode()),
@@ -120,6 +127,11 @@ class Processor:
         self._ckpt_time = 0.0
         self._range_start: dict[Source, int] = {}
         self._time_range: list[int] = []
+        # perf_counter() of the first record processed and of the last commit (benchmarks).
+        self.timings: dict[str, float] = {}
+        self._batch_headers: list[tuple[str, bytes]] = []
+        self._n_predictions = 0
+        self._predictions_out = self.metrics.events_out.labels(config.name, "predictions")
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -205,8 +217,10 @@ class Processor:
         started = time.monotonic()
         last_progress = started
         last_lag = 0.0
+        busy = False
         while not self.stopping.is_set():
-            messages = consumer.consume(num_messages=cfg.batch_size, timeout=0.05)
+            # Don't block while there is work: only wait for the broker when idle.
+            messages = consumer.consume(num_messages=cfg.batch_size, timeout=0.0 if busy else 0.05)
             for msg in messages:
                 err = msg.error()
                 source = (kind_of[msg.topic()], msg.partition())
@@ -223,6 +237,7 @@ class Processor:
                                         msg.key(), msg.value()))
             self._backpressure(consumer, merger)
             processed = self._drain(merger)
+            busy = processed > 0
             now = time.monotonic()
             if processed:
                 last_progress = now
@@ -243,13 +258,16 @@ class Processor:
                 return
 
     def _drain(self, merger: EventTimeMerger) -> int:
-        """Process every record the merger releases; return how many."""
+        """Process the records the merger releases (at most one batch); return how many."""
         engine = self.engine
         assert engine is not None
-        eof = self._eof
-        caught_up = eof.__getitem__
+        caught_up = self._eof.__getitem__
         now_ms = self.clock()
+        self._batch_headers = _ce_headers("prediction", "", self.config.name, 0, now_ms)[:-1]
+        positions, committed = self.positions, self.committed
+        counts: dict[tuple[str, str], int] = {}
         processed = 0
+        first_ts = last_ts = None
         batch_start = time.perf_counter()
         limit = self.config.processor.batch_size
         while processed < limit:
@@ -258,14 +276,14 @@ class Processor:
                 break
             source = (record.kind, record.partition)
             outputs = engine.process(record, now_ms)
-            self.positions[source] = record.offset + 1
+            positions[source] = record.offset + 1
             processed += 1
-            if not self._time_range:
-                self._time_range = [record.timestamp, record.timestamp]
-            else:
-                self._time_range[1] = max(self._time_range[1], record.timestamp)
-            live = record.offset >= self.committed.get(source, 0)
-            self.metrics.events_in.labels(self.config.name, record.kind, "live" if live else "replay").inc()
+            if first_ts is None:
+                first_ts = record.timestamp
+            last_ts = record.timestamp
+            live = record.offset >= committed.get(source, 0)
+            mode = (record.kind, "live" if live else "replay")
+            counts[mode] = counts.get(mode, 0) + 1
             if live:
                 if not self._in_txn:
                     self._begin()
@@ -276,6 +294,14 @@ class Processor:
                 for output in outputs:
                     self._count(output)
         if processed:
+            self.timings.setdefault("first_record", batch_start)
+            if not self._time_range:
+                self._time_range = [first_ts, last_ts]
+            self._time_range[1] = max(self._time_range[1], last_ts)
+            for (kind, mode), n in counts.items():
+                self.metrics.events_in.labels(self.config.name, kind, mode).inc(n)
+            self._predictions_out.inc(self._n_predictions)
+            self._n_predictions = 0
             elapsed = time.perf_counter() - batch_start
             self.metrics.record_seconds.labels(self.config.name).observe(elapsed / processed)
         return processed
@@ -297,13 +323,15 @@ class Processor:
                 self._producer.poll(0.05)
 
     def _emit(self, output: Output, now_ms: int) -> None:
-        self._count(output)
         model = self.config.name
-        if isinstance(output, Prediction):
-            headers = _ce_headers("prediction", f"{model}/{output.id}", model, output.model_version, now_ms)
-            self._produce(self.topics.predictions, output.id.encode(), orjson.dumps(output.body()), headers)
-            self.metrics.events_out.labels(model, "predictions").inc()
-        elif isinstance(output, DriftEvent):
+        if type(output) is Prediction:  # the hot path: one per feature event
+            key = output.id.encode()
+            headers = [*self._batch_headers, ("ce_id", key), ("dl_model_version", _version_bytes(output.model_version))]
+            self._produce(self.topics.predictions, key, orjson.dumps(output.body()), headers)
+            self._n_predictions += 1
+            return
+        self._count(output)
+        if isinstance(output, DriftEvent):
             headers = _ce_headers("drift", output.id, model, output.model_version, now_ms)
             value = orjson.dumps(output.body(), option=orjson.OPT_NON_STR_KEYS)
             self._produce(self.topics.drift, output.id.encode(), value, headers)
@@ -313,13 +341,13 @@ class Processor:
             rec = output.record
             headers = [
                 ("dl_reason", output.reason.encode()),
-                ("dl_detail", output.detail.encode()[:1000]),
+                ("dl_detail", output.detail[:1000].encode()),
                 ("dl_topic", (self.topics.features if rec.kind == "features" else self.topics.labels).encode()),
                 ("dl_partition", str(rec.partition).encode()),
                 ("dl_offset", str(rec.offset).encode()),
                 ("dl_timestamp", str(rec.timestamp).encode()),
             ]
-            self._produce(self.topics.dlq, rec.key, rec.value or b"", headers)
+            self._produce(self.topics.dlq, rec.key, rec.value, headers)
             self.metrics.events_out.labels(model, "dlq").inc()
 
     # -- transactions and checkpoints --------------------------------------------------
@@ -341,6 +369,8 @@ class Processor:
             self._producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 30)
         self._producer.commit_transaction(60)
         self._in_txn = False
+        if self._txn_records:
+            self.timings["last_commit"] = time.perf_counter()
         for source, tp in zip(self.positions, offsets):
             self.committed[source] = tp.offset
         self.metrics.batch_seconds.labels(self.config.name).observe(time.monotonic() - self._txn_started)
