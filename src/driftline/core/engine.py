@@ -135,7 +135,7 @@ class Engine:
             self.counters.dead_letters += 1
             out = [DeadLetter(record, exc.reason, exc.detail)]
         expired = self.join.expire(self.stream_time)
-        if expired.features or expired.labels:
+        if expired is not None:
             self.counters.expired_features += expired.features
             self.counters.expired_labels += len(expired.labels)
             for orphan in expired.labels:

@@ -99,11 +99,19 @@ class JoinBuffer:
         self._labels[event_id] = label
         return None
 
-    def expire(self, stream_time: int) -> Expired:
-        """Drop entries older than ``max_age_ms`` and the oldest beyond ``max_pending``."""
-        out = Expired()
+    def expire(self, stream_time: int) -> Expired | None:
+        """Drop entries older than ``max_age_ms`` and the oldest beyond ``max_pending``.
+
+        Returns ``None`` when nothing expired (the common case, kept allocation-free).
+        """
         horizon = stream_time - self.max_age_ms
         features, labels = self._features, self._labels
+        if not (
+            (features and (len(features) > self.max_pending or next(iter(features.values())).event_time < horizon))
+            or (labels and (len(labels) > self.max_pending or next(iter(labels.values())).event_time < horizon))
+        ):
+            return None
+        out = Expired()
         while features and (
             next(iter(features.values())).event_time < horizon or len(features) > self.max_pending
         ):
