@@ -166,7 +166,7 @@ class CheckpointConfig(_Frozen):
 
 class ProcessorConfig(_Frozen):
     batch_size: int = Field(default=1000, gt=0)
-    commit_interval_ms: int = Field(default=200, gt=0)
+    commit_interval_ms: int = Field(default=100, gt=0)
     max_idle_ms: int = Field(default=2000, ge=0)
     max_buffered_per_partition: int = Field(default=20_000, gt=0)
     max_message_bytes: int = Field(default=256 * 1024, gt=0)

@@ -75,7 +75,7 @@ class Engine:
         classes = self.schema.classes
         self._binary_codec = (
             self.task == "classification" and len(classes) == 2
-            and not getattr(self.model, "_multiclass", True) and set(classes) != {False, True}
+            and not getattr(self.model, "_multiclass", True) and not all(type(c) is bool for c in classes)
         )
 
     # -- the three stages ------------------------------------------------------------

@@ -68,6 +68,8 @@ def build_model(config: ModelConfig) -> base.Estimator:
                 raise ConfigError(f"unknown model preset {config.preset!r}; known: {known}") from None
             categorical = tuple(name for name, kind in config.features.items() if kind == "cat")
             model = preset(categorical, **config.params)
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad model parameters {config.params}: {exc}") from exc
     if not isinstance(model, base.Estimator):

@@ -36,7 +36,7 @@ class EventTimeMerger:
     def __init__(self, sources: Iterable[Source], max_idle_ms: int) -> None:
         self.max_idle_ms = max_idle_ms
         self._queues: dict[Source, deque[InputRecord]] = {src: deque() for src in sources}
-        self._waiting_since: int | None = None
+        self._waiting_since: dict[Source, int] = {}
 
     def push(self, record: InputRecord) -> None:
         self._queues[(record.kind, record.partition)].append(record)
@@ -58,25 +58,25 @@ class EventTimeMerger:
         """
         best: InputRecord | None = None
         best_key: tuple[int, int, int, int] | None = None
-        lagging = False
+        must_wait = False
+        waiting = self._waiting_since
         for source, queue in self._queues.items():
             if not queue:
-                if not lagging and not caught_up(source):
-                    lagging = True
+                # Like Kafka Streams' max.task.idle.ms, each lagging source gets its own
+                # deadline, which holds until that source has data or is caught up.
+                if not caught_up(source):
+                    since = waiting.setdefault(source, now_ms)
+                    must_wait = must_wait or now_ms - since < self.max_idle_ms
+                    continue
+            if source in waiting:
+                del waiting[source]
+            if not queue:
                 continue
             head = queue[0]
             key = (head.timestamp, _KIND_RANK[head.kind], head.partition, head.offset)
             if best_key is None or key < best_key:
                 best, best_key = head, key
-        if best is None:
+        if best is None or must_wait:
             return None
-        if lagging:
-            # Like Kafka Streams' max.task.idle.ms: the deadline holds until no source lags.
-            if self._waiting_since is None:
-                self._waiting_since = now_ms
-            if now_ms - self._waiting_since < self.max_idle_ms:
-                return None
-        else:
-            self._waiting_since = None
         self._queues[(best.kind, best.partition)].popleft()
         return best

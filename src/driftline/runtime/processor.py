@@ -241,17 +241,16 @@ class Processor:
             now = time.monotonic()
             if processed:
                 last_progress = now
-            if self._in_txn and (
-                self._txn_records >= cfg.batch_size
-                or (now - self._txn_started) * 1000 >= cfg.commit_interval_ms
-                or not processed
-            ):
+            # Commit when caught up (low latency at low load) or every commit_interval_ms
+            # (bounded transactions at full load).
+            if self._in_txn and (not processed or (now - self._txn_started) * 1000 >= cfg.commit_interval_ms):
                 self._commit()
             self._maybe_checkpoint(now)
             if now - last_lag > 5:
                 self._update_lag(consumer)
                 last_lag = now
-            if exit_when_idle_s is not None and now - last_progress >= exit_when_idle_s and not len(merger):
+            caught_up = not len(merger) and all(self._eof.values())
+            if exit_when_idle_s is not None and caught_up and now - last_progress >= exit_when_idle_s:
                 log.info("idle: stopping", extra={"fields": {"idle_s": exit_when_idle_s}})
                 return
             if max_seconds is not None and now - started >= max_seconds:

@@ -1,0 +1,138 @@
+"""Configuration: frozen, strict, TOML + environment + overrides, secrets kept secret."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from driftline.config import (CheckpointConfig, DeploymentConfig, JoinConfig, KafkaConfig, load_config)
+from driftline.exceptions import ConfigError
+
+TOML = """
+name = "elec"
+topic_prefix = "acme"
+partitions = 3
+
+[kafka]
+bootstrap_servers = "file:9092"
+security_protocol = "SASL_SSL"
+extra = { "client.id" = "driftline-test" }
+
+[model]
+preset = "hoeffding_tree"
+params = { grace_period = 50 }
+features = { x = "num", day = "cat" }
+
+[drift]
+policy = "reset"
+detectors = [{ name = "binary.DDM" }, { name = "ADWIN", params = { delta = 0.01 } }]
+
+[join]
+max_age_ms = 5000
+"""
+
+
+@pytest.fixture
+def toml_file(tmp_path):
+    path = tmp_path / "deploy.toml"
+    path.write_text(TOML)
+    return path
+
+
+def test_defaults_and_topic_names():
+    cfg = DeploymentConfig(name="elec")
+    topics = cfg.topics.all()
+    assert {"features", "labels", "predictions", "drift", "versions", "dlq"} <= set(topics)
+    assert all(name == f"driftline.elec.{kind}" == getattr(cfg.topics, kind) for kind, name in topics.items())
+    assert cfg.group_id == cfg.transactional_id == "driftline.elec.processor"
+    assert [d.name for d in cfg.drift.detectors] == ["ADWIN", "PageHinkley"]
+
+
+def test_frozen():
+    cfg = DeploymentConfig(name="elec")
+    with pytest.raises(ValidationError):
+        cfg.name = "other"
+    with pytest.raises(ValidationError):
+        cfg.kafka.bootstrap_servers = "evil:9092"
+    assert cfg.name == "elec" and cfg.kafka.bootstrap_servers == "127.0.0.1:9092"
+
+
+@pytest.mark.parametrize("overrides", [
+    {"name": "m", "nope": 1},
+    {"name": "m", "kafka": {"bootstrap": "x"}},
+    {"name": "m", "model": {"preset": "x", "typo_param": 1}},
+    {"name": "bad name"},
+    {"name": "m", "topic_prefix": "a/b"},
+    {"name": "m", "join": {"max_age_ms": 0}},
+    {"name": "m", "drift": {"policy": "sometimes"}},
+    {"name": "m", "model": {"features": {"x": "text"}}},
+    {},
+])
+def test_invalid_configs_are_config_errors(overrides):
+    with pytest.raises(ConfigError):
+        load_config(**overrides)
+
+
+def test_toml_loading(toml_file):
+    cfg = load_config(toml_file)
+    assert (cfg.name, cfg.topic_prefix, cfg.partitions) == ("elec", "acme", 3)
+    assert cfg.topics.labels == "acme.elec.labels"
+    assert cfg.kafka.as_librdkafka_dict() == {"bootstrap.servers": "file:9092", "security.protocol": "SASL_SSL",
+                                              "client.id": "driftline-test"}
+    assert cfg.model.preset == "hoeffding_tree" and cfg.model.params == {"grace_period": 50}
+    assert cfg.model.features == {"x": "num", "day": "cat"}
+    assert [(d.name, d.params) for d in cfg.drift.detectors] == [("binary.DDM", {}), ("ADWIN", {"delta": 0.01})]
+    assert cfg.drift.policy == "reset" and cfg.join == JoinConfig(max_age_ms=5000)
+
+
+def test_unreadable_config_files(tmp_path):
+    with pytest.raises(ConfigError):
+        load_config(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = ")
+    with pytest.raises(ConfigError):
+        load_config(broken)
+
+
+def test_precedence_file_then_environment_then_overrides(toml_file, monkeypatch):
+    monkeypatch.setenv("DRIFTLINE_BOOTSTRAP_SERVERS", "env:9092")
+    assert load_config(toml_file).kafka.bootstrap_servers == "env:9092"
+    assert load_config(toml_file, kafka={"bootstrap_servers": "cli:9092"}).kafka.bootstrap_servers == "cli:9092"
+    # a partial nested override keeps the rest of the section
+    assert load_config(toml_file, kafka={"sasl_username": "u"}).kafka.security_protocol == "SASL_SSL"
+    assert load_config(toml_file, name=None).name == "elec"  # None means "not given"
+
+
+def test_sasl_password_from_the_environment_stays_secret(monkeypatch):
+    monkeypatch.setenv("DRIFTLINE_SASL_PASSWORD", "hunter2-secret")
+    cfg = load_config(name="m")
+    assert isinstance(cfg.kafka.sasl_password, SecretStr)
+    assert cfg.kafka.sasl_password.get_secret_value() == "hunter2-secret"
+    for text in (repr(cfg), str(cfg), repr(cfg.kafka), cfg.model_dump_json(), str(cfg.model_dump())):
+        assert "hunter2-secret" not in text
+    assert cfg.kafka.as_librdkafka_dict()["sasl.password"] == "hunter2-secret"
+
+
+def test_librdkafka_dict_is_fresh_each_call():
+    kafka = KafkaConfig(sasl_username="u", extra={"linger.ms": "5"})
+    first = kafka.as_librdkafka_dict()
+    first["bootstrap.servers"] = "evil:1"
+    first["linger.ms"] = "999"
+    first["added"] = "x"
+    second = kafka.as_librdkafka_dict()
+    assert second is not first
+    assert second == {"bootstrap.servers": "127.0.0.1:9092", "sasl.username": "u", "linger.ms": "5"}
+    assert kafka.extra == {"linger.ms": "5"}
+
+
+def test_signing_key_comes_from_the_environment(monkeypatch):
+    ckpt = CheckpointConfig()
+    with pytest.raises(ConfigError, match="DRIFTLINE_SNAPSHOT_KEY"):
+        ckpt.signing_key()
+    monkeypatch.setenv("DRIFTLINE_SNAPSHOT_KEY", "")
+    with pytest.raises(ConfigError):
+        ckpt.signing_key()
+    monkeypatch.setenv("DRIFTLINE_SNAPSHOT_KEY", "s3cr3t")
+    assert ckpt.signing_key() == b"s3cr3t"
+    monkeypatch.setenv("OTHER_KEY", "k2")
+    assert CheckpointConfig(key_env="OTHER_KEY").signing_key() == b"k2"
