@@ -274,7 +274,10 @@ class Processor:
             if record is None:
                 break
             source = (record.kind, record.partition)
-            outputs = engine.process(record, now_ms)
+            try:
+                outputs = engine.process(record, now_ms)
+            except Exception as exc:  # noqa: BLE001 - one poison pill must not crash-loop the stream
+                outputs = self._internal_error(record, exc)
             positions[source] = record.offset + 1
             processed += 1
             if first_ts is None:
@@ -304,6 +307,17 @@ class Processor:
             elapsed = time.perf_counter() - batch_start
             self.metrics.record_seconds.labels(self.config.name).observe(elapsed / processed)
         return processed
+
+    def _internal_error(self, record: InputRecord, exc: Exception) -> list[Output]:
+        """Dead-letter a record the engine failed on unexpectedly, instead of crashing.
+
+        Crashing would restart, replay and fail on the same record forever. The engine is
+        deterministic, so a replay meets the same error at the same record and takes this
+        same path: outputs stay exactly-once.
+        """
+        log.error("engine error: record dead-lettered", exc_info=exc,
+                  extra={"fields": {"kind": record.kind, "partition": record.partition, "offset": record.offset}})
+        return [DeadLetter(record, "internal_error", repr(exc)[:500])]
 
     # -- outputs -----------------------------------------------------------------------
 
