@@ -31,6 +31,9 @@ __all__ = [
     "DetectorSpec",
     "CheckpointConfig",
     "ProcessorConfig",
+    "ChallengerSpec",
+    "PromotionConfig",
+    "LifecycleConfig",
     "DeploymentConfig",
     "load_config",
 ]
@@ -100,9 +103,19 @@ class TopicNames(_Frozen):
     def dlq(self) -> str:
         return self._name("dlq")
 
+    @property
+    def shadow(self) -> str:
+        """Predictions of the variants that did not serve an event (challengers)."""
+        return self._name("shadow")
+
+    @property
+    def lifecycle(self) -> str:
+        """The audit trail: promotions, rollbacks, alias moves, resets, deletions."""
+        return self._name("lifecycle")
+
     def all(self) -> dict[str, str]:
         """Kind -> topic name, for every topic of the deployment."""
-        kinds = ("features", "labels", "predictions", "drift", "versions", "dlq")
+        kinds = ("features", "labels", "predictions", "drift", "versions", "dlq", "shadow", "lifecycle")
         return {k: self._name(k) for k in kinds}
 
 
@@ -164,6 +177,52 @@ class CheckpointConfig(_Frozen):
         return key.encode()
 
 
+class ChallengerSpec(_Frozen):
+    """A candidate model learning side by side with the champion (see ``core/arena.py``).
+
+    ``start``: ``cold`` (fresh estimator), ``warm`` (a copy of the champion with its learned
+    state). ``share``: the fraction of event keys it serves (canary / A-B); 0 = shadow only.
+    """
+
+    name: str
+    model: ModelConfig | None = None
+    start: Literal["cold", "warm"] = "cold"
+    share: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        if not value or value == "champion" or not all(c.isalnum() or c in "._-" for c in value):
+            raise ValueError(f"{value!r}: a challenger name uses letters, digits, '.', '_' or '-' and is not 'champion'")
+        return value
+
+
+class PromotionConfig(_Frozen):
+    """Promote a challenger when it beats the champion on paired errors (McNemar exact test).
+
+    Checked every ``window`` paired examples over the last ``window``; a challenger must win
+    ``patience`` consecutive checks, each with accuracy ahead by ``margin`` and p < ``alpha``.
+    """
+
+    enabled: bool = False
+    window: int = Field(default=1000, gt=0)
+    margin: float = Field(default=0.01, ge=0.0, lt=1.0)
+    alpha: float = Field(default=0.01, gt=0.0, lt=1.0)
+    patience: int = Field(default=2, gt=0)
+
+
+class LifecycleConfig(_Frozen):
+    """Registry, retention, challengers, promotion policy and the admin API."""
+
+    registry_url: str | None = None  # SQLite file; default: <store dir>/<model>/registry.sqlite
+    keep_last: int | None = Field(default=None, gt=0)  # retention: None keeps every snapshot
+    challengers: list[ChallengerSpec] = Field(default_factory=list)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    admin_port: int = 0
+    admin_host: str = "127.0.0.1"
+    token_env: str = "DRIFTLINE_ADMIN_TOKEN"
+
+
 class ProcessorConfig(_Frozen):
     batch_size: int = Field(default=1000, gt=0)
     commit_interval_ms: int = Field(default=100, gt=0)
@@ -186,6 +245,7 @@ class DeploymentConfig(_Frozen):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     processor: ProcessorConfig = Field(default_factory=ProcessorConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
 
     @field_validator("name", "topic_prefix")
     @classmethod

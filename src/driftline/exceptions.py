@@ -15,6 +15,8 @@ __all__ = [
     "SnapshotIntegrityError",
     "SnapshotNotFoundError",
     "KafkaSetupError",
+    "RegistryError",
+    "LifecycleError",
 ]
 
 
@@ -53,3 +55,18 @@ class SnapshotNotFoundError(SnapshotError):
 
 class KafkaSetupError(DriftlineError):
     """Topics are missing or misconfigured (for example not co-partitioned)."""
+
+
+class RegistryError(DriftlineError):
+    """The model registry cannot be read or written, or has no such version or alias."""
+
+
+class LifecycleError(DriftlineError):
+    """A lifecycle command (promote, rollback, alias move) cannot be carried out.
+
+    ``status`` is the HTTP status the admin API answers with.
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status

@@ -51,6 +51,10 @@ class Counters:
 class Engine:
     """All the learned state of one deployment, updated one record at a time."""
 
+    # Challengers (core/arena.py); None keeps the hot path free of them. A class attribute
+    # so that engines pickled before the arena existed restore without one.
+    arena: Any = None
+
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
         self.model: base.Estimator = build_model(config.model)
@@ -77,6 +81,18 @@ class Engine:
             self.task == "classification" and len(classes) == 2
             and not getattr(self.model, "_multiclass", True) and not all(type(c) is bool for c in classes)
         )
+        if config.lifecycle.challengers:
+            from driftline.core.arena import Arena
+
+            self.arena = Arena.from_config(self, config)
+
+    def install_champion(self, model: base.Estimator) -> None:
+        """Serve (and keep training) ``model`` from now on: a promotion or a blue/green swap."""
+        from driftline.core.arena import binary_codec
+
+        self.model = model
+        self._binary_codec = binary_codec(self.task, self.schema.classes, model)
+        self.watch.reset()
 
     # -- the three stages ------------------------------------------------------------
 
@@ -157,8 +173,12 @@ class Engine:
                 prediction, proba, record.timestamp, now_ms,
             )
         ]
+        if self.arena is not None:
+            self.arena.on_features(self, event.id, event.features, out, record.timestamp)
         if waiting is not None:
             out.extend(self.train(pending, waiting.label, waiting.record or record, now_ms))
+            if self.arena is not None:
+                out.extend(self.arena.on_label(self, event.id, pending, waiting.label, now_ms))
         return out
 
     def _on_label(self, record: InputRecord, now_ms: int) -> list[Output]:
@@ -167,6 +187,9 @@ class Engine:
         pending = self.join.add_label(event.id, OrphanLabel(event.label, record.timestamp, record))
         if pending is None:
             return []
+        if self.arena is not None:
+            return self.train(pending, event.label, record, now_ms) + self.arena.on_label(
+                self, event.id, pending, event.label, now_ms)
         return self.train(pending, event.label, record, now_ms)
 
     # -- drift -------------------------------------------------------------------------

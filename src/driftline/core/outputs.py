@@ -15,7 +15,7 @@ from typing import Any
 
 from driftline.core.events import InputRecord
 
-__all__ = ["Prediction", "DriftEvent", "DeadLetter", "Output", "json_key"]
+__all__ = ["Prediction", "DriftEvent", "DeadLetter", "ShadowPrediction", "LifecycleEvent", "Output", "json_key"]
 
 
 def json_key(value: Any) -> str:
@@ -35,6 +35,7 @@ class Prediction:
     proba: dict[Any, float] | None
     event_time: int
     predicted_at: int
+    variant: str = "champion"  # who served it: the champion or a challenger's name (canary)
     kind: str = field(default="prediction", init=False)
 
     def body(self) -> dict[str, Any]:
@@ -47,6 +48,7 @@ class Prediction:
             "proba": None if self.proba is None else {json_key(k): v for k, v in self.proba.items()},
             "event_time": self.event_time,
             "predicted_at": self.predicted_at,
+            "variant": self.variant,
         }
 
 
@@ -97,4 +99,39 @@ class DeadLetter:
     kind: str = field(default="dlq", init=False)
 
 
-Output = Prediction | DriftEvent | DeadLetter
+@dataclass(frozen=True, slots=True)
+class ShadowPrediction:
+    """The prediction of a variant that did not serve the event (goes to ``.shadow``)."""
+
+    prediction: Prediction
+    kind: str = field(default="shadow", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleEvent:
+    """A promotion, rollback, alias move, reset or deletion (goes to ``.lifecycle``)."""
+
+    id: str
+    model: str
+    action: str
+    actor: str
+    reason: str
+    model_version: int
+    details: dict[str, Any]
+    at: int
+    kind: str = field(default="lifecycle", init=False)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "action": self.action,
+            "actor": self.actor,
+            "reason": self.reason,
+            "model_version": self.model_version,
+            "details": self.details,
+            "at": self.at,
+        }
+
+
+Output = Prediction | DriftEvent | DeadLetter | ShadowPrediction | LifecycleEvent

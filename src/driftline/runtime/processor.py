@@ -36,10 +36,11 @@ from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
 from driftline.core.events import InputRecord
 from driftline.core.ordering import EventTimeMerger, Source
-from driftline.core.outputs import DeadLetter, DriftEvent, Output, Prediction
+from driftline.core.outputs import DeadLetter, DriftEvent, LifecycleEvent, Output, Prediction, ShadowPrediction
 from driftline.exceptions import SnapshotError
 from driftline.observability.metrics import ProcessorMetrics
 from driftline.runtime.clients import make_consumer, make_producer
+from driftline.runtime.lifecycle import LifecycleRuntime, lifecycle_meta
 from driftline.runtime.topics import check_copartitioned
 from driftline.versions.store import VersionStore
 
@@ -132,6 +133,7 @@ class Processor:
         self._batch_headers: list[tuple[str, bytes]] = []
         self._n_predictions = 0
         self._predictions_out = self.metrics.events_out.labels(config.name, "predictions")
+        self.lifecycle = LifecycleRuntime(self)  # registry, commands, shadow and lifecycle topics
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -208,7 +210,7 @@ class Processor:
                     pass
             consumer.close()
             producer.flush(10)
-        return engine
+        return self.engine  # a rollback may have replaced the engine
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -246,6 +248,10 @@ class Processor:
             if self._in_txn and (not processed or (now - self._txn_started) * 1000 >= cfg.commit_interval_ms):
                 self._commit()
             self._maybe_checkpoint(now)
+            if len(self.lifecycle.queue):  # commands apply between transactions only
+                if self._in_txn:
+                    self._commit()
+                self.lifecycle.run_commands()
             if now - last_lag > 5:
                 self._update_lag(consumer)
                 last_lag = now
@@ -343,6 +349,9 @@ class Processor:
             self._produce(self.topics.predictions, key, orjson.dumps(output.body()), headers)
             self._n_predictions += 1
             return
+        if type(output) is ShadowPrediction or type(output) is LifecycleEvent:
+            self.lifecycle.emit(output, now_ms)
+            return
         self._count(output)
         if isinstance(output, DriftEvent):
             headers = _ce_headers("drift", output.id, model, output.model_version, now_ms)
@@ -422,6 +431,7 @@ class Processor:
             "metrics": engine.scores.values(),
             "counters": vars(engine.counters),
             "driftline_version": __version__,
+            **lifecycle_meta(engine),
         }
         previous = engine.version
         engine.version, engine.checkpoint_due = version, None
@@ -438,6 +448,7 @@ class Processor:
         self._range_start, self._time_range = dict(self.positions), []
         log.info("version cut", extra={"fields": {k: stored[k] for k in ("version", "trigger", "examples_seen")}})
         self._announce(stored)
+        self.lifecycle.on_version(stored)
         return stored
 
     def _announce(self, meta: dict[str, Any]) -> None:

@@ -25,11 +25,13 @@ def topic_specs(config: DeploymentConfig) -> list[NewTopic]:
         names.drift: {"retention.ms": str(-1)},
         names.versions: {"cleanup.policy": "compact"},
         names.dlq: {"retention.ms": str(4 * WEEK_MS), "max.message.bytes": str(MAX_MESSAGE_BYTES)},
+        names.shadow: {"retention.ms": str(WEEK_MS)},
+        names.lifecycle: {"retention.ms": str(-1)},
     }
     return [
         NewTopic(
             name,
-            num_partitions=config.partitions if name in (names.features, names.labels, names.predictions) else 1,
+            num_partitions=config.partitions if name in (names.features, names.labels, names.predictions, names.shadow) else 1,
             replication_factor=config.replication,
             config={**common, **conf},
         )

@@ -87,6 +87,19 @@ class VersionStore:
         except SnapshotError:
             return read_meta(self._read(version))
 
+    def uri(self, version: int) -> str:
+        """Where a version's snapshot lives, as a URL (the registry's ``source``)."""
+        return self._fs.unstrip_protocol(self._path(version))
+
+    def delete(self, version: int) -> None:
+        """Remove one version's snapshot file (retention); a missing one is not an error."""
+        try:
+            self._fs.rm_file(self._path(version))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise SnapshotError(f"cannot delete version {version}: {exc}") from exc
+
     def load(self, version: int) -> tuple[dict[str, Any], Any]:
         """Verified metadata and state; raises ``SnapshotIntegrityError`` on bad bytes."""
         return unseal(self._read(version), self._key)
