@@ -61,7 +61,7 @@ def topics() -> None:
 @topics.command("create")
 @click.pass_context
 def topics_create(ctx: click.Context) -> None:
-    """Create the six topics (idempotent) and check co-partitioning."""
+    """Create the deployment's topics (idempotent) and check co-partitioning."""
     from driftline.runtime.topics import create_topics
 
     try:
@@ -136,7 +136,8 @@ def produce(ctx: click.Context, dataset, label_delay, limit, rate, target, seed,
 
 
 @main.command()
-@click.argument("kind", type=click.Choice(["predictions", "drift", "versions", "dlq", "features", "labels"]))
+@click.argument("kind", type=click.Choice(["predictions", "drift", "versions", "dlq", "features", "labels",
+                                           "shadow", "lifecycle"]))
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest message.")
 @click.option("--max", "max_messages", type=int, help="Stop after this many messages.")
 @click.option("--timeout", type=float, help="Stop after this many idle seconds.")
@@ -296,9 +297,13 @@ def models_diff(ctx: click.Context, a, b, model) -> None:
         d = diff_versions(registry.get(config.name, a), registry.get(config.name, b))
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
+    def cut(value: Any) -> Any:
+        text = value if isinstance(value, (int, float)) or value is None else str(value)
+        return text if not isinstance(text, str) or len(text) <= 40 else text[:37] + "..."
+
     rows = [[f"metric {k}", v[0], v[1], v[2]] for k, v in d["metrics"].items()]
-    rows += [[f"param {k}", v[0], v[1], None] for k, v in d["params"].items()]
-    rows += [[k, v[0], v[1], None] for k, v in d["fields"].items()]
+    rows += [[f"param {k}", cut(v[0]), cut(v[1]), None] for k, v in d["params"].items()]
+    rows += [[k, cut(v[0]), cut(v[1]), None] for k, v in d["fields"].items()]
     click.echo(table(["", f"v{d['a']}", f"v{d['b']}", "delta"], rows) if rows else "identical")
 
 
