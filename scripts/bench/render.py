@@ -198,6 +198,7 @@ def plot(res: dict, path: str) -> None:
         ax.set_xscale("log")
         ax.set_xlabel("pending events")
         ax.set_ylabel("bytes per pending event")
+        ax.set_ylim(bottom=0)
     ax.set_title("Join buffer memory (10 features)")
     fig.suptitle(f"Driftline benchmarks, {res.get('date')}, {res['machine'].get('cpus')} CPUs", fontsize=10)
     fig.tight_layout()
