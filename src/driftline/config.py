@@ -29,6 +29,8 @@ __all__ = [
     "JoinConfig",
     "DriftConfig",
     "DetectorSpec",
+    "PerformanceRule",
+    "DataDriftConfig",
     "CheckpointConfig",
     "ProcessorConfig",
     "ChallengerSpec",
@@ -144,18 +146,61 @@ class DetectorSpec(_Frozen):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-def _default_detectors() -> list[DetectorSpec]:
-    return [
-        DetectorSpec(name="ADWIN"),
-        # mode="up": only a rising error is drift (the default "both" misfires, see NOTES).
-        DetectorSpec(name="PageHinkley", params={"mode": "up"}),
-    ]
+class PerformanceRule(_Frozen):
+    """A rolling metric (a name from the online scores, e.g. ``rolling_accuracy``) checked at
+    the end of every ``metrics_window``: an alert when it crosses ``min``/``max``, or when it
+    leaves the band ``mean ± band_k·σ`` of its first ``reference_windows`` windows."""
+
+    metric: str = "rolling_accuracy"
+    min: float | None = None
+    max: float | None = None
+    band_k: float | None = None
+    reference_windows: int = Field(default=5, ge=2)
+
+
+class DataDriftConfig(_Frozen):
+    """Per-feature data drift: a reference window against a sliding current window.
+
+    Numeric features: two-sample KS (and PSI on ``psi_bins`` reference-quantile bins, reported
+    and required to reach ``psi_min``); categorical ones: chi-square. p-values are corrected
+    across features (``correction``); the data set drifts when ``dataset_share`` of them do.
+    Tests run every ``step`` feature events once the current window is full.
+    """
+
+    enabled: bool = False
+    reference_size: int = Field(default=1000, ge=50)
+    window_size: int = Field(default=500, ge=50)
+    step: int = Field(default=100, gt=0)
+    alpha: float = Field(default=0.001, gt=0, lt=1)
+    correction: Literal["holm", "bonferroni", "bh"] = "holm"
+    psi_bins: int = Field(default=10, ge=2)
+    psi_min: float = Field(default=0.0, ge=0)
+    dataset_share: float = Field(default=0.5, gt=0, le=1)
+    rebase_on_version: bool = True
+    features: list[str] = Field(default_factory=list)
 
 
 class DriftConfig(_Frozen):
-    detectors: list[DetectorSpec] = Field(default_factory=_default_detectors)
-    policy: Literal["none", "reset"] = "none"
+    """Concept drift (detectors on the per-example error), performance rules, data drift,
+    and what to do about it (``policy``)."""
+
+    # None: the benchmarked default for the task (docs/drift-benchmark.md): binary.HDDMA on the
+    # 0/1 error of a classifier, ADWIN on the absolute error of a regressor.
+    detectors: list[DetectorSpec] | None = None
+    policy: Literal["none", "reset", "background", "periodic"] = "none"
     metrics_window: int = Field(default=1000, gt=0)
+    # reset/background/periodic: train the new model on the last ``warm_start`` examples.
+    warm_start: int = Field(default=0, ge=0)
+    # periodic: cut a version every ``period_examples`` learned examples, retraining a fresh
+    # model on the last ``retrain_last`` ones when > 0.
+    period_examples: int = Field(default=10_000, gt=0)
+    retrain_last: int = Field(default=0, ge=0)
+    performance: list[PerformanceRule] = Field(default_factory=list)
+    data: DataDriftConfig = Field(default_factory=DataDriftConfig)
+    # Linear models: an "importance" drift event when the Kendall tau between the reference
+    # and current |w|·scale importances falls below this (None: off); checked per metrics window.
+    importance_min_tau: float | None = Field(default=None, ge=-1, le=1)
+    importance_warmup: int = Field(default=5, ge=1)
 
 
 class CheckpointConfig(_Frozen):

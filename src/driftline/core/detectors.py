@@ -2,20 +2,30 @@
 
 Each detector is built by name (``ADWIN``, ``PageHinkley``, ``KSWIN``, ``binary.DDM``,
 ``binary.EDDM``, ``binary.HDDMA``, ``binary.HDDMW``, ``binary.FHDDM``) and fed what it
-expects: the binary ones take a 0/1 error (regression tasks cannot use them), and FHDDM
-is fed ``1 - error`` because it signals when its input *falls*.
+expects:
+
+- the binary ones take a 0/1 error (regression tasks cannot use them);
+- FHDDM is fed ``1 - error`` because it signals when its input *falls*;
+- Page-Hinkley defaults to ``mode="up"``: only a *rising* error is drift (River's default
+  ``"both"`` also fires when the model gets better, about 7 times the false alarms);
+- every detector with a seed gets a fixed one, so replays fire at the same examples.
+
+Detectors with a warning zone (DDM, EDDM, HDDM_A, HDDM_W) also report it: ``warning``
+is true while any of them is in its warning zone, which the ``background`` policy uses.
 
 >>> from driftline.config import DetectorSpec
->>> watch = ErrorWatch([DetectorSpec(name="PageHinkley", params={"mode": "up", "threshold": 5})], "classification")
+>>> watch = ErrorWatch([DetectorSpec(name="PageHinkley", params={"threshold": 5})], "classification")
 >>> fired = [i for i in range(400) if watch.update(float(i >= 200 and i % 2 == 0))]
 >>> fired[0] > 200
 True
+>>> watch.update(0.0)
+()
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from river import drift
@@ -24,18 +34,64 @@ from river.drift import binary
 from driftline.config import DetectorSpec
 from driftline.exceptions import ConfigError
 
-__all__ = ["ErrorWatch", "Detection", "build_detector"]
+__all__ = ["ErrorWatch", "Detection", "build_detector", "input_of", "default_detectors"]
 
 _INVERTED = {"FHDDM"}
+_WARNING_ZONE = {"DDM", "EDDM", "HDDMA", "HDDMW"}
+_DEFAULTS: dict[str, dict[str, Any]] = {"PageHinkley": {"mode": "up"}}
+# The parameter (or computed attribute) a detector compares its statistic with.
+_THRESHOLD = {
+    "PageHinkley": "threshold", "ADWIN": "delta", "KSWIN": "alpha", "DDM": "drift_threshold",
+    "EDDM": "beta", "HDDMA": "drift_confidence", "HDDMW": "drift_confidence", "FHDDM": "_epsilon",
+}
+_STATS = ("estimation", "width", "variance", "_sum_increase", "_min_increase", "_u_max", "n_one",
+          "_p_min", "_s_min", "_ps_min", "p_value")
+_NOTHING: tuple = ()
 
 
 @dataclass(frozen=True)
 class Detection:
-    """A detector that fired on the last update, with its evidence."""
+    """A detector that fired on the last update, with its evidence.
+
+    ``params`` are the configured parameters; ``settings`` every constructor parameter the
+    detector actually runs with (River defaults and Driftline's own included); ``input`` what
+    it was fed (``error``, ``1-error`` or ``loss``).
+    """
 
     detector: str
     params: dict[str, Any]
     statistic: dict[str, float]
+    threshold: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    input: str = "error"
+
+
+def input_of(name: str, task: str) -> str:
+    """What a detector is fed: ``1-error`` (FHDDM), ``error`` (0/1 loss) or ``loss`` (|y - ŷ|).
+
+    >>> input_of("binary.FHDDM", "classification"), input_of("ADWIN", "regression")
+    ('1-error', 'loss')
+    """
+    if name.rpartition(".")[2] in _INVERTED:
+        return "1-error"
+    return "loss" if task == "regression" else "error"
+
+
+def default_detectors(task: str) -> list[DetectorSpec]:
+    """The detectors used when none are configured, chosen by ``scripts/bench_drift.sh``.
+
+    Classification: HDDM_A on the 0/1 error had the best prequential accuracy, recall 0.90
+    within 1000 events, a median delay of 28 and the fewest false alarms of the detectors
+    that reach that recall (docs/drift-benchmark.md); it also has a warning zone, which the
+    ``background`` policy needs. Regression: ADWIN, the one scale-free detector of a
+    continuous loss (Page-Hinkley's threshold is in the loss's units).
+
+    >>> [d.name for d in default_detectors("classification")], [d.name for d in default_detectors("regression")]
+    (['binary.HDDMA'], ['ADWIN'])
+    """
+    if task == "regression":
+        return [DetectorSpec(name="ADWIN")]
+    return [DetectorSpec(name="binary.HDDMA")]
 
 
 def build_detector(spec: DetectorSpec, task: str) -> Any:
@@ -47,7 +103,7 @@ def build_detector(spec: DetectorSpec, task: str) -> Any:
         raise ConfigError(f"unknown drift detector {spec.name!r}")
     if namespace is binary and task == "regression":
         raise ConfigError(f"{spec.name} needs a 0/1 error: it cannot watch a regression loss")
-    params = dict(spec.params)
+    params = {**_DEFAULTS.get(name, {}), **spec.params}
     if "seed" in inspect.signature(cls).parameters:
         params.setdefault("seed", 42)  # determinism: replays must fire at the same examples
     try:
@@ -56,33 +112,73 @@ def build_detector(spec: DetectorSpec, task: str) -> Any:
         raise ConfigError(f"bad parameters for {spec.name}: {exc}") from exc
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _statistic(detector: Any) -> dict[str, float]:
     stats: dict[str, float] = {}
-    for attr in ("estimation", "width", "variance", "_sum_increase", "_min_increase"):
+    for attr in _STATS:
         value = getattr(detector, attr, None)
-        if isinstance(value, (int, float)):
+        if _number(value):
             stats[attr.lstrip("_")] = float(value)
     return stats
 
 
+def _settings(detector: Any) -> dict[str, Any]:
+    try:
+        return {k: v for k, v in detector._get_params().items() if v is None or isinstance(v, (int, float, str))}
+    except Exception:  # noqa: BLE001 - evidence is best effort, never a reason to stop
+        return {}
+
+
 class ErrorWatch:
-    """A set of detectors updated together with each example's error."""
+    """A set of detectors updated together with each example's error.
 
-    def __init__(self, specs: list[DetectorSpec], task: str) -> None:
-        self.specs = list(specs)
+    ``update`` returns an empty tuple (no allocation) on the common path.
+    """
+
+    def __init__(self, specs: list[DetectorSpec] | None, task: str) -> None:
+        self.specs = list(default_detectors(task) if specs is None else specs)
         self.task = task
-        self._detectors = [build_detector(spec, task) for spec in self.specs]
-        self._inverted = [spec.name.rpartition(".")[2] in _INVERTED for spec in self.specs]
+        self._names = [spec.name.rpartition(".")[2] for spec in self.specs]
+        self._inverted = [name in _INVERTED for name in self._names]
+        self.has_warning_zone = any(name in _WARNING_ZONE for name in self._names)
+        self.warning = False
+        self._build()
 
-    def update(self, error: float) -> list[Detection]:
+    def _build(self) -> None:
+        self._detectors = [build_detector(spec, self.task) for spec in self.specs]
+        self._slots = list(zip(self.specs, self._detectors, self._inverted, self._names))
+        self._warners = [d for d, n in zip(self._detectors, self._names) if n in _WARNING_ZONE]
+        self.warning = False
+
+    def update(self, error: float) -> tuple[Detection, ...] | list[Detection]:
         """Feed one error; return the detections it caused (usually none)."""
-        fired: list[Detection] = []
-        for spec, detector, inverted in zip(self.specs, self._detectors, self._inverted):
+        fired: list[Detection] | None = None
+        for spec, detector, inverted, name in self._slots:
             detector.update(1.0 - error if inverted else error)
             if detector.drift_detected:
-                fired.append(Detection(spec.name, dict(spec.params), _statistic(detector)))
-        return fired
+                if fired is None:
+                    fired = []
+                fired.append(self._detection(spec, detector, name))
+        if self._warners:
+            self.warning = fired is None and any(d.warning_detected for d in self._warners)
+        return _NOTHING if fired is None else fired
+
+    def _detection(self, spec: DetectorSpec, detector: Any, name: str) -> Detection:
+        key = _THRESHOLD.get(name)
+        threshold = getattr(detector, key, None) if key else None
+        return Detection(
+            spec.name, dict(spec.params), _statistic(detector),
+            float(threshold) if _number(threshold) else None,
+            _settings(detector), input_of(spec.name, self.task),
+        )
+
+    def warnings(self) -> list[str]:
+        """Names of the detectors in their warning zone after the last update."""
+        return [spec.name for spec, d, _, n in self._slots if n in _WARNING_ZONE and d.warning_detected]
 
     def reset(self) -> None:
         """Fresh detectors (after the model itself was reset)."""
-        self._detectors = [build_detector(spec, self.task) for spec in self.specs]
+        self._build()

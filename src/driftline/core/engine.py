@@ -25,11 +25,15 @@ from typing import Any
 from river import base
 
 from driftline.config import DeploymentConfig
+from driftline.core.datadrift import DataDriftWatch
 from driftline.core.detectors import ErrorWatch
+from driftline.core.importance import ImportanceWatch
 from driftline.core.events import EventSchema, InputRecord, decode_features, decode_label
 from driftline.core.join import JoinBuffer, OrphanLabel, Pending
 from driftline.core.models import build_model, task_of
 from driftline.core.outputs import DeadLetter, DriftEvent, Output, Prediction
+from driftline.core.performance import PerformanceWatch
+from driftline.core.policies import Adaptation
 from driftline.core.scoring import OnlineScores, error_of
 from driftline.exceptions import BadEventError
 
@@ -67,6 +71,16 @@ class Engine:
         )
         self.scores = OnlineScores(self.task, config.drift.metrics_window, self.schema.classes)
         self.watch = ErrorWatch(config.drift.detectors, self.task)
+        self.adapt = Adaptation(config.drift)
+        self.perf = PerformanceWatch(config.drift.performance) if config.drift.performance else None
+        self.data_watch = (
+            DataDriftWatch(config.drift.data, dict(config.model.features)) if config.drift.data.enabled else None
+        )
+        self._data_version = 0
+        drift = config.drift
+        self.importance = None if drift.importance_min_tau is None else ImportanceWatch(
+            drift.importance_min_tau, drift.importance_warmup,
+            tuple(n for n, k in config.model.features.items() if k == "cat"))
         self.join = JoinBuffer(config.join.max_age_ms, config.join.max_pending)
         self.counters = Counters()
         self.version = 0
@@ -121,10 +135,16 @@ class Engine:
             scores.update(label, pending.prediction, pending.proba)
             if scores.n % self.config.drift.metrics_window == 0:
                 self._window_before = scores.values()
+                if self.perf is not None:
+                    out.extend(self._on_performance(record, now_ms))
+                if self.importance is not None:
+                    out.extend(self._on_importance(record, now_ms))
             error = error_of(self.task, label, pending.prediction)
             detections = self.watch.update(error)
             if detections:
                 out.extend(self._on_drift(detections, record, now_ms))
+            elif self.watch.warning and self.adapt.uses_warning and self.adapt.background is None:
+                out.extend(self._on_warning(record, now_ms))
         target = label == self.schema.classes[-1] if self._binary_codec else label
         try:
             self.model.learn_one(pending.features, target)
@@ -134,6 +154,12 @@ class Engine:
             return out
         self.n_learned += 1
         self.counters.joined += 1
+        adapt = self.adapt
+        if adapt.buffer is not None or adapt.background is not None:
+            adapt.learned(pending.features, target)
+        if adapt.period and self.n_learned % adapt.period == 0:
+            self.model = adapt.retrain(self.model)
+            self.checkpoint_due = "periodic"
         return out
 
     # -- records -----------------------------------------------------------------------
@@ -173,6 +199,8 @@ class Engine:
                 prediction, proba, record.timestamp, now_ms,
             )
         ]
+        if self.data_watch is not None:
+            self._on_data(event.features, record, now_ms, out)
         if self.arena is not None:
             self.arena.on_features(self, event.id, event.features, out, record.timestamp)
         if waiting is not None:
@@ -194,33 +222,119 @@ class Engine:
 
     # -- drift -------------------------------------------------------------------------
 
+    def _drift_event(self, ident: str, kind: str, detector: str, record: InputRecord, now_ms: int,
+                     action: str = "none", **evidence: Any) -> DriftEvent:
+        self.counters.drift_events += 1
+        return DriftEvent(
+            id=f"{self.config.name}-{ident}",
+            model=self.config.name,
+            model_version=self.version,
+            drift_kind=kind,
+            detector=detector,
+            position=self.n_learned,
+            event_time=record.timestamp,
+            source={"kind": record.kind, "partition": record.partition, "offset": record.offset},
+            metrics_before=dict(self._window_before),
+            metrics_after=self.scores.values(),
+            action=action,
+            detected_at=now_ms,
+            **{"params": {}, "statistic": {}, **evidence},
+        )
+
     def _on_drift(self, detections, record: InputRecord, now_ms: int) -> list[Output]:
-        policy = self.config.drift.policy
-        after = self.scores.values()
-        events: list[Output] = []
-        for det in detections:
-            self.counters.drift_events += 1
-            events.append(
-                DriftEvent(
-                    id=f"{self.config.name}-drift-{self.n_learned}-{det.detector}",
-                    model=self.config.name,
-                    model_version=self.version,
-                    drift_kind="concept",
-                    detector=det.detector,
-                    params=det.params,
-                    statistic=det.statistic,
-                    position=self.n_learned,
-                    event_time=record.timestamp,
-                    source={"kind": record.kind, "partition": record.partition, "offset": record.offset},
-                    metrics_before=dict(self._window_before),
-                    metrics_after=after,
-                    action=policy,
-                    detected_at=now_ms,
-                )
+        model, action = self.adapt.on_drift(self.model)
+        events: list[Output] = [
+            self._drift_event(
+                f"drift-{self.n_learned}-{det.detector}", "concept", det.detector, record, now_ms, action,
+                params=det.params, statistic=det.statistic, threshold=det.threshold,
+                settings=det.settings, input=det.input,
             )
-        if policy == "reset":
-            self.model = self.model.clone()
+            for det in detections
+        ]
+        if model is not self.model:
+            self.model = model
             self.watch.reset()
+            if self.perf is not None:
+                self.perf.rebase()
         if self.config.checkpoint.on_drift:
             self.checkpoint_due = "drift"
         return events
+
+    def _on_warning(self, record: InputRecord, now_ms: int) -> list[Output]:
+        """Background policy: a detector entered its warning zone; a background model starts."""
+        if not self.adapt.start_background(self.model, self.n_learned):
+            return []
+        names = self.watch.warnings()
+        return [self._drift_event(
+            f"warning-{self.n_learned}-{names[0]}", "concept", names[0], record, now_ms, "background_start",
+            level="warning", features=[], evidence={"detectors_in_warning": names},
+        )]
+
+    def _on_performance(self, record: InputRecord, now_ms: int) -> list[Output]:
+        """Performance rules, checked at the end of each metrics window."""
+        window = self.config.drift.metrics_window
+        events: list[Output] = []
+        for alert in self.perf.check(self._window_before):
+            rule = alert.rule
+            bound = alert.low if alert.value < (alert.low if alert.low is not None else alert.value) else alert.high
+            events.append(self._drift_event(
+                f"performance-{self.n_learned}-{rule.metric}", "performance", f"{rule.metric}:{alert.reason}",
+                record, now_ms,
+                params=rule.model_dump(exclude_none=True),
+                statistic={"value": alert.value, **({"low": alert.low} if alert.low is not None else {}),
+                           **({"high": alert.high} if alert.high is not None else {})},
+                threshold=bound,
+                windows={"metric": {"size": window, "start": self.scores.n - window, "end": self.scores.n}},
+                evidence={"reference_values": alert.reference},
+            ))
+        return events
+
+    def _on_importance(self, record: InputRecord, now_ms: int) -> list[Output]:
+        """Linear models: has the ranking of feature importances shifted since the reference?"""
+        shift = self.importance.check(self.model)
+        if shift is None:
+            return []
+        tau, reference, current = shift
+        rank = sorted(current, key=current.get, reverse=True)
+        moved = [n for i, n in enumerate(rank) if sorted(reference, key=reference.get, reverse=True).index(n) != i] \
+            if set(rank) == set(reference) else rank
+        return [self._drift_event(
+            f"importance-{self.n_learned}", "importance", "kendall_tau", record, now_ms,
+            params={"min_tau": self.importance.min_tau, "warmup": self.importance.warmup},
+            statistic={"tau": tau}, threshold=self.importance.min_tau, features=moved,
+            evidence={"reference": reference, "current": current},
+        )]
+
+    def _on_data(self, features: dict[str, Any], record: InputRecord, now_ms: int, out: list[Output]) -> None:
+        """Data drift: feed the feature event to the per-feature window tests."""
+        watch = self.data_watch
+        if self.version != self._data_version:
+            self._data_version = self.version
+            if self.config.drift.data.rebase_on_version:
+                watch.rebase()
+        result = watch.observe(features, record)
+        if result is None:
+            return
+        cfg = self.config.drift.data
+        tests = sorted({result.tests[n]["test"] for n in result.drifting})
+        out.append(self._drift_event(
+            f"data-{watch.seen}", "data", "+".join(tests), record, now_ms,
+            params=cfg.model_dump(exclude={"enabled"}),
+            statistic={"share": result.share, "features_drifting": float(len(result.drifting)),
+                       "features_tested": float(result.evaluated)},
+            threshold=cfg.alpha, p_value=result.min_p_adjusted, features=result.drifting,
+            windows={"reference": result.reference, "current": result.current},
+            evidence={"dataset_drift": result.dataset_drift, "newly_drifting": result.newly,
+                      "tests": {n: result.tests[n] for n in result.drifting}},
+        ))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Engines pickled before drift policies and data drift existed get the defaults."""
+        self.__dict__.update(state)
+        drift = self.config.drift
+        if "adapt" not in state:
+            self.adapt = Adaptation(drift)
+        for name, value in (("perf", PerformanceWatch(drift.performance) if drift.performance else None),
+                            ("data_watch", None), ("_data_version", self.version), ("importance", None)):
+            if name not in state:
+                setattr(self, name, value)

@@ -68,12 +68,22 @@ class DriftEvent:
     metrics_after: dict[str, float]
     action: str
     detected_at: int
+    # Evidence added with data, performance and importance drift (defaults keep old callers valid).
+    level: str = "drift"  # "warning": a warning zone was entered (background policy); "drift"
+    threshold: float | None = None
+    p_value: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # every parameter the detector ran with
+    input: str | None = None  # what a concept detector was fed: error, 1-error or loss
+    features: list[str] = field(default_factory=list)
+    windows: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
     kind: str = field(default="drift", init=False)
 
     def body(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "kind": self.drift_kind,
+            "level": self.level,
             "model": self.model,
             "model_version": self.model_version,
             "detector": self.detector,
@@ -86,6 +96,13 @@ class DriftEvent:
             "metrics_after": self.metrics_after,
             "action": self.action,
             "detected_at": self.detected_at,
+            "threshold": self.threshold,
+            "p_value": self.p_value,
+            "settings": self.settings,
+            "input": self.input,
+            "features": self.features,
+            "windows": self.windows,
+            "evidence": self.evidence,
         }
 
 

@@ -1,0 +1,98 @@
+"""Adaptation policies: what the engine does about drift (``[drift] policy``).
+
+- ``none``: report only; an online model keeps adapting by itself.
+- ``reset``: a fresh model (``clone()``) replaces the current one on drift.
+- ``background``: when a detector enters its warning zone a fresh background model starts
+  and learns alongside; when drift is confirmed it replaces the current model (a plain reset
+  if no warning came first, e.g. with detectors that have no warning zone).
+- ``periodic``: every ``period_examples`` learned examples a version is cut (trigger
+  ``periodic``); with ``retrain_last`` > 0 a fresh model trained on the last
+  ``retrain_last`` examples replaces the current one first.
+
+``warm_start`` > 0 trains every fresh model on the last ``warm_start`` examples (kept in a
+bounded buffer) before it serves. Nothing here reads a clock: the same examples give the
+same models.
+
+>>> from river import linear_model
+>>> from driftline.config import DriftConfig
+>>> adapt = Adaptation(DriftConfig(policy="background", warm_start=2))
+>>> model = linear_model.LogisticRegression()
+>>> for i in range(5):
+...     adapt.learned({"x": float(i)}, i % 2 == 0)
+>>> adapt.start_background(model)
+True
+>>> len(adapt.buffer), adapt.background is model, adapt.background.weights != {}
+(2, False, True)
+>>> new, action = adapt.on_drift(model)
+>>> action, new is model, adapt.background
+('background_swap', False, None)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from river import base
+
+from driftline.config import DriftConfig
+
+__all__ = ["Adaptation"]
+
+
+class Adaptation:
+    """Holds the extra state a policy needs (buffer of recent examples, background model)."""
+
+    def __init__(self, config: DriftConfig) -> None:
+        self.policy = config.policy
+        self.warm_start = config.warm_start
+        self.period = config.period_examples if config.policy == "periodic" else 0
+        self.retrain_last = config.retrain_last if config.policy == "periodic" else 0
+        keep = max(self.warm_start, self.retrain_last)
+        self.buffer: deque[tuple[dict[str, Any], Any]] | None = deque(maxlen=keep) if keep else None
+        self.background: base.Estimator | None = None
+        self.background_since = -1  # position (examples learned) when the background started
+        self.uses_warning = config.policy == "background"
+
+    def learned(self, features: dict[str, Any], target: Any) -> None:
+        """The current model learned this example: feed the buffer and the background model."""
+        if self.buffer is not None:
+            self.buffer.append((features, target))
+        if self.background is not None:
+            self.background.learn_one(features, target)
+
+    def fresh(self, model: base.Estimator, last: int | None = None) -> base.Estimator:
+        """An unfitted copy of ``model``, trained on the last ``last`` (default ``warm_start``) examples."""
+        new = model.clone()
+        n = self.warm_start if last is None else last
+        if n and self.buffer:
+            for features, target in list(self.buffer)[-n:]:
+                new.learn_one(features, target)
+        return new
+
+    def start_background(self, model: base.Estimator, position: int = 0) -> bool:
+        """At a warning: start a background model unless one is already learning."""
+        if not self.uses_warning or self.background is not None:
+            return False
+        self.background = self.fresh(model)
+        self.background_since = position
+        return True
+
+    def on_drift(self, model: base.Estimator) -> tuple[base.Estimator, str]:
+        """The model to serve after a confirmed drift, and the action taken."""
+        if self.policy == "reset":
+            return self.fresh(model), "reset"
+        if self.policy == "background":
+            if self.background is not None:
+                new, self.background, self.background_since = self.background, None, -1
+                return new, "background_swap"
+            return self.fresh(model), "reset"
+        return model, "none"
+
+    def period_due(self, n_learned: int) -> bool:
+        """Periodic policy: is a version due after ``n_learned`` examples?"""
+        return bool(self.period) and n_learned % self.period == 0
+
+    def retrain(self, model: base.Estimator) -> base.Estimator:
+        """Periodic policy: a fresh model trained on the last ``retrain_last`` examples."""
+        return self.fresh(model, self.retrain_last) if self.retrain_last else model
