@@ -209,6 +209,9 @@ class CheckpointConfig(_Frozen):
     every_examples: int = Field(default=10_000, gt=0)
     every_seconds: float = Field(default=60.0, gt=0)
     on_drift: bool = True
+    # A drift is checkpointed, but no sooner than this many examples after the last version:
+    # a noisy stream must not turn into a snapshot storm on the hot path.
+    drift_min_examples: int = Field(default=2_000, ge=0)
     store_url: str = ".driftline/versions"
     key_env: str = "DRIFTLINE_SNAPSHOT_KEY"
 

@@ -159,7 +159,7 @@ class Engine:
             adapt.learned(pending.features, target)
         if adapt.period and self.n_learned % adapt.period == 0:
             self.model = adapt.retrain(self.model)
-            self.checkpoint_due = "periodic"
+            self.checkpoint_due = self.checkpoint_due or "periodic"
         return out
 
     # -- records -----------------------------------------------------------------------
@@ -257,7 +257,7 @@ class Engine:
             if self.perf is not None:
                 self.perf.rebase()
         if self.config.checkpoint.on_drift:
-            self.checkpoint_due = "drift"
+            self.checkpoint_due = self.checkpoint_due or "drift"
         return events
 
     def _on_warning(self, record: InputRecord, now_ms: int) -> list[Output]:

@@ -184,6 +184,8 @@ class Processor:
                 [TopicPartition(topic_of[k], p, self.positions.get((k, p), OFFSET_BEGINNING)) for k, p in sources]
             )
             self._eof = {src: False for src in sources}
+            self._fetched: dict[Source, int] = {}
+            self._tps = {src: TopicPartition(topic_of[src[0]], src[1]) for src in sources}
             merger = EventTimeMerger(sources, self.config.processor.max_idle_ms)
             self.metrics.watch(self._state)
             if self.store.latest() is None:
@@ -235,8 +237,9 @@ class Processor:
                         log.warning("consumer error", extra={"fields": {"error": err.str()}})
                     continue
                 self._eof[source] = False
-                merger.push(InputRecord(source[0], source[1], msg.offset(), msg.timestamp()[1],
-                                        msg.key(), msg.value()))
+                offset = msg.offset()
+                self._fetched[source] = offset + 1
+                merger.push(InputRecord(source[0], source[1], offset, msg.timestamp()[1], msg.key(), msg.value()))
             self._backpressure(consumer, merger)
             processed = self._drain(merger)
             busy = processed > 0
@@ -266,7 +269,7 @@ class Processor:
         """Process the records the merger releases (at most one batch); return how many."""
         engine = self.engine
         assert engine is not None
-        caught_up = self._eof.__getitem__
+        caught_up = self._caught_up_check()
         now_ms = self.clock()
         self._batch_headers = _ce_headers("prediction", "", self.config.name, 0, now_ms)[:-1]
         positions, committed = self.positions, self.committed
@@ -324,6 +327,30 @@ class Processor:
         log.error("engine error: record dead-lettered", exc_info=exc,
                   extra={"fields": {"kind": record.kind, "partition": record.partition, "offset": record.offset}})
         return [DeadLetter(record, "internal_error", repr(exc)[:500])]
+
+    def _caught_up_check(self) -> Callable[[Source], bool]:
+        """Whether an empty source has nothing left to fetch, memoized for one batch.
+
+        End-of-partition events say so, but only once per fetch; the high watermark that
+        librdkafka caches from every fetch response says it sooner, which keeps the merger
+        from waiting on a label partition that is simply idle.
+        """
+        memo: dict[Source, bool] = {}
+        eof, fetched, tps, consumer = self._eof, self._fetched, self._tps, self._consumer
+
+        def caught_up(source: Source) -> bool:
+            if eof[source]:
+                return True
+            known = memo.get(source)
+            if known is None:
+                try:
+                    _, high = consumer.get_watermark_offsets(tps[source], cached=True)
+                except KafkaException:
+                    high = -1
+                known = memo[source] = 0 <= high <= fetched.get(source, -1)
+            return known
+
+        return caught_up
 
     # -- outputs -----------------------------------------------------------------------
 
@@ -403,8 +430,9 @@ class Processor:
         if self._in_txn:
             return
         ckpt = self.config.checkpoint
-        if engine.checkpoint_due:
-            self._checkpoint(engine.checkpoint_due)
+        due = engine.checkpoint_due
+        if due and (due != "drift" or engine.n_learned - self._ckpt_learned >= ckpt.drift_min_examples):
+            self._checkpoint(due)
         elif engine.n_learned - self._ckpt_learned >= ckpt.every_examples:
             self._checkpoint("periodic")
         elif now - self._ckpt_time >= ckpt.every_seconds and engine.n_learned > self._ckpt_learned:
@@ -441,7 +469,8 @@ class Processor:
             engine.version = previous
             self.metrics.snapshot_failures.labels(self.config.name).inc()
             log.error("snapshot failed: keeping the last good version", extra={"fields": {"error": str(exc)}})
-            self._ckpt_time = time.monotonic()
+            # Back off: retry after another every_examples or every_seconds, not every batch.
+            self._ckpt_learned, self._ckpt_time = engine.n_learned, time.monotonic()
             return None
         self.metrics.versions.labels(self.config.name, trigger).inc()
         self._ckpt_learned, self._ckpt_time = engine.n_learned, time.monotonic()
