@@ -24,11 +24,12 @@ True
 
 from __future__ import annotations
 
+import copy
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from river import drift
+from river import drift, stats
 from river.drift import binary
 
 from driftline.config import DetectorSpec
@@ -94,6 +95,30 @@ def default_detectors(task: str) -> list[DetectorSpec]:
     return [DetectorSpec(name="binary.HDDMA")]
 
 
+class _CheapMean(stats.Mean):
+    """A ``stats.Mean`` whose ``clone`` is a shallow copy (its state is two floats)."""
+
+    def clone(self, new_params=None, include_attributes=False):  # noqa: ARG002
+        return copy.copy(self)
+
+
+class FastHDDMA(binary.HDDMA):
+    """River's HDDM_A, unchanged, but its running mean clones cheaply.
+
+    ``HDDMA.update`` clones its running mean whenever a cut point moves, and River's
+    ``clone`` goes through ``inspect.signature``: about 10 us an update on a drifting error
+    stream, more than a logistic regression's predict + learn. Same decisions, measured in
+    tests/unit/core/test_detectors.py.
+    """
+
+    def _reset(self):
+        super()._reset()
+        self._z = _CheapMean()
+
+
+_FAST = {binary.HDDMA: FastHDDMA}
+
+
 def build_detector(spec: DetectorSpec, task: str) -> Any:
     """Instantiate ``spec`` from ``river.drift`` (``binary.`` prefix for binary detectors)."""
     module, _, name = spec.name.rpartition(".")
@@ -107,7 +132,7 @@ def build_detector(spec: DetectorSpec, task: str) -> Any:
     if "seed" in inspect.signature(cls).parameters:
         params.setdefault("seed", 42)  # determinism: replays must fire at the same examples
     try:
-        return cls(**params)
+        return _FAST.get(cls, cls)(**params)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad parameters for {spec.name}: {exc}") from exc
 

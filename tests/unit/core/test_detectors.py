@@ -99,3 +99,26 @@ def test_several_detectors_and_reset():
 def test_bad_specs_are_config_errors(spec):
     with pytest.raises(ConfigError):
         build_detector(spec, "classification")
+
+
+def test_fast_hddma_decides_exactly_like_rivers():
+    """The cheap-clone HDDM_A must fire (and warn) at the same positions as River's own."""
+    import random
+
+    from river.drift import binary
+
+    from driftline.core.detectors import FastHDDMA
+
+    rng = random.Random(11)
+    errors = [float(rng.random() < (0.1 if (i // 3000) % 2 == 0 else 0.4)) for i in range(30_000)]
+
+    def signals(detector):
+        out = []
+        for x in errors:
+            detector.update(x)
+            out.append((detector.drift_detected, detector.warning_detected))
+        return out
+
+    theirs = signals(binary.HDDMA())
+    assert sum(drifted for drifted, _ in theirs) >= 3  # the stream really drifts
+    assert signals(FastHDDMA()) == theirs
