@@ -152,9 +152,13 @@ class ProcessorRunner:
     def __init__(self, config: DeploymentConfig, workdir: Path, signing_key: bytes,
                  env: dict[str, str] | None = None) -> None:
         self.config = config
+        # Logs outlive pytest's temporary directories, for post-mortems.
+        workdir = Path(os.environ.get("FAULTS_LOG_DIR", ROOT / ".cache" / "faults-logs")) / config.name
+        workdir.mkdir(parents=True, exist_ok=True)
         self.toml = write_toml(config, workdir / f"{config.name}.toml")
         self.workdir = workdir
-        self.env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": signing_key.decode(), **(env or {})}
+        self.env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": signing_key.decode(), "PYTHONFAULTHANDLER": "1",
+                    **(env or {})}
         self.runs = 0
         self.logs: list[Path] = []
 
@@ -203,12 +207,14 @@ def assert_invariants(
     dlq_offsets: dict[tuple[str, int, int], str | set[str]] | None = None,
     idle_s: float = 3.0,
     check_scores: bool = True,
+    unscored: int = 0,
 ) -> dict[str, Any]:
     """The four promises every fault scenario ends with; returns the measured figures.
 
     ``predicted``: the ids that must have exactly one committed prediction (no others).
     ``learned``: how many labels the model must have learned, exactly once each.
     ``dead_letters``: reason -> count expected on ``.dlq`` (empty: none at all).
+    ``unscored``: how many of the learned examples had no prediction to score (``null``).
     ``dlq_offsets``: optionally, (topic, partition, offset) -> reason (or set of acceptable
     reasons) of each dead letter; then ``dead_letters`` may be left out.
     """
@@ -255,7 +261,8 @@ def assert_invariants(
     # 2. Every label learned exactly once, by the model and by the metrics.
     assert engine.n_learned == learned, f"learned {engine.n_learned} labels, expected {learned}"
     if check_scores:
-        assert engine.scores.n == learned, f"scored {engine.scores.n} labels, expected {learned}"
+        # (an untrained model may predict nothing: those examples are learned, not scored)
+        assert engine.scores.n == learned - unscored, f"scored {engine.scores.n} labels, expected {learned - unscored}"
     if check_scores and config.model.preset == "logistic_regression" and not config.model.factory and learned:
         scaler = _scaler(engine.model)
         assert set(scaler.counts.values()) <= {learned}, f"StandardScaler counts {set(scaler.counts.values())}"
@@ -308,3 +315,8 @@ def report(scenario: str, **figures: Any) -> None:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def bootstrap_servers() -> str:
+    """The shared test broker (what the ``bootstrap`` fixture returns, when it is set)."""
+    return os.environ.get("DRIFTLINE_TEST_BOOTSTRAP") or f"127.0.0.1:{os.environ.get('KAFKA_TEST_PORT', '39092')}"

@@ -186,6 +186,9 @@ def test_poison_input_never_stops_the_processor(make_config, harness, invariants
         processor={"max_message_bytes": MAX_BYTES},
     )
     features, labels = draw_corpus(harness.scaled(60, soak=600))
+    # Whatever the draw, the documented duplicate outcomes are always exercised.
+    features.append(Msg("features", "duplicate", _dumps({"id": "?", "features": {"x": 1.0, "c": "d"}}), ref=0))
+    labels += [Msg("labels", "good", None, ref=0), Msg("labels", "second_label", None, ref=0)]
     rng = random.Random(7)
 
     # Work out ids and expected outcomes in production order (which is event-time order).

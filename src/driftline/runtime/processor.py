@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 import threading
 import time
@@ -91,6 +92,12 @@ def _retrying(call: Callable[[], Any], deadline_s: float = 60.0) -> Any:
             log.warning("retrying", extra={"fields": {"error": err.str()}})
             time.sleep(0.5)
 
+
+# A commit that blocks longer than its calls' own timeouts (30 s + 60 s) plus this margin is
+# hung: the process exits with EXIT_HUNG (EX_TEMPFAIL) for its supervisor to restart it.
+# DRIFTLINE_TXN_HANG_TIMEOUT_S overrides the limit.
+HANG_TIMEOUT_S = 120.0
+EXIT_HUNG = 75
 
 _COORDINATOR_ERRORS = {
     KafkaError.NOT_COORDINATOR,
@@ -169,6 +176,7 @@ class Processor:
         topic_of = {"features": self.topics.features, "labels": self.topics.labels}
         kind_of = {v: k for k, v in topic_of.items()}
 
+        self._start_watchdog()
         consumer = make_consumer(self.config)
         producer = make_producer(self.config, transactional=True)
         self._consumer, self._producer = consumer, producer
@@ -205,6 +213,7 @@ class Processor:
                 self._commit()
             self._checkpoint("shutdown")
         finally:
+            self._watchdog_stop.set()
             if self._in_txn:
                 try:
                     producer.abort_transaction(10)
@@ -401,6 +410,31 @@ class Processor:
 
     # -- transactions and checkpoints --------------------------------------------------
 
+    def _start_watchdog(self) -> None:
+        """Exit the process if a transactional call blocks far past its own timeout.
+
+        librdkafka can block in ``send_offsets_to_transaction`` forever when the broker or
+        its group coordinator dies mid-transaction (librdkafka #5456, #5511; a kill -9 of
+        the broker reproduces it). Nothing can cancel that call, so the only way on is a
+        restart by the supervisor: the open transaction is aborted by the next instance's
+        fencing, and restore + replay keep every output exactly-once.
+        """
+        self._hang_deadline: float | None = None
+        self._watchdog_stop = threading.Event()
+        limit = float(os.environ.get("DRIFTLINE_TXN_HANG_TIMEOUT_S", HANG_TIMEOUT_S))
+
+        def watch() -> None:
+            while not self._watchdog_stop.wait(1.0):
+                deadline = self._hang_deadline
+                if deadline is not None and time.monotonic() > deadline + limit - HANG_TIMEOUT_S:
+                    log.critical("a Kafka transaction call hung past its timeout: exiting for a restart",
+                                 extra={"fields": {"timeout_s": limit, "exit_code": EXIT_HUNG}})
+                    for handler in logging.getLogger("driftline").handlers:
+                        handler.flush()
+                    os._exit(EXIT_HUNG)
+
+        threading.Thread(target=watch, name="driftline-watchdog", daemon=True).start()
+
     def _begin(self) -> None:
         self._producer.begin_transaction()
         self._in_txn = True
@@ -414,9 +448,13 @@ class Processor:
         for source, position in self.positions.items():
             offset = max(position, self.committed.get(source, 0))
             offsets.append(TopicPartition(topic_of[source[0]], source[1], offset))
-        if offsets:
-            self._producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 30)
-        self._producer.commit_transaction(60)
+        self._hang_deadline = time.monotonic() + HANG_TIMEOUT_S
+        try:
+            if offsets:
+                self._producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 30)
+            self._producer.commit_transaction(60)
+        finally:
+            self._hang_deadline = None
         self._in_txn = False
         if self._txn_records:
             self.timings["last_commit"] = time.perf_counter()
