@@ -277,6 +277,9 @@ class ProcessorConfig(_Frozen):
     max_idle_ms: int = Field(default=2000, ge=0)
     max_buffered_per_partition: int = Field(default=20_000, gt=0)
     max_message_bytes: int = Field(default=256 * 1024, gt=0)
+    # Numeric features beyond +/- this go to the DLQ (out_of_range): one 1e300 turns a
+    # linear model's weights into NaN for good.
+    max_abs_feature: float = Field(default=1e12, gt=0)
     metrics_port: int = 0
 
 

@@ -68,6 +68,7 @@ class Engine:
             classes=tuple(config.model.classes),
             task=self.task,
             max_bytes=config.processor.max_message_bytes,
+            max_abs_value=config.processor.max_abs_feature,
         )
         self.scores = OnlineScores(self.task, config.drift.metrics_window, self.schema.classes)
         self.watch = ErrorWatch(config.drift.detectors, self.task)

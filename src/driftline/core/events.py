@@ -71,6 +71,7 @@ class EventSchema:
     classes: tuple[Any, ...] = ()
     task: str = "classification"
     max_bytes: int = 256 * 1024
+    max_abs_value: float = 1e12
 
 
 def _load(value: bytes | None, schema: EventSchema) -> dict[str, Any]:
@@ -144,6 +145,11 @@ def decode_features(value: bytes | None, schema: EventSchema, model: str) -> Fea
         for name, feature in features.items():
             if type(feature) not in accepted:
                 raise _reject(name, feature, None)
+    # One absurd magnitude (1e300) drives a linear model's weights to NaN for good; refuse it.
+    limit = schema.max_abs_value
+    for name, feature in features.items():
+        if type(feature) is not str and not -limit <= feature <= limit:
+            raise BadEventError("out_of_range", f"feature {name!r} = {feature!r} exceeds +/-{limit:g}")
     return FeatureEvent(event_id, features)
 
 

@@ -13,6 +13,7 @@ and renamed into place, so a crash mid-write never leaves a partial version behi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from typing import Any
@@ -107,11 +108,16 @@ class VersionStore:
 
 def _write_local_atomic(path: str, blob: bytes) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(blob)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(blob)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)  # a full disk must not also fill up with partial versions
+        raise
     dir_fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import orjson
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -154,3 +156,16 @@ def test_arbitrary_bytes_decode_or_raise_bad_event(value, schema):
 @given(body=FIELDS | JSON, schema=SCHEMAS)
 def test_arbitrary_json_decode_or_raise_bad_event(body, schema):
     _decode_or_bad(json.dumps(body).encode(), schema)  # stdlib json: also writes ints beyond 64 bits
+
+
+@pytest.mark.parametrize("value", [b"1e300", b"-1e13", b"9000000000000000000"])
+def test_absurd_magnitudes_are_out_of_range(value):
+    body = b'{"id": "e", "features": {"x": ' + value + b"}}"
+    with pytest.raises(BadEventError) as caught:
+        decode_features(body, EventSchema(max_abs_value=1e12), "m")
+    assert caught.value.reason == "out_of_range"
+
+
+def test_values_at_the_limit_are_accepted():
+    body = orjson.dumps({"id": "e", "features": {"x": 1e12, "y": -1e12, "s": "text"}})
+    assert decode_features(body, EventSchema(max_abs_value=1e12), "m").features["x"] == 1e12
