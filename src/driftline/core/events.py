@@ -146,9 +146,10 @@ def decode_features(value: bytes | None, schema: EventSchema, model: str) -> Fea
             if type(feature) not in accepted:
                 raise _reject(name, feature, None)
     # One absurd magnitude (1e300) drives a linear model's weights to NaN for good; refuse it.
+    # (Categories may be large integers: they are labels, not magnitudes.)
     limit = schema.max_abs_value
     for name, feature in features.items():
-        if type(feature) is not str and not -limit <= feature <= limit:
+        if type(feature) is not str and not -limit <= feature <= limit and declared.get(name) != "cat":
             raise BadEventError("out_of_range", f"feature {name!r} = {feature!r} exceeds +/-{limit:g}")
     return FeatureEvent(event_id, features)
 

@@ -125,7 +125,7 @@ def test_a_ten_percent_canary_serves_about_ten_percent_of_keys_stably(make_confi
 
 
 def test_rollback_with_a_skipped_window_never_learns_those_labels(make_config, reader, signing_key):
-    config = make_config(checkpoint={"every_examples": 1000})
+    config = make_config(checkpoint={"every_examples": 1000}, drift={"policy": "none"})  # scaler counts below
     rows, held_out = _rows(4000, seed=5), _rows(200, seed=99)
     replay(config, rows, label_delay=DELAY, n_rows=len(rows))
     Processor(config, signing_key, registry=CollectorRegistry()).run(exit_when_idle_s=3)

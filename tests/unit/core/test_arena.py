@@ -17,7 +17,8 @@ from driftline.runtime.replay import encode_features
 
 
 def _config(**lifecycle) -> DeploymentConfig:
-    return DeploymentConfig(name="t", lifecycle=lifecycle)
+    # policy "none": a reset of the champion would make a warm twin differ for that reason alone
+    return DeploymentConfig(name="t", lifecycle=lifecycle, drift={"policy": "none"})
 
 
 def _phishing(n=600):

@@ -22,6 +22,8 @@ TRUMP = list(stream("river:TrumpApproval"))
 
 
 def config(preset="logistic_regression", **kwargs) -> DeploymentConfig:
+    """River's semantics (policy "none": no adaptation) unless a test asks for a policy."""
+    kwargs.setdefault("drift", {"policy": "none"})
     return DeploymentConfig(name="test", model=ModelConfig(preset=preset), **kwargs)
 
 

@@ -169,3 +169,9 @@ def test_absurd_magnitudes_are_out_of_range(value):
 def test_values_at_the_limit_are_accepted():
     body = orjson.dumps({"id": "e", "features": {"x": 1e12, "y": -1e12, "s": "text"}})
     assert decode_features(body, EventSchema(max_abs_value=1e12), "m").features["x"] == 1e12
+
+
+def test_large_integer_categories_are_not_magnitudes():
+    body = b'{"id": "e", "features": {"c": 18446744073709551615}}'
+    event = decode_features(body, EventSchema(features={"c": "cat"}, max_abs_value=1e12), "m")
+    assert event.features["c"] == 2**64 - 1
