@@ -21,6 +21,19 @@
 #   KAFKA_CLEAN=1            with `stop`: also delete the data dir (same as --clean)
 #   KAFKA_MVN_ARGS           extra arguments for mvn (e.g. -Dmaven.repo.local=...)
 #   JAVA_HOME                Java 17+ to use (default: `java` on PATH)
+#
+# Optional secured listener (off unless KAFKA_SASL_SSL_PORT is set; the PLAINTEXT listener
+# stays for admin/bootstrap):
+#   KAFKA_SASL_SSL_PORT      adds SASL_SSL://127.0.0.1:<port> (mechanisms PLAIN and SCRAM-SHA-512)
+#   KAFKA_SSL_DIR            where the CA and the server keystore live (default <data dir>/ssl);
+#                            generated with openssl on first start if missing: ca.crt is the
+#                            certificate clients trust (ssl.ca.location), server.p12 the PKCS12
+#                            keystore (random password in keystore.password)
+#   KAFKA_SASL_USERS         users as "name:password[,name:password...]"
+#   KAFKA_SASL_USERS_FILE    or a file with one "name:password" per line
+#                            PLAIN users are re-read on every start; SCRAM-SHA-512 credentials
+#                            are written when the storage is formatted (first start), so
+#                            changing them needs `stop --clean`.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -62,6 +75,75 @@ resolve_ports() {
     PROPS_FILE="$DATA_DIR/server.properties"
     LOG4J_FILE="$DATA_DIR/log4j2.properties"
     CLUSTER_ID_FILE="$DATA_DIR/cluster.id"
+    SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
+    if [[ -n "$SASL_SSL_PORT" ]]; then
+        is_port_number "$SASL_SSL_PORT" || die "KAFKA_SASL_SSL_PORT must be a TCP port number, got '$SASL_SSL_PORT'"
+        [[ "$SASL_SSL_PORT" != "$KAFKA_PORT" && "$SASL_SSL_PORT" != "$KAFKA_CONTROLLER_PORT" ]] \
+            || die "KAFKA_SASL_SSL_PORT must differ from KAFKA_PORT and KAFKA_CONTROLLER_PORT"
+    fi
+    SSL_DIR="${KAFKA_SSL_DIR:-$DATA_DIR/ssl}"
+}
+
+# ----------------------------------------------------------- SASL_SSL ----
+
+# Reads KAFKA_SASL_USERS / KAFKA_SASL_USERS_FILE into SASL_USERS (names) and
+# SASL_PASSWORDS. Passwords are never logged.
+read_sasl_users() {
+    SASL_USERS=(); SASL_PASSWORDS=()
+    local entries=() more=() entry name password
+    if [[ -n "${KAFKA_SASL_USERS_FILE:-}" ]]; then
+        [[ -r "$KAFKA_SASL_USERS_FILE" ]] || die "KAFKA_SASL_USERS_FILE '$KAFKA_SASL_USERS_FILE' is not readable"
+        while IFS= read -r entry || [[ -n "$entry" ]]; do
+            [[ -z "${entry// /}" || "$entry" == \#* ]] || entries+=("$entry")
+        done <"$KAFKA_SASL_USERS_FILE"
+    fi
+    if [[ -n "${KAFKA_SASL_USERS:-}" ]]; then
+        IFS=',' read -r -a more <<<"$KAFKA_SASL_USERS"
+        entries+=("${more[@]}")
+    fi
+    (( ${#entries[@]} > 0 )) || die "KAFKA_SASL_SSL_PORT is set but there are no users: set KAFKA_SASL_USERS=name:password[,...] or KAFKA_SASL_USERS_FILE"
+    for entry in "${entries[@]}"; do
+        [[ "$entry" == *:* ]] || die "SASL user entries are name:password (got an entry without ':')"
+        name="${entry%%:*}"; password="${entry#*:}"
+        [[ "$name" =~ ^[A-Za-z0-9_.-]+$ ]] || die "SASL user name '$name': use letters, digits, '_', '.', '-'"
+        [[ -n "$password" ]] || die "SASL user '$name' has an empty password"
+        # These would break the JAAS line, the properties file or --add-scram's syntax.
+        if [[ "$password" =~ [][\"\\,=[:space:]] ]]; then
+            die "the password of SASL user '$name' contains a character this script cannot pass safely (quote, backslash, ',', '=', '[', ']' or whitespace)"
+        fi
+        SASL_USERS+=("$name"); SASL_PASSWORDS+=("$password")
+    done
+}
+
+# A CA and a server certificate for 127.0.0.1/localhost signed by it, in a PKCS12 keystore.
+ensure_ssl_material() {
+    if [[ -s "$SSL_DIR/ca.crt" && -s "$SSL_DIR/server.p12" && -s "$SSL_DIR/keystore.password" ]]; then
+        return 0
+    fi
+    command -v openssl >/dev/null || die "openssl is needed to generate the SASL_SSL certificates (apt-get install openssl)"
+    mkdir -p "$SSL_DIR"
+    chmod 700 "$SSL_DIR"
+    log "generating a CA and a server keystore in $SSL_DIR"
+    local out
+    if ! out="$( (
+            set -e
+            umask 077
+            cd "$SSL_DIR"
+            openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=driftline-test-ca" \
+                -keyout ca.key -out ca.crt
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+                -extfile server.ext -out server.crt
+            openssl rand -hex 24 | tr -d '\n' >keystore.password
+            openssl pkcs12 -export -in server.crt -inkey server.key -certfile ca.crt -name kafka \
+                -passout file:keystore.password -out server.p12
+            rm -f server.csr server.ext ca.srl
+            chmod 644 ca.crt
+        ) 2>&1)"; then
+        printf '%s\n' "$out" | tail -n 20 >&2
+        die "generating the SASL_SSL certificates in $SSL_DIR failed (see above)"
+    fi
 }
 
 # ---------------------------------------------------------------- tools ----
@@ -242,14 +324,24 @@ heap_opts() {
 }
 
 write_configs() {
+    local listeners="PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT"
+    local advertised="PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT" protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    if [[ -n "$SASL_SSL_PORT" ]]; then
+        listeners+=",SASL_SSL://$KAFKA_HOST:$SASL_SSL_PORT"
+        advertised+=",SASL_SSL://$KAFKA_HOST:$SASL_SSL_PORT"
+        protocols+=",SASL_SSL:SASL_SSL"
+        # The file holds the keystore and PLAIN passwords.
+        rm -f "$PROPS_FILE"
+        (umask 077; : >"$PROPS_FILE")
+    fi
     cat >"$PROPS_FILE" <<EOF
 # Generated by scripts/kafka.sh on every start; edits are overwritten.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listeners=$listeners
+advertised.listeners=$advertised
+listener.security.protocol.map=$protocols
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$LOG_DIRS
@@ -271,6 +363,22 @@ num.recovery.threads.per.data.dir=1
 log.retention.hours=168
 log.segment.bytes=104857600
 EOF
+    if [[ -n "$SASL_SSL_PORT" ]]; then
+        local jaas="org.apache.kafka.common.security.plain.PlainLoginModule required" i
+        for i in "${!SASL_USERS[@]}"; do
+            jaas+=" user_${SASL_USERS[$i]}=\"${SASL_PASSWORDS[$i]}\""
+        done
+        cat >>"$PROPS_FILE" <<EOF
+# SASL_SSL listener (KAFKA_SASL_SSL_PORT)
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=$jaas;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$SSL_DIR/server.p12
+ssl.keystore.password=$(cat "$SSL_DIR/keystore.password")
+ssl.client.auth=none
+EOF
+    fi
     cat >"$LOG4J_FILE" <<'EOF'
 # Generated by scripts/kafka.sh. Everything goes to stdout, which the script
 # redirects to server.log.
@@ -310,11 +418,17 @@ format_storage() {
         echo "$cluster_id" >"$CLUSTER_ID_FILE"
     fi
     log "formatting KRaft storage in $LOG_DIRS (cluster id $cluster_id)"
-    local out
+    local out scram=() i
+    if [[ -n "$SASL_SSL_PORT" ]]; then
+        for i in "${!SASL_USERS[@]}"; do
+            scram+=(--add-scram "SCRAM-SHA-512=[name=${SASL_USERS[$i]},password=${SASL_PASSWORDS[$i]}]")
+        done
+        log "adding SCRAM-SHA-512 credentials for: ${SASL_USERS[*]}"
+    fi
     if ! out="$("$JAVA" -Xmx256m -Dlog4j2.configurationFile="$LOG4J_FILE" \
             -Dlog4j2.level=WARN -cp "$LIBS_DIR/*" \
             kafka.tools.StorageTool format --ignore-formatted \
-            -t "$cluster_id" -c "$PROPS_FILE" 2>&1)"; then
+            -t "$cluster_id" -c "$PROPS_FILE" ${scram[@]+"${scram[@]}"} 2>&1)"; then
         printf '%s\n' "$out" | grep -v -E '^\[.*\] (INFO|DEBUG)' | tail -n 30 >&2
         die "formatting the storage directory failed (see above)"
     fi
@@ -345,6 +459,13 @@ do_start() {
         fi
         if port_open "$KAFKA_CONTROLLER_PORT"; then
             die "controller port $KAFKA_CONTROLLER_PORT is already in use; set KAFKA_CONTROLLER_PORT to a free port"
+        fi
+        if [[ -n "$SASL_SSL_PORT" ]]; then
+            if port_open "$SASL_SSL_PORT"; then
+                die "SASL_SSL port $SASL_SSL_PORT is already in use; choose another KAFKA_SASL_SSL_PORT"
+            fi
+            read_sasl_users
+            ensure_ssl_material
         fi
 
         write_configs
@@ -384,6 +505,7 @@ do_start() {
             die "Kafka exited during startup (see $SERVER_LOG; if the data dir is corrupt or from another Kafka version: $0 stop --clean)"
         fi
         if [[ -n "$pid" ]] && port_open "$KAFKA_PORT" \
+                && { [[ -z "$SASL_SSL_PORT" ]] || port_open "$SASL_SSL_PORT"; } \
                 && grep -q -E 'Kafka Server started|started \(kafka\.server\.KafkaRaftServer\)' "$SERVER_LOG" 2>/dev/null; then
             break
         fi
@@ -395,6 +517,9 @@ do_start() {
     done
     exec 9>&-
     log "Kafka is up (pid $pid) after $((SECONDS - started))s"
+    if [[ -n "$SASL_SSL_PORT" ]]; then
+        log "SASL_SSL listener on $KAFKA_HOST:$SASL_SSL_PORT (PLAIN, SCRAM-SHA-512); clients trust $SSL_DIR/ca.crt"
+    fi
     echo "bootstrap.servers=$KAFKA_HOST:$KAFKA_PORT"
 }
 

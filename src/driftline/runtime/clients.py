@@ -67,5 +67,5 @@ def make_consumer(config: DeploymentConfig, group_id: str | None = None, **overr
     return Consumer({**consumer_config(config, group_id), **overrides})
 
 
-def make_admin(config: DeploymentConfig) -> AdminClient:
-    return AdminClient(config.kafka.as_librdkafka_dict())
+def make_admin(config: DeploymentConfig, **overrides: Any) -> AdminClient:
+    return AdminClient({**config.kafka.as_librdkafka_dict(), **overrides})

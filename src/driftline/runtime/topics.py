@@ -1,17 +1,93 @@
-"""Provision and check the topics of a deployment with the AdminClient."""
+"""Provision and check the topics of a deployment with the AdminClient.
+
+Every entry point first fetches cluster metadata with :func:`cluster_metadata`, which fails
+fast with a :class:`KafkaSetupError` naming the user and bootstrap servers (never the
+password) when authentication or the TLS handshake fails, instead of librdkafka's endless
+reconnect loop and a generic "transport failure" after the timeout.
+"""
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import NewTopic
+import logging
+import re
+import time
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import ClusterMetadata, NewTopic
 
 from driftline.config import DeploymentConfig
 from driftline.exceptions import KafkaSetupError
 from driftline.runtime.clients import MAX_MESSAGE_BYTES, make_admin
 
-__all__ = ["topic_specs", "create_topics", "partition_counts", "check_copartitioned"]
+__all__ = ["topic_specs", "create_topics", "partition_counts", "check_copartitioned", "cluster_metadata"]
 
 WEEK_MS = 7 * 24 * 3600 * 1000
+
+log = logging.getLogger("driftline.kafka")
+
+_AUTH_ERRORS = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
+_TLS_ERRORS = {KafkaError._SSL}
+
+
+def _redact(text: str, config: DeploymentConfig) -> str:
+    """``text`` without the SASL password (librdkafka does not echo it; this makes sure)."""
+    password = config.kafka.sasl_password.get_secret_value() if config.kafka.sasl_password else ""
+    return text.replace(password, "***") if password else text
+
+
+class _OnceLog:
+    """librdkafka's log callback target: each distinct line once (a refused or failing
+    connection is retried many times a second)."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def log(self, level: int, fmt: str, *args: object) -> None:
+        line = fmt % args if args else fmt
+        key = re.sub(r"\(after \d+ms", "(after", line)
+        if key not in self.seen:
+            self.seen.add(key)
+            log.log(level, line)
+
+
+def cluster_metadata(config: DeploymentConfig, timeout: float = 10.0) -> ClusterMetadata:
+    """The cluster's metadata; a clear :class:`KafkaSetupError` when it cannot be had.
+
+    Authentication and TLS failures are reported within about a second (librdkafka reports
+    them through ``error_cb`` and would otherwise retry until the timeout); an unreachable
+    cluster after ``timeout`` seconds. librdkafka's own log lines of this client go to the
+    ``driftline.kafka`` logger (JSON, secrets redacted) rather than to raw stderr.
+    """
+    kafka = config.kafka
+    errors: list[KafkaError] = []
+    admin = make_admin(config, error_cb=errors.append, logger=_OnceLog())
+    deadline = time.monotonic() + timeout
+    last: KafkaError | None = None
+    while True:
+        try:
+            return admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+        except KafkaException as exc:
+            last = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        admin.poll(0)  # serves error_cb and the log callback
+        if last is not None:
+            errors.append(last)
+        where = f"at bootstrap {kafka.bootstrap_servers} (security.protocol={kafka.security_protocol or 'PLAINTEXT'}"
+        where += f", sasl.mechanism={kafka.sasl_mechanism})" if kafka.sasl_mechanism else ")"
+        for err in errors:
+            if err.code() in _AUTH_ERRORS:
+                raise KafkaSetupError(
+                    f"Kafka authentication failed for user {kafka.sasl_username!r} {where}: "
+                    f"{_redact(err.str(), config)}; check [kafka] sasl_username and DRIFTLINE_SASL_PASSWORD"
+                )
+            if err.code() in _TLS_ERRORS:
+                raise KafkaSetupError(
+                    f"TLS handshake with Kafka failed {where}: {_redact(err.str(), config)}; "
+                    "check [kafka] ssl_ca_location"
+                )
+        if time.monotonic() >= deadline:
+            detail = _redact(last.str(), config) if last is not None else "no answer"
+            raise KafkaSetupError(f"cannot reach Kafka {where} within {timeout:g}s: {detail}")
+        errors.clear()
 
 
 def topic_specs(config: DeploymentConfig) -> list[NewTopic]:
@@ -41,6 +117,7 @@ def topic_specs(config: DeploymentConfig) -> list[NewTopic]:
 
 def create_topics(config: DeploymentConfig, timeout: float = 30.0) -> dict[str, str]:
     """Create missing topics; return topic -> ``created`` or ``exists``, then verify."""
+    cluster_metadata(config, min(timeout, 10.0))  # fail fast on credentials and TLS
     admin = make_admin(config)
     result: dict[str, str] = {}
     futures = admin.create_topics(topic_specs(config), operation_timeout=timeout, request_timeout=timeout)
@@ -59,7 +136,7 @@ def create_topics(config: DeploymentConfig, timeout: float = 30.0) -> dict[str, 
 
 def partition_counts(config: DeploymentConfig, timeout: float = 10.0) -> dict[str, int]:
     """Partitions per topic of the deployment (missing topics are left out)."""
-    metadata = make_admin(config).list_topics(timeout=timeout)
+    metadata = cluster_metadata(config, timeout)
     wanted = set(config.topics.all().values())
     return {
         name: len(meta.partitions)
