@@ -44,6 +44,13 @@ class ProcessorMetrics:
         self.snapshot_failures = Counter(
             "driftline_snapshot_failures", "Snapshot writes that failed", ["model"], registry=registry
         )
+        self.backpressure_pauses = Counter(
+            "driftline_backpressure_pauses", "Input partitions paused: their event-time buffer was full",
+            ["model", "source"], registry=registry,
+        )
+        self.backpressure_resumes = Counter(
+            "driftline_backpressure_resumes", "Paused input partitions resumed", ["model", "source"], registry=registry
+        )
         self.batch_seconds = Histogram(
             "driftline_batch_seconds",
             "Time to process and commit one transaction",

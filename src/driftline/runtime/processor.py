@@ -538,9 +538,15 @@ class Processor:
             if n >= cap and source not in self._paused:
                 consumer.pause([tp])
                 self._paused.add(source)
+                self.metrics.backpressure_pauses.labels(self.config.name, _source_key(source)).inc()
+                log.info("backpressure: partition paused",
+                         extra={"fields": {"source": _source_key(source), "buffered": n, "cap": cap}})
             elif n < cap // 2 and source in self._paused:
                 consumer.resume([tp])
                 self._paused.discard(source)
+                self.metrics.backpressure_resumes.labels(self.config.name, _source_key(source)).inc()
+                log.info("backpressure: partition resumed",
+                         extra={"fields": {"source": _source_key(source), "buffered": n, "cap": cap}})
 
     def _update_lag(self, consumer) -> None:
         topic_of = {"features": self.topics.features, "labels": self.topics.labels}
