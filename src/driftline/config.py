@@ -278,7 +278,10 @@ class ProcessorConfig(_Frozen):
     batch_size: int = Field(default=1000, gt=0)
     commit_interval_ms: int = Field(default=100, gt=0)
     max_idle_ms: int = Field(default=2000, ge=0)
-    max_buffered_per_partition: int = Field(default=20_000, gt=0)
+    # Records held per partition by the event-time merger before the partition is paused.
+    # Above one fetch of small messages (2 MiB of ~30-byte labels is ~70k records), so that
+    # catching up does not pause (and purge) on every fetch.
+    max_buffered_per_partition: int = Field(default=100_000, gt=0)
     max_message_bytes: int = Field(default=256 * 1024, gt=0)
     # Numeric features beyond +/- this go to the DLQ (out_of_range): one 1e300 turns a
     # linear model's weights into NaN for good.

@@ -53,6 +53,10 @@ def consumer_config(config: DeploymentConfig, group_id: str | None = None) -> di
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
             "fetch.wait.max.ms": 50,
+            # Backpressure pauses a partition, which purges its prefetched messages; with the
+            # default 1000 ms librdkafka then waits a second before refetching (measured in
+            # docs/reliability.md, scenario 5: throughput fell to a seventh while catching up).
+            "fetch.queue.backoff.ms": 50,
             "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
         }
     )

@@ -232,8 +232,13 @@ class Processor:
         last_lag = 0.0
         busy = False
         while not self.stopping.is_set():
-            # Don't block while there is work: only wait for the broker when idle.
-            messages = consumer.consume(num_messages=cfg.batch_size, timeout=0.0 if busy else 0.05)
+            # Never block while there is work. When idle, wait for the *first* message only:
+            # consume(n, timeout) waits for all n or the whole timeout, poll() returns at once.
+            messages = consumer.consume(num_messages=cfg.batch_size, timeout=0)
+            if not messages and not busy:
+                first = consumer.poll(0.05)
+                if first is not None:
+                    messages = [first, *consumer.consume(num_messages=cfg.batch_size - 1, timeout=0)]
             for msg in messages:
                 err = msg.error()
                 source = (kind_of[msg.topic()], msg.partition())
@@ -255,9 +260,10 @@ class Processor:
             now = time.monotonic()
             if processed:
                 last_progress = now
-            # Commit when caught up (low latency at low load) or every commit_interval_ms
-            # (bounded transactions at full load).
-            if self._in_txn and (not processed or (now - self._txn_started) * 1000 >= cfg.commit_interval_ms):
+            # Commit as soon as the batch drained what was there (low latency at low load), or
+            # every commit_interval_ms while saturated (bounded transactions at full load).
+            caught_up_now = processed < cfg.batch_size
+            if self._in_txn and (caught_up_now or (now - self._txn_started) * 1000 >= cfg.commit_interval_ms):
                 self._commit()
             self._maybe_checkpoint(now)
             if len(self.lifecycle.queue):  # commands apply between transactions only
