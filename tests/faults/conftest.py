@@ -30,10 +30,9 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from driftline.config import DeploymentConfig, load_config
-from driftline.runtime.clients import make_consumer
+from driftline.runtime.tail import read_committed
 from driftline.runtime.topics import create_topics
 from driftline.versions.store import VersionStore
 
@@ -94,27 +93,7 @@ def make_config(bootstrap: str, tmp_path: Path) -> Callable[..., DeploymentConfi
     return make
 
 
-def read_all(config: DeploymentConfig, topic: str, idle_s: float = 3.0, limit_s: float = 600.0) -> list:
-    """Every committed message of ``topic`` (read_committed), from the beginning until idle."""
-    consumer = make_consumer(config, group_id=f"ft-reader-{uuid.uuid4().hex[:8]}")
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        messages, at_end = [], set()
-        stop = time.monotonic() + limit_s
-        deadline = time.monotonic() + idle_s
-        while time.monotonic() < min(deadline, stop) and len(at_end) < len(partitions):
-            for msg in consumer.consume(5000, timeout=0.2):
-                if msg.error() is not None:
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        at_end.add(msg.partition())
-                    continue
-                at_end.discard(msg.partition())
-                messages.append(msg)
-                deadline = time.monotonic() + idle_s
-        return messages
-    finally:
-        consumer.close()
+read_all = read_committed  # every committed message of a topic, until idle
 
 
 def write_toml(config: DeploymentConfig, path: Path) -> Path:

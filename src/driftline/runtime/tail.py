@@ -12,7 +12,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicParti
 from driftline.config import DeploymentConfig
 from driftline.runtime.clients import make_consumer
 
-__all__ = ["follow", "format_message"]
+__all__ = ["follow", "format_message", "read_committed"]
 
 
 def format_message(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
@@ -55,5 +55,33 @@ def follow(config: DeploymentConfig, topic: str, from_beginning: bool = False,
             last = time.monotonic()
             seen += 1
             yield format_message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers())
+    finally:
+        consumer.close()
+
+
+def read_committed(config: DeploymentConfig, topic: str, idle_s: float = 3.0, limit_s: float = 600.0) -> list:
+    """Every committed message of ``topic`` from the beginning, until all partitions are at
+    their end (or ``idle_s`` passes without a message, or ``limit_s`` in all).
+
+    For checks and scripts that need a topic's whole read_committed view, e.g. "every feature
+    event has exactly one prediction".
+    """
+    consumer = make_consumer(config, group_id=f"driftline-read-{uuid.uuid4().hex[:8]}")
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        messages, at_end = [], set()
+        stop = time.monotonic() + limit_s
+        deadline = time.monotonic() + idle_s
+        while time.monotonic() < min(deadline, stop) and len(at_end) < len(partitions):
+            for msg in consumer.consume(5000, timeout=0.2):
+                if msg.error() is not None:
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        at_end.add(msg.partition())
+                    continue
+                at_end.discard(msg.partition())
+                messages.append(msg)
+                deadline = time.monotonic() + idle_s
+        return messages
     finally:
         consumer.close()
