@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -283,6 +284,27 @@ def reader() -> Callable[..., list]:
 def harness():
     """This module: helpers (``scaled``, ``ProcessorRunner``, ``kill9``, ...) for the tests."""
     return sys.modules[__name__]
+
+
+def replay_in_background(config: DeploymentConfig, rows: Iterable, **kwargs: Any) -> tuple[threading.Thread, dict]:
+    """Start ``runtime.replay.replay(config, rows, **kwargs)`` in a thread.
+
+    The returned dict gets ``n`` (events produced) or ``error`` (the exception), for the
+    main thread to check after ``join()``.
+    """
+    from driftline.runtime.replay import replay
+
+    produced: dict[str, object] = {}
+
+    def produce() -> None:
+        try:
+            produced["n"] = replay(config, rows, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            produced["error"] = exc
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    return thread, produced
 
 
 def report(scenario: str, **figures: Any) -> None:

@@ -12,14 +12,13 @@ import os
 import random
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
 
 from driftline.datasets import stream
 from driftline.runtime.processor import EXIT_HUNG
-from driftline.runtime.replay import encode_features, replay
+from driftline.runtime.replay import encode_features
 
 pytestmark = pytest.mark.faults
 
@@ -48,16 +47,7 @@ def test_broker_restart_mid_stream(own_broker, harness, invariants, signing_key,
                                 checkpoint={"every_examples": 2_000},
                                 processor={"commit_interval_ms": 100, "batch_size": 500})
     rows = ((encode_features(x), y) for x, y in stream("synth:sea", limit=n_events, seed=5))
-    produced: dict[str, object] = {}
-
-    def produce() -> None:
-        try:
-            produced["n"] = replay(config, rows, label_delay=DELAY, rate=rate, n_rows=n_events)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            produced["error"] = exc
-
-    producer = threading.Thread(target=produce, daemon=True)
-    producer.start()
+    producer, produced = harness.replay_in_background(config, rows, label_delay=DELAY, rate=rate, n_rows=n_events)
     # The processor exits with EXIT_HUNG when librdkafka hangs in a transactional call after a
     # broker crash (see Processor._start_watchdog); this test is then its supervisor.
     runner = harness.ProcessorRunner(config, tmp_path, signing_key, env={"DRIFTLINE_TXN_HANG_TIMEOUT_S": "45"})

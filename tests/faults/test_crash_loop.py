@@ -9,13 +9,12 @@ over and over. A last run drains the stream; then the invariants must hold exact
 from __future__ import annotations
 
 import random
-import threading
 import time
 
 import pytest
 
 from driftline.datasets import stream
-from driftline.runtime.replay import encode_features, replay
+from driftline.runtime.replay import encode_features
 
 pytestmark = pytest.mark.faults
 
@@ -32,16 +31,7 @@ def test_crash_loop_kill_minus_nine(make_config, harness, invariants, signing_ke
         processor={"commit_interval_ms": 50, "batch_size": 200},
     )
     rows = ((encode_features(x), y) for x, y in stream("synth:agrawal", limit=n_events, seed=11))
-    produced: dict[str, object] = {}
-
-    def produce() -> None:
-        try:
-            produced["n"] = replay(config, rows, label_delay=DELAY, rate=rate, n_rows=n_events)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            produced["error"] = exc
-
-    producer = threading.Thread(target=produce, daemon=True)
-    producer.start()
+    producer, produced = harness.replay_in_background(config, rows, label_delay=DELAY, rate=rate, n_rows=n_events)
 
     runner = harness.ProcessorRunner(config, tmp_path, signing_key)
     rng = random.Random(SEED)
