@@ -101,24 +101,46 @@ def test_bad_specs_are_config_errors(spec):
         build_detector(spec, "classification")
 
 
-def test_fast_hddma_decides_exactly_like_rivers():
-    """The cheap-clone HDDM_A must fire (and warn) at the same positions as River's own."""
-    import random
+def _hddma_signals(detector, errors):
+    out = []
+    for x in errors:
+        detector.update(x)
+        out.append((detector.drift_detected, detector.warning_detected))
+    return out
 
+
+def _drifting_errors(seed: int, low: float, high: float, n: int = 30_000) -> list[float]:
+    rng = random.Random(seed)
+    return [float(rng.random() < (low if (i // 3000) % 2 == 0 else high)) for i in range(n)]
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"two_sided_test": True}, {"drift_confidence": 0.01, "warning_confidence": 0.05, "two_sided_test": True},
+])
+@pytest.mark.parametrize("seed", [11, 12])
+def test_fast_hddma_decides_exactly_like_rivers(params, seed):
+    """The plain-float HDDM_A must fire (and warn) at the same positions as River's own."""
     from river.drift import binary
 
     from driftline.core.detectors import FastHDDMA
 
-    rng = random.Random(11)
-    errors = [float(rng.random() < (0.1 if (i // 3000) % 2 == 0 else 0.4)) for i in range(30_000)]
-
-    def signals(detector):
-        out = []
-        for x in errors:
-            detector.update(x)
-            out.append((detector.drift_detected, detector.warning_detected))
-        return out
-
-    theirs = signals(binary.HDDMA())
+    errors = _drifting_errors(seed, 0.1, 0.4)
+    theirs = _hddma_signals(binary.HDDMA(**params), errors)
     assert sum(drifted for drifted, _ in theirs) >= 3  # the stream really drifts
-    assert signals(FastHDDMA()) == theirs
+    assert sum(warned for _, warned in theirs) >= 3
+    assert _hddma_signals(FastHDDMA(**params), errors) == theirs
+
+
+def test_fast_hddma_restores_snapshots_that_kept_rivers_means():
+    """A FastHDDMA pickled with River's ``stats.Mean`` state continues exactly like River's."""
+    from river.drift import binary
+
+    from driftline.core.detectors import FastHDDMA
+
+    errors = _drifting_errors(3, 0.1, 0.4, n=12_000)
+    river = binary.HDDMA()
+    _hddma_signals(river, errors[:7_000])
+    old = FastHDDMA()
+    old.__dict__ = dict(river.__dict__)  # the state an old snapshot holds
+    restored = pickle.loads(pickle.dumps(old))
+    assert _hddma_signals(restored, errors[7_000:]) == _hddma_signals(river, errors[7_000:])
