@@ -56,8 +56,31 @@ class EventTimeMerger:
 
         ``caught_up(source)`` tells whether an empty source has nothing more to fetch.
         """
-        best: InputRecord | None = None
+        run = self.pop_run(caught_up, now_ms, 1)
+        return run[0] if run else None
+
+    def pop_run(self, caught_up: Callable[[Source], bool], now_ms: int, limit: int) -> list[InputRecord]:
+        """The next records in event-time order, all from one source (empty if they must wait).
+
+        The same records, in the same order, as calling :meth:`pop` up to ``limit`` times,
+        but the heads of the other sources are compared once per run instead of once per
+        record: the run takes the best source's records while they sort before every other
+        source's head, and stops where that source's buffer runs out. ``caught_up`` is
+        assumed not to change during one call.
+
+        >>> from driftline.core.events import InputRecord
+        >>> merger = EventTimeMerger([("features", 0), ("labels", 0)], max_idle_ms=0)
+        >>> for t in (1, 2, 3, 7):
+        ...     merger.push(InputRecord("features", 0, t, t, None, b""))
+        >>> merger.push(InputRecord("labels", 0, 0, 3, None, b""))
+        >>> [(r.kind, r.timestamp) for r in merger.pop_run(lambda src: True, 0, 100)]
+        [('features', 1), ('features', 2)]
+        >>> [(r.kind, r.timestamp) for r in merger.pop_run(lambda src: True, 0, 100)]
+        [('labels', 3)]
+        """
+        best_source: Source | None = None
         best_key: tuple[int, int, int, int] | None = None
+        next_key: tuple[int, int, int, int] | None = None  # the runner-up: where the run must stop
         must_wait = False
         waiting = self._waiting_since
         for source, queue in self._queues.items():
@@ -75,8 +98,21 @@ class EventTimeMerger:
             head = queue[0]
             key = (head.timestamp, _KIND_RANK[head.kind], head.partition, head.offset)
             if best_key is None or key < best_key:
-                best, best_key = head, key
-        if best is None or must_wait:
-            return None
-        self._queues[(best.kind, best.partition)].popleft()
-        return best
+                best_source, best_key, next_key = source, key, best_key
+            elif next_key is None or key < next_key:
+                next_key = key
+        if best_source is None or must_wait:
+            return []
+        queue = self._queues[best_source]
+        run = [queue.popleft()]
+        if next_key is None:  # no other source has a head: the run ends with this buffer
+            while queue and len(run) < limit:
+                run.append(queue.popleft())
+            return run
+        rank, partition = _KIND_RANK[best_source[0]], best_source[1]
+        while queue and len(run) < limit:
+            head = queue[0]
+            if (head.timestamp, rank, partition, head.offset) > next_key:
+                break
+            run.append(queue.popleft())
+        return run

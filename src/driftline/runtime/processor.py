@@ -293,38 +293,42 @@ class Processor:
         caught_up = self._caught_up_check()
         now_ms = self.clock()
         self._batch_headers = _ce_headers("prediction", "", self.config.name, 0, now_ms)[:-1]
-        positions, committed = self.positions, self.committed
+        positions, committed, emit, count = self.positions, self.committed, self._emit, self._count
+        process = engine.process
         counts: dict[tuple[str, str], int] = {}
         processed = 0
-        first_ts = last_ts = None
+        first_ts = None
         batch_start = time.perf_counter()
         limit = self.config.processor.batch_size
-        while processed < limit:
-            record = merger.pop(caught_up, now_ms)
-            if record is None:
-                break
-            source = (record.kind, record.partition)
-            try:
-                outputs = engine.process(record, now_ms)
-            except Exception as exc:  # noqa: BLE001 - one poison pill must not crash-loop the stream
-                outputs = self._internal_error(record, exc)
-            positions[source] = record.offset + 1
-            processed += 1
+        # Runs: consecutive records of one source in event-time order (core/ordering.py).
+        while processed < limit and (run := merger.pop_run(caught_up, now_ms, limit - processed)):
+            head = run[0]
+            source = (head.kind, head.partition)
+            committed_at = committed.get(source, 0)
+            live = 0
+            for record in run:
+                try:
+                    outputs = process(record, now_ms)
+                except Exception as exc:  # noqa: BLE001 - one poison pill must not crash-loop the stream
+                    outputs = self._internal_error(record, exc)
+                if record.offset >= committed_at:
+                    live += 1
+                    if not self._in_txn:
+                        self._begin()
+                    for output in outputs:
+                        emit(output, now_ms)
+                else:
+                    for output in outputs:
+                        count(output)
+            positions[source] = run[-1].offset + 1
+            processed += len(run)
+            self._txn_records += live
             if first_ts is None:
-                first_ts = record.timestamp
-            last_ts = record.timestamp
-            live = record.offset >= committed.get(source, 0)
-            mode = (record.kind, "live" if live else "replay")
-            counts[mode] = counts.get(mode, 0) + 1
-            if live:
-                if not self._in_txn:
-                    self._begin()
-                self._txn_records += 1
-                for output in outputs:
-                    self._emit(output, now_ms)
-            else:
-                for output in outputs:
-                    self._count(output)
+                first_ts = head.timestamp
+            last_ts = run[-1].timestamp
+            for mode, n in (("live", live), ("replay", len(run) - live)):
+                if n:
+                    counts[(head.kind, mode)] = counts.get((head.kind, mode), 0) + n
         if processed:
             self.timings.setdefault("first_record", batch_start)
             if not self._time_range:

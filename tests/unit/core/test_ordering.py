@@ -154,3 +154,40 @@ def test_interleaved_pops_with_truthful_caught_up_stay_sorted(data, pops):
             out.append(r)
     out += drain(merger, caught_up)
     assert out == sorted((r for s in streams for r in s), key=key)
+
+
+def reference_pops(streams, caught_up) -> list[InputRecord]:
+    """The per-record rule written out plainly: while no empty source is lagging, release
+    the smallest head. Timestamps need not increase within a source (Kafka allows it)."""
+    queues = {src: list(recs) for src, recs in zip(SOURCES, streams)}
+    out = []
+    while True:
+        if any(not q and not caught_up(src) for src, q in queues.items()):
+            return out
+        heads = [q[0] for q in queues.values() if q]
+        if not heads:
+            return out
+        best = min(heads, key=key)
+        out.append(queues[(best.kind, best.partition)].pop(0))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 20), max_size=12), min_size=4, max_size=4),
+    st.sets(st.sampled_from(SOURCES)),
+    st.lists(st.integers(1, 5), min_size=1, max_size=8),
+)
+def test_pop_run_releases_what_per_record_pops_would(timestamps, lagging, limits):
+    streams = [[record(k, p, off, ts) for off, ts in enumerate(tss)] for (k, p), tss in zip(SOURCES, timestamps)]
+    caught_up = lambda src: src not in lagging  # noqa: E731
+    merger = EventTimeMerger(SOURCES, max_idle_ms=10**9)
+    for recs in streams:
+        for r in recs:
+            merger.push(r)
+    out, i = [], 0
+    while run := merger.pop_run(caught_up, 0, limits[i % len(limits)]):
+        assert len(run) <= limits[i % len(limits)]
+        assert len({(r.kind, r.partition) for r in run}) == 1
+        out += run
+        i += 1
+    assert out == reference_pops(streams, caught_up)
