@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import pickle
 import random
 
 import pytest
-from river import metrics
+from river import metrics, utils
 from scipy.stats import mannwhitneyu
 
-from driftline.core.scoring import OnlineScores, error_of
+from driftline.core.roc_auc import BinnedROCAUC
+from driftline.core.scoring import MeanLoss, OnlineScores, Windowed, cross_entropy, error_of, log_loss
 
 WINDOW = 40
 
@@ -167,3 +169,84 @@ def test_empty_prediction_is_skipped():
 ])
 def test_error_of(task, y, p, expected):
     assert error_of(task, y, p) == expected
+
+
+# -- the lean replacements of utils.Rolling and River's loss metrics, against River itself ----
+
+def _random_probas(n, seed, classes):
+    """Seeded (label, proba) pairs, with some certain (0/1) probabilities to hit the clamp."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        weights = [rng.random() ** 3 for _ in classes]
+        if rng.random() < 0.05:
+            weights = [float(c == rng.choice(classes)) for c in classes]
+        total = sum(weights) or 1.0
+        out.append((rng.choice(classes), {c: w / total for c, w in zip(classes, weights)}))
+    return out
+
+
+@pytest.mark.parametrize(("river_cls", "loss", "classes"), [
+    (metrics.CrossEntropy, cross_entropy, ("a", "b", "c")),
+    (metrics.CrossEntropy, cross_entropy, (0, 1)),
+    (metrics.LogLoss, log_loss, (False, True)),
+])
+def test_mean_loss_equals_rivers_metric_and_rolling(river_cls, loss, classes):
+    data = _random_probas(3_000, seed=17, classes=classes)
+    ours = MeanLoss(loss, window_size=WINDOW)
+    total, rolling = river_cls(), utils.Rolling(river_cls, window_size=WINDOW)
+    for y, proba in data:
+        ours.update(y, proba)
+        total.update(y, proba)
+        rolling.update(y, proba)
+        assert ours.total.get() == total.get()
+        assert ours.recent.get() == rolling.get()
+
+
+def test_windowed_confusion_matrix_equals_rivers_rolling():
+    data = _random_probas(3_000, seed=19, classes=("a", "b", "c"))
+    ours = Windowed(metrics.ConfusionMatrix(), WINDOW)
+    theirs = utils.Rolling(metrics.ConfusionMatrix, window_size=WINDOW)
+    readers = [(cls(cm=ours.metric), cls(cm=theirs)) for cls in
+               (metrics.Accuracy, metrics.MacroPrecision, metrics.MacroRecall, metrics.MacroF1)]
+    for i, (y, proba) in enumerate(data):
+        predicted = max(proba, key=proba.get)
+        ours.update(y, predicted)
+        theirs.update(y, predicted)
+        if i % 97 == 0 or i == len(data) - 1:
+            assert [a.get() for a, _ in readers] == [b.get() for _, b in readers]
+    assert ours.metric.data == theirs.data
+
+
+@pytest.mark.parametrize(("cls", "regression"), [(BinnedROCAUC, False), (metrics.MAE, True), (metrics.R2, True)])
+def test_windowed_metric_equals_rivers_rolling(cls, regression):
+    rng = random.Random(23)
+    if regression:
+        data = [(rng.gauss(0, 3), rng.gauss(0, 3)) for _ in range(3_000)]
+    else:
+        data = _random_probas(3_000, seed=23, classes=(False, True))
+    ours, theirs = Windowed(cls(), WINDOW), utils.Rolling(cls, window_size=WINDOW)
+    for y, p in data:
+        ours.update(y, p)
+        theirs.update(y, p)
+        assert ours.get() == theirs.get()
+
+
+def test_scores_pickled_with_rivers_rolling_keep_updating():
+    """Snapshots taken before Windowed/MeanLoss hold utils.Rolling objects; they still work."""
+    data = binary_stream(n=200, seed=8)
+    old = OnlineScores("classification", WINDOW)
+    feed(old, data[:1])
+    cms = (metrics.ConfusionMatrix(), utils.Rolling(metrics.ConfusionMatrix, window_size=WINDOW))
+    old._cms = cms
+    old._metrics = [("accuracy", "", metrics.Accuracy(cm=cms[0])),
+                    ("rolling_accuracy", "", metrics.Accuracy(cm=cms[1])),
+                    ("log_loss", "proba", metrics.LogLoss()),
+                    ("rolling_log_loss", "proba", utils.Rolling(metrics.LogLoss, window_size=WINDOW))]
+    old._fed = [("proba", m) for _, feed_, m in old._metrics if feed_]
+    old.n = 0
+    restored = pickle.loads(pickle.dumps(old))
+    feed(restored, data)
+    fresh = OnlineScores("classification", WINDOW)
+    feed(fresh, data)
+    assert restored.values() == {k: v for k, v in fresh.values().items() if k in restored.values()}
