@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from driftline.exceptions import ConfigError
 
@@ -130,6 +130,26 @@ class ModelConfig(_Frozen):
     task: Literal["classification", "regression"] | None = None
     features: dict[str, Literal["num", "cat"]] = Field(default_factory=dict)
     classes: list[Any] = Field(default_factory=list)
+    mini_batch: int | None = Field(
+        default=None, ge=2,
+        description=(
+            "Opt-in mini-batch learning (docs/minibatch.md): joined examples are buffered and every "
+            "mini_batch-th one makes the model learn the buffer with one learn_many; predictions stay "
+            "one at a time, from the model as of the last batch. Needs a model with learn_many at every "
+            "step (linear models, naive Bayes, preprocessing), declared numeric features and polars "
+            "(the 'minibatch' extra). One learn_many step is one gradient step on the batch's mean "
+            "gradient, not mini_batch learn_one steps. None: learn each example as its label arrives."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _mini_batch_ok(self) -> ModelConfig:
+        if self.mini_batch is not None and (not self.features or "cat" in self.features.values()):
+            raise ValueError(
+                "model.mini_batch needs model.features declared, all 'num' (every row of a batch "
+                "must have the same numeric columns)"
+            )
+        return self
 
 
 class JoinConfig(_Frozen):
@@ -217,6 +237,9 @@ class CheckpointConfig(_Frozen):
     drift_min_examples: int = Field(default=2_000, ge=0)
     store_url: str = ".driftline/versions"
     key_env: str = "DRIFTLINE_SNAPSHOT_KEY"
+    # Write snapshots from a forked child (copy-on-write, runtime/snapshots.py) so pickling a
+    # large model never stalls predictions; False writes them inline. Linux only (else inline).
+    background: bool = True
 
     def signing_key(self) -> bytes:
         """The HMAC key from the environment; refuses to run without one."""
@@ -239,6 +262,13 @@ class ChallengerSpec(_Frozen):
     model: ModelConfig | None = None
     start: Literal["cold", "warm"] = "cold"
     share: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    @field_validator("model")
+    @classmethod
+    def _one_at_a_time(cls, value: ModelConfig | None) -> ModelConfig | None:
+        if value is not None and value.mini_batch is not None:
+            raise ValueError("challengers learn one example at a time: mini_batch applies to the champion only")
+        return value
 
     @field_validator("name")
     @classmethod
