@@ -74,7 +74,8 @@ class EventSchema:
     max_abs_value: float = 1e12
 
 
-def _load(value: bytes | None, schema: EventSchema) -> dict[str, Any]:
+def _load(value: bytes | None, schema: EventSchema, model: str) -> tuple[str, dict[str, Any]]:
+    """The event's id and its parsed body, once the envelope (size, JSON, id, model) is valid."""
     if value is None:
         raise BadEventError("empty_payload", "message has no value")
     if len(value) > schema.max_bytes:
@@ -87,22 +88,15 @@ def _load(value: bytes | None, schema: EventSchema) -> dict[str, Any]:
         if "infinity" in str(exc) or rest.startswith((b"NaN", b"Infinity")):
             raise BadEventError("non_finite_number", f"NaN or infinite number: {exc}") from None
         raise BadEventError("malformed_json", str(exc)) from None
-    if not isinstance(body, dict):
+    if type(body) is not dict:
         raise BadEventError("malformed_event", f"expected a JSON object, got {type(body).__name__}")
-    return body
-
-
-def _event_id(body: dict[str, Any]) -> str:
     event_id = body.get("id")
-    if not isinstance(event_id, str) or not event_id:
+    if type(event_id) is not str or not event_id:
         raise BadEventError("missing_id", "'id' must be a non-empty string")
-    return event_id
-
-
-def _check_model(body: dict[str, Any], model: str) -> None:
     named = body.get("model")
     if named is not None and named != model:
         raise BadEventError("unknown_model", f"event names model {named!r}, this is {model!r}")
+    return event_id, body
 
 
 def _is_number(value: Any) -> bool:
@@ -122,12 +116,16 @@ def _reject(name: str, value: Any, kind: str | None) -> BadEventError:
 
 def decode_features(value: bytes | None, schema: EventSchema, model: str) -> FeatureEvent:
     """Parse and validate a feature event."""
-    body = _load(value, schema)
-    event_id = _event_id(body)
-    _check_model(body, model)
+    event_id, body = _load(value, schema, model)
     features = body.get("features")
     if type(features) is not dict:
         raise BadEventError("missing_features", "'features' must be a JSON object")
+    # One pass checks types and magnitudes. A mistyped feature anywhere wins over a value out
+    # of range (the dead-letter reason does not depend on the order of the features).
+    # One absurd magnitude (1e300) drives a linear model's weights to NaN for good; refuse it.
+    # (Categories may be large integers: they are labels, not magnitudes.)
+    limit = schema.max_abs_value
+    too_large: str | None = None
     declared = schema.features
     if declared:
         if features.keys() != declared.keys():
@@ -140,17 +138,19 @@ def decode_features(value: bytes | None, schema: EventSchema, model: str) -> Fea
             kind = declared[name]
             if type(feature) not in _ACCEPTED[kind]:
                 raise _reject(name, feature, kind)
+            if kind == "num" and too_large is None and not -limit <= feature <= limit:
+                too_large = name
     else:
-        accepted = _ACCEPTED[None]
         for name, feature in features.items():
-            if type(feature) not in accepted:
+            kind = type(feature)
+            if kind is str:
+                continue
+            if kind is not float and kind is not int:
                 raise _reject(name, feature, None)
-    # One absurd magnitude (1e300) drives a linear model's weights to NaN for good; refuse it.
-    # (Categories may be large integers: they are labels, not magnitudes.)
-    limit = schema.max_abs_value
-    for name, feature in features.items():
-        if type(feature) is not str and not -limit <= feature <= limit and declared.get(name) != "cat":
-            raise BadEventError("out_of_range", f"feature {name!r} = {feature!r} exceeds +/-{limit:g}")
+            if too_large is None and not -limit <= feature <= limit:
+                too_large = name
+    if too_large is not None:
+        raise BadEventError("out_of_range", f"feature {too_large!r} = {features[too_large]!r} exceeds +/-{limit:g}")
     return FeatureEvent(event_id, features)
 
 
@@ -164,9 +164,7 @@ def decode_label(value: bytes | None, schema: EventSchema, model: str) -> LabelE
     ...
     driftline.exceptions.BadEventError: unknown_class: label 2 is not one of [0, 1]
     """
-    body = _load(value, schema)
-    event_id = _event_id(body)
-    _check_model(body, model)
+    event_id, body = _load(value, schema, model)
     if "label" not in body:
         raise BadEventError("missing_label", "'label' is required")
     label = body["label"]
