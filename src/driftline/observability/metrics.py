@@ -58,6 +58,13 @@ class ProcessorMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
+        self.snapshot_seconds = Histogram(
+            "driftline_snapshot_seconds",
+            "Time to pickle, sign and write one version (in a forked child unless inline)",
+            ["model"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
         self.record_seconds = Histogram(
             "driftline_record_seconds",
             "Processing time per input record (batch time / records)",

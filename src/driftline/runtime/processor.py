@@ -42,6 +42,7 @@ from driftline.exceptions import SnapshotError
 from driftline.observability.metrics import ProcessorMetrics
 from driftline.runtime.clients import make_consumer, make_producer
 from driftline.runtime.lifecycle import LifecycleRuntime, lifecycle_meta
+from driftline.runtime.snapshots import BackgroundSaver, SaveResult
 from driftline.runtime.topics import check_copartitioned
 from driftline.versions.store import VersionStore
 
@@ -119,6 +120,8 @@ class Processor:
         self.config = config
         self.topics = config.topics
         self.store = VersionStore(config.checkpoint.store_url, config.name, signing_key)
+        self.saver = BackgroundSaver(self.store, enabled=config.checkpoint.background)
+        self._failed_version = 0
         self.metrics = ProcessorMetrics(config.name, registry)
         self.clock = clock
         self.stopping = threading.Event()
@@ -214,6 +217,7 @@ class Processor:
             self._checkpoint("shutdown")
         finally:
             self._watchdog_stop.set()
+            self.saver.wait()  # a version being written is complete and consistent: let it land
             if self._in_txn:
                 try:
                     producer.abort_transaction(10)
@@ -483,20 +487,35 @@ class Processor:
         assert engine is not None
         if self._in_txn:
             return
+        if self.saver.busy:
+            done = self.saver.poll()
+            if done is None:
+                return  # one version at a time: a cut that falls due now waits for this one
+            self._saved(done)
         ckpt = self.config.checkpoint
         due = engine.checkpoint_due
         if due and (due != "drift" or engine.n_learned - self._ckpt_learned >= ckpt.drift_min_examples):
-            self._checkpoint(due)
+            self._checkpoint(due, wait=False)
         elif engine.n_learned - self._ckpt_learned >= ckpt.every_examples:
-            self._checkpoint("periodic")
+            self._checkpoint("periodic", wait=False)
         elif now - self._ckpt_time >= ckpt.every_seconds and engine.n_learned > self._ckpt_learned:
-            self._checkpoint("periodic")
+            self._checkpoint("periodic", wait=False)
 
-    def _checkpoint(self, trigger: str) -> dict[str, Any] | None:
-        """Cut a version of the engine at the current positions and announce it."""
+    def _checkpoint(self, trigger: str, wait: bool = True) -> dict[str, Any] | None:
+        """Cut a version of the engine at the current positions.
+
+        With ``wait`` (start-up, shutdown, lifecycle commands) the version is stored,
+        registered and announced before this returns its metadata. Without it, a forked
+        child writes it (runtime/snapshots.py) and :meth:`_saved` registers it once the
+        child is done. Predictions name the new version from the cut on; if its write fails,
+        they go back to the last good one and the failed number is never reused.
+        """
         engine = self.engine
         assert engine is not None
-        version = self.store.next_version()
+        if self.saver.busy:
+            self._saved(self.saver.wait())
+        # A version number whose write failed is not reused: predictions may carry it.
+        version = max(self.store.next_version(), self._failed_version + 1)
         parent = engine.version or None
         meta = {
             "parent": parent,
@@ -515,21 +534,42 @@ class Processor:
             "driftline_version": __version__,
             **lifecycle_meta(engine),
         }
-        previous = engine.version
-        engine.version, engine.checkpoint_due = version, None
-        try:
-            stored = self.store.save(version, meta, {"engine": engine, "positions": dict(self.positions)})
-        except SnapshotError as exc:
-            engine.version = previous
-            self.metrics.snapshot_failures.labels(self.config.name).inc()
-            log.error("snapshot failed: keeping the last good version", extra={"fields": {"error": str(exc)}})
-            # Back off: retry after another every_examples or every_seconds, not every batch.
-            self._ckpt_learned, self._ckpt_time = engine.n_learned, time.monotonic()
-            return None
-        self.metrics.versions.labels(self.config.name, trigger).inc()
+        state = {"engine": engine, "positions": dict(self.positions)}
+        # Whatever happens to this save, the next cut is due a full interval from now (a
+        # failing disk must not be retried every batch).
         self._ckpt_learned, self._ckpt_time = engine.n_learned, time.monotonic()
+        # From the cut on, predictions name the new version (the registry's serving intervals
+        # start at the cut's stream time), also while the child is still writing it.
+        engine.version, engine.checkpoint_due = version, None
+        range_start, time_range = self._range_start, self._time_range
         self._range_start, self._time_range = dict(self.positions), []
-        log.info("version cut", extra={"fields": {k: stored[k] for k in ("version", "trigger", "examples_seen")}})
+        self.saver.start(version, meta, state)
+        if wait or not self.saver.forking:
+            stored = self._saved(self.saver.wait())
+            if stored is None:  # nothing was stored: the next version still covers this range
+                self._range_start, self._time_range = range_start, time_range
+            return stored
+        return None
+
+    def _saved(self, done: SaveResult | None) -> dict[str, Any] | None:
+        """Register and announce a finished save, or count its failure."""
+        engine = self.engine
+        if done is None or engine is None:
+            return None
+        if done.error is not None:
+            self._failed_version = done.version
+            if engine.version == done.version:  # serve under the last good version again
+                engine.version = done.meta["parent"] or 0
+            self.metrics.snapshot_failures.labels(self.config.name).inc()
+            log.error("snapshot failed: keeping the last good version",
+                      extra={"fields": {"version": done.version, "error": done.error}})
+            return None
+        stored = self.store.meta(done.version)
+        self.metrics.versions.labels(self.config.name, stored["trigger"]).inc()
+        self.metrics.snapshot_seconds.labels(self.config.name).observe(done.seconds)
+        log.info("version cut", extra={"fields": {"version": done.version, "trigger": stored["trigger"],
+                                                  "examples_seen": stored["examples_seen"],
+                                                  "seconds": round(done.seconds, 3)}})
         self._announce(stored)
         self.lifecycle.on_version(stored)
         return stored

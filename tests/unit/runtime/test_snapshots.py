@@ -1,0 +1,77 @@
+"""Background saves: a forked child writes the version; the parent keeps going."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from driftline.runtime.snapshots import BackgroundSaver
+from driftline.versions.store import VersionStore
+
+
+class SlowToPickle:
+    """Pickling takes ``seconds`` (in whichever process pickles it)."""
+
+    def __init__(self, seconds: float, payload: list[int]) -> None:
+        self.seconds, self.payload, self.stamp = seconds, payload, None
+
+    def __getstate__(self):
+        time.sleep(self.seconds)
+        return self.__dict__
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+class Unpicklable:
+    def __getstate__(self):
+        raise TypeError("cannot pickle this on purpose")
+
+
+@pytest.fixture
+def store(tmp_path) -> VersionStore:
+    return VersionStore(str(tmp_path), "m", key=b"k")
+
+
+@pytest.mark.parametrize("forking", [True, False])
+def test_a_save_lands_verified_with_what_prepare_set(store, forking):
+    saver = BackgroundSaver(store, enabled=forking)
+    state = SlowToPickle(0.0, [1, 2, 3])
+    saver.start(1, {"trigger": "t"}, {"obj": state}, prepare=lambda: setattr(state, "stamp", 1))
+    done = saver.wait()
+    assert (done.version, done.error) == (1, None)
+    meta, loaded = store.load(1)
+    assert meta["trigger"] == "t" and loaded["obj"].payload == [1, 2, 3] and loaded["obj"].stamp == 1
+    # A forked child changed its own copy only; inline, prepare ran here.
+    assert state.stamp == (None if forking else 1)
+    assert not saver.busy and saver.poll() is None
+
+
+def test_the_parent_is_not_held_up_while_the_child_pickles(store):
+    saver = BackgroundSaver(store)
+    assert saver.forking
+    saver.start(1, {}, {"obj": SlowToPickle(1.0, list(range(10)))})
+    assert saver.busy and saver.poll() is None  # the child is still sleeping in __getstate__
+    assert store.latest() is None
+    done = saver.wait()
+    assert done.error is None and done.seconds >= 1.0 and store.latest() == 1
+
+
+@pytest.mark.parametrize("forking", [True, False])
+def test_a_failed_save_reports_why_and_leaves_no_version(store, forking):
+    saver = BackgroundSaver(store, enabled=forking)
+    saver.start(1, {}, {"obj": Unpicklable()})
+    done = saver.wait()
+    assert done.version == 1 and "cannot pickle this on purpose" in done.error
+    assert store.latest() is None
+    assert not os.path.isdir(store._dir) or os.listdir(store._dir) == []
+
+
+def test_one_save_at_a_time(store):
+    saver = BackgroundSaver(store)
+    saver.start(1, {}, {"obj": SlowToPickle(0.3, [])})
+    with pytest.raises(RuntimeError):
+        saver.start(2, {}, {})
+    saver.wait()
