@@ -4,7 +4,8 @@ Opt-in (``[model] mini_batch``). Predictions stay one at a time; only learning i
 and a batch boundary depends only on how many examples were buffered, never on what a
 Kafka poll returned, so the engine stays a deterministic function of the record sequence.
 Frames are built column-wise with polars (``pip install 'driftline[minibatch]'``), imported
-only when a batch is learned. What differs from learning one example at a time is written
+only when a batch is learned. River's ``StandardScaler.learn_many`` can produce a negative
+variance (see :class:`StandardScaler` here, which replaces it in mini-batch deployments). What differs from learning one example at a time is written
 down in ``docs/minibatch.md``.
 
 >>> from river import compose, linear_model, preprocessing
@@ -28,11 +29,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from river import base, compose
+import numpy as np
+from river import base, compose, preprocessing, utils
 
 from driftline.exceptions import ConfigError
 
-__all__ = ["MiniBatchLearner", "supports_learn_many", "check_supported", "to_frame"]
+__all__ = ["MiniBatchLearner", "StandardScaler", "stable_scaling", "supports_learn_many", "check_supported", "to_frame"]
 
 
 class MiniBatchLearner:
@@ -92,6 +94,64 @@ def to_frame(xs: list[dict[str, Any]], ys: list[Any]) -> tuple[Any, Any]:
         raise ValueError("every example of a mini-batch must have the same features")
     frame = pl.DataFrame({n: [x[n] for x in xs] for n in names}, schema={n: pl.Float64 for n in names})
     return frame, pl.Series("y", ys)
+
+
+class StandardScaler(preprocessing.StandardScaler):
+    """River's ``StandardScaler`` with a numerically stable ``learn_many``.
+
+    River 0.26.1 takes a batch's variance as mean(x²) - mean(x)²: on a constant column it can
+    come out a hair below zero, its square root is then complex and ``transform_many`` raises
+    ``TypeError`` (Elec2's ``vicprice`` does this in its first batch of 500, and every later
+    batch fails the same way); on a feature with a large mean and a small spread it loses
+    every digit. Here a batch's mean and variance are computed on the values shifted by the
+    batch's first row (a constant column: its value and 0, exactly, as ``learn_one`` gives) and
+    merged with the running statistics by the same formula as River's. ``learn_one`` and the
+    transforms are River's own.
+
+    >>> import polars as pl
+    >>> from river import preprocessing
+    >>> X = pl.DataFrame({"c": [0.003467] * 500})
+    >>> river = preprocessing.StandardScaler()
+    >>> river.learn_many(X)
+    >>> river.vars["c"] < 0
+    True
+    >>> ours = StandardScaler()
+    >>> ours.learn_many(X)
+    >>> ours.vars["c"], ours.transform_many(X)["c"][0]
+    (0.0, 0.0)
+    """
+
+    def learn_many(self, X: Any) -> None:
+        if self.window_size is not None:
+            super().learn_many(X)
+            return
+        frame = utils.dataframe.into_frame(X)
+        values = utils.dataframe.to_numpy(frame)
+        counts = np.sum(~np.isnan(values), axis=0)
+        # Shifted by the first row: a constant column gets its value as mean and 0 as variance, exactly.
+        shifted = values - values[0]
+        offsets = np.nanmean(shifted, axis=0)
+        means = values[0] + offsets
+        deviations = shifted - offsets
+        variances = np.nansum(deviations * deviations, axis=0) / counts
+        for col, new_mean, new_var, new_count in zip(frame.columns, means, variances, counts):
+            old_mean, old_var, old_count = self.means[col], self.vars[col], self.counts[col]
+            a, b = old_count / (old_count + new_count), new_count / (old_count + new_count)
+            self.means[col] = float(old_mean + b * (new_mean - old_mean))
+            if self.with_std:
+                self.vars[col] = float(a * old_var + b * new_var + a * b * (old_mean - new_mean) ** 2)
+            self.counts[col] += int(new_count)
+
+
+def stable_scaling(model: Any) -> Any:
+    """``model`` with River's (unfitted) ``StandardScaler`` steps replaced by :class:`StandardScaler`."""
+    if isinstance(model, compose.Pipeline):
+        return compose.Pipeline(*((name, stable_scaling(step)) for name, step in model.steps.items()))
+    if isinstance(model, compose.TransformerUnion):
+        return compose.TransformerUnion(*(stable_scaling(t) for t in model.transformers.values()))
+    if type(model) is preprocessing.StandardScaler and model.window_size is None and not model.counts:
+        return StandardScaler(with_std=model.with_std)
+    return model
 
 
 def supports_learn_many(model: Any, as_transformer: bool = False) -> bool:

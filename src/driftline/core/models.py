@@ -74,6 +74,10 @@ def build_model(config: ModelConfig) -> base.Estimator:
         raise ConfigError(f"bad model parameters {config.params}: {exc}") from exc
     if not isinstance(model, base.Estimator):
         raise ConfigError(f"the model factory returned {type(model).__name__}, not a River estimator")
+    if config.mini_batch is not None:
+        from driftline.core.minibatch import stable_scaling
+
+        model = stable_scaling(model)  # River's StandardScaler.learn_many can make a variance negative
     return model
 
 

@@ -14,7 +14,7 @@ from river import compose, linear_model, multiclass, naive_bayes, preprocessing,
 
 from driftline.config import ChallengerSpec, DeploymentConfig, DetectorSpec, ModelConfig, load_config
 from driftline.core.engine import Engine
-from driftline.core.minibatch import MiniBatchLearner, check_supported, supports_learn_many
+from driftline.core.minibatch import MiniBatchLearner, StandardScaler, check_supported, supports_learn_many
 from driftline.core.models import build_model
 from driftline.core.outputs import DeadLetter, DriftEvent, Prediction
 from driftline.datasets import stream
@@ -28,7 +28,8 @@ B = 64  # 1250 = 19 * 64 + 34: the stream ends with a part-full buffer
 
 
 def scaled_logreg():
-    return build_model(ModelConfig(preset="logistic_regression"))
+    """The preset as a mini-batch deployment builds it (with the stable StandardScaler)."""
+    return build_model(ModelConfig(preset="logistic_regression", features=FEATURES, mini_batch=B))
 
 
 def by_hand(rows, size):
@@ -143,6 +144,31 @@ def test_gaussian_naive_bayes_learns_batches():
     assert model.predict_proba_one(PHISHING[3][0]) == pytest.approx(reference.predict_proba_one(PHISHING[3][0]))
 
 
+def test_mini_batch_deployments_get_the_stable_scaler():
+    assert type(build_model(ModelConfig(preset="logistic_regression"))["StandardScaler"]) is preprocessing.StandardScaler
+    assert type(scaled_logreg()["StandardScaler"]) is StandardScaler
+
+
+def test_stable_scaler_matches_learn_one_where_rivers_learn_many_goes_negative():
+    """A large mean with a small spread: River's mean(x²) - mean(x)² loses every digit."""
+    import random
+
+    rng = random.Random(3)
+    rows = [{"big": rng.gauss(1e6, 1e-2), "n": rng.gauss(0, 1), "const": 0.003467} for _ in range(2000)]
+    one, ours, rivers = preprocessing.StandardScaler(), StandardScaler(), preprocessing.StandardScaler()
+    for x in rows:
+        one.learn_one(x)
+    for start in range(0, len(rows), 500):
+        frame = pl.DataFrame(rows[start:start + 500])
+        ours.learn_many(frame)
+        rivers.learn_many(frame)
+    assert rivers.vars["big"] < 0 or rivers.vars["const"] < 0  # River's own, for the record
+    assert ours.vars["const"] == 0.0 and ours.means["const"] == 0.003467
+    assert ours.vars == pytest.approx(dict(one.vars), rel=1e-8)
+    assert ours.means == pytest.approx(dict(one.means), rel=1e-12)
+    assert ours.counts == one.counts
+
+
 # -- config ------------------------------------------------------------------------------
 
 
@@ -218,6 +244,33 @@ def test_drift_flushes_the_buffer_into_the_model_in_service_first(timeline):
     for action, position, joined, pending, n_learned in drifts:
         # every example joined before the drift was learned; the one that revealed it waits in the new buffer
         assert (action, position, pending, n_learned) == ("reset", joined, 1, joined)
+
+
+def test_drift_without_a_new_model_does_not_cut_the_batch(timeline):
+    """Policy none keeps the model: batches stay whole, a drift's position is what was learned."""
+    flipped = PHISHING[:600] + [(x, not y) for x, y in PHISHING[600:]]
+    engine = engine_for(policy="none", detectors=[DetectorSpec(name="binary.HDDMA")])
+    drifts = [o for o in run(engine, timeline(flipped, 0)) if isinstance(o, DriftEvent) and o.drift_kind == "concept"]
+    assert drifts and all(d.position % B == 0 for d in drifts) and engine.n_learned == 19 * B
+
+
+def test_a_new_champion_gets_a_flushed_buffer_or_learns_one_at_a_time(timeline):
+    records = timeline(PHISHING, 0)
+    engine = engine_for()
+    run(engine, records[:2 * (3 * B + 10)])
+    old = engine.model
+    engine.install_champion(old.clone())  # a manual reset: the outgoing model learned its 10 first
+    assert (engine.n_learned, engine.minibatch.pending, engine.counters.joined) == (3 * B + 10, 0, 3 * B + 10)
+    reference, batch = scaled_logreg(), MiniBatchLearner(B)
+    for x, y in PHISHING[:3 * B + 10]:
+        if batch.add(x, y):
+            batch.flush(reference)
+    batch.flush(reference)
+    assert state(old) == state(reference)
+    engine.install_champion(tree.HoeffdingTreeClassifier())  # no learn_many: one at a time from now on
+    assert engine.minibatch is None
+    run(engine, records[2 * (3 * B + 10):])
+    assert engine.n_learned == engine.counters.joined == len(PHISHING)
 
 
 def test_periodic_versions_fall_on_their_multiple(timeline):
