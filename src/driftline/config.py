@@ -305,6 +305,13 @@ class LifecycleConfig(_Frozen):
 
 
 class ProcessorConfig(_Frozen):
+    # exactly_once: outputs and input offsets in one Kafka transaction; consumers reading
+    # read_committed see every output once, ~commit_interval_ms after its input.
+    # at_least_once: outputs are sent as soon as they are made (idempotent producer, no
+    # transactions) and offsets committed every commit_interval_ms after a flush; after a
+    # crash the outputs since the last commit are sent again (same ce_id), and a second
+    # instance is not fenced. Learning is exactly-once in both (snapshots + replay).
+    guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     batch_size: int = Field(default=1000, gt=0)
     commit_interval_ms: int = Field(default=100, gt=0)
     max_idle_ms: int = Field(default=2000, ge=0)

@@ -121,6 +121,8 @@ class Processor:
         self.topics = config.topics
         self.store = VersionStore(config.checkpoint.store_url, config.name, signing_key)
         self.saver = BackgroundSaver(self.store, enabled=config.checkpoint.background)
+        self.exactly_once = config.processor.guarantee == "exactly_once"
+        self._delivery_error: KafkaError | None = None
         self._failed_version = 0
         self.metrics = ProcessorMetrics(config.name, registry)
         self.clock = clock
@@ -181,12 +183,17 @@ class Processor:
 
         self._start_watchdog()
         consumer = make_consumer(self.config)
-        producer = make_producer(self.config, transactional=True)
+        if self.exactly_once:
+            producer = make_producer(self.config, transactional=True)
+        else:  # only failed deliveries are reported: they stop the processor (see _commit)
+            producer = make_producer(self.config, **{"delivery.report.only.error": True,
+                                                     "on_delivery": self._delivery_failed})
         self._consumer, self._producer = consumer, producer
         try:
-            # Fence any previous instance first: that aborts its open transaction, whose
-            # pending offsets would otherwise keep committed() waiting (KIP-447).
-            _retrying(lambda: producer.init_transactions(30))
+            if self.exactly_once:
+                # Fence any previous instance first: that aborts its open transaction, whose
+                # pending offsets would otherwise keep committed() waiting (KIP-447).
+                _retrying(lambda: producer.init_transactions(30))
             tps = [TopicPartition(topic_of[k], p) for k, p in sources]
             for tp in _retrying(lambda: consumer.committed(tps, timeout=10)):
                 if tp.offset >= 0:
@@ -218,7 +225,7 @@ class Processor:
         finally:
             self._watchdog_stop.set()
             self.saver.wait()  # a version being written is complete and consistent: let it land
-            if self._in_txn:
+            if self._in_txn and self.exactly_once:
                 try:
                     producer.abort_transaction(10)
                 except KafkaException:
@@ -242,7 +249,8 @@ class Processor:
             if not messages and not busy:
                 wait_s = 0.05
                 if self._in_txn:  # wake up in time to commit what is pending
-                    due = self._txn_started + cfg.commit_interval_ms / 4000 - time.monotonic()
+                    early = 4000 if self.exactly_once else 1000
+                    due = self._txn_started + cfg.commit_interval_ms / early - time.monotonic()
                     wait_s = min(wait_s, max(due, 0.0))
                 first = consumer.poll(wait_s)
                 if first is not None:
@@ -268,12 +276,14 @@ class Processor:
             now = time.monotonic()
             if processed:
                 last_progress = now
-            # A commit costs ~10 ms here: commit once the batch drained what was there but not
-            # more often than every commit_interval_ms / 4 (latency at low load without
-            # starving throughput at moderate load), and every commit_interval_ms when saturated.
+            # A transaction commit costs ~10 ms here: commit once the batch drained what was
+            # there but not more often than every commit_interval_ms / 4 (latency at low load
+            # without starving throughput at moderate load), and every commit_interval_ms when
+            # saturated. At-least-once outputs are already on their way: commit on the interval.
             age_ms = (now - self._txn_started) * 1000
             caught_up_now = processed < cfg.batch_size
-            if self._in_txn and (age_ms >= cfg.commit_interval_ms or (caught_up_now and age_ms >= cfg.commit_interval_ms / 4)):
+            if self._in_txn and (age_ms >= cfg.commit_interval_ms or (
+                    self.exactly_once and caught_up_now and age_ms >= cfg.commit_interval_ms / 4)):
                 self._commit()
             self._maybe_checkpoint(now)
             if len(self.lifecycle.queue):  # commands apply between transactions only
@@ -456,7 +466,9 @@ class Processor:
         threading.Thread(target=watch, name="driftline-watchdog", daemon=True).start()
 
     def _begin(self) -> None:
-        self._producer.begin_transaction()
+        """Open a unit of work: a Kafka transaction, or (at-least-once) just a commit interval."""
+        if self.exactly_once:
+            self._producer.begin_transaction()
         self._in_txn = True
         self._txn_records = 0
         self._txn_started = time.monotonic()
@@ -468,6 +480,9 @@ class Processor:
         for source, position in self.positions.items():
             offset = max(position, self.committed.get(source, 0))
             offsets.append(TopicPartition(topic_of[source[0]], source[1], offset))
+        if not self.exactly_once:
+            self._commit_at_least_once(offsets)
+            return
         self._hang_deadline = time.monotonic() + HANG_TIMEOUT_S
         try:
             if offsets:
@@ -475,12 +490,38 @@ class Processor:
             self._producer.commit_transaction(60)
         finally:
             self._hang_deadline = None
+        self._committed(offsets)
+
+    def _committed(self, offsets: list[TopicPartition]) -> None:
         self._in_txn = False
         if self._txn_records:
             self.timings["last_commit"] = time.perf_counter()
         for source, tp in zip(self.positions, offsets):
             self.committed[source] = tp.offset
         self.metrics.batch_seconds.labels(self.config.name).observe(time.monotonic() - self._txn_started)
+
+    def _commit_at_least_once(self, offsets: list[TopicPartition]) -> None:
+        """Flush every output made so far, then commit the input offsets they came from.
+
+        The offsets move only once the outputs of every input below them are acknowledged,
+        so a crash can repeat outputs (those after the last commit) but never lose one.
+        """
+        left = self._producer.flush(30)
+        if self._delivery_error is not None:
+            raise KafkaException(self._delivery_error)  # a restart replays and sends it again
+        if left:
+            log.warning("outputs not yet acknowledged: offsets not committed this time",
+                        extra={"fields": {"in_flight": left}})
+            return
+        if offsets:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        self._committed(offsets)
+
+    def _delivery_failed(self, err: KafkaError, msg: Any) -> None:
+        """librdkafka gave up on an output (at-least-once mode): remembered for _commit."""
+        if err is not None and self._delivery_error is None:
+            self._delivery_error = err
+            log.error("an output could not be delivered", extra={"fields": {"topic": msg.topic(), "error": err.str()}})
 
     def _maybe_checkpoint(self, now: float) -> None:
         engine = self.engine
