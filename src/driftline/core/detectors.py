@@ -249,7 +249,12 @@ class ErrorWatch:
                     fired = []
                 fired.append(self._detection(spec, detector, name))
         if self._warners:
-            self.warning = fired is None and any(d.warning_detected for d in self._warners)
+            self.warning = False
+            if fired is None:
+                for detector in self._warners:
+                    if detector.warning_detected:
+                        self.warning = True
+                        break
         return _NOTHING if fired is None else fired
 
     def _detection(self, spec: DetectorSpec, detector: Any, name: str) -> Detection:

@@ -134,7 +134,7 @@ class Engine:
         scores = self.scores
         if pending.prediction is not None:
             scores.update(label, pending.prediction, pending.proba)
-            if scores.n % self.config.drift.metrics_window == 0:
+            if scores.n % scores.window == 0:
                 self._window_before = scores.values()
                 if self.perf is not None:
                     out.extend(self._on_performance(record, now_ms))
@@ -173,7 +173,8 @@ class Engine:
             else:
                 out = self._on_label(record, now_ms)
             # Only valid records move event time (a bad record's timestamp is not trusted).
-            self.stream_time = max(self.stream_time, record.timestamp)
+            if record.timestamp > self.stream_time:
+                self.stream_time = record.timestamp
         except BadEventError as exc:
             self.counters.dead_letters += 1
             out = [DeadLetter(record, exc.reason, exc.detail)]
@@ -213,9 +214,11 @@ class Engine:
     def _on_label(self, record: InputRecord, now_ms: int) -> list[Output]:
         event = decode_label(record.value, self.schema, self.config.name)
         self.counters.labels += 1
-        pending = self.join.add_label(event.id, OrphanLabel(event.label, record.timestamp, record))
+        pending = self.join.take_features(event.id)
         if pending is None:
-            return []
+            pending = self.join.add_label(event.id, OrphanLabel(event.label, record.timestamp, record))
+            if pending is None:
+                return []
         if self.arena is not None:
             return self.train(pending, event.label, record, now_ms) + self.arena.on_label(
                 self, event.id, pending, event.label, now_ms)

@@ -14,7 +14,6 @@ Labels may come before their features; those wait too. Both sides are bounded by
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,14 +50,19 @@ class Expired:
 
 
 class JoinBuffer:
-    """Pending features and orphan labels keyed by event id, in arrival order."""
+    """Pending features and orphan labels keyed by event id, in arrival order.
+
+    Plain dicts (insertion-ordered) rather than ``OrderedDict``: their lookups, inserts and
+    pops are cheaper, and only dict operations are used, so buffers pickled with
+    ``OrderedDict`` still work.
+    """
 
     def __init__(self, max_age_ms: int, max_pending: int) -> None:
         self.max_age_ms = max_age_ms
         self.max_pending = max_pending
-        self._features: OrderedDict[str, Pending] = OrderedDict()
-        self._labels: OrderedDict[str, OrphanLabel] = OrderedDict()
-        self._joined: OrderedDict[str, None] = OrderedDict()  # recent ids, to spot duplicates
+        self._features: dict[str, Pending] = {}
+        self._labels: dict[str, OrphanLabel] = {}
+        self._joined: dict[str, None] = {}  # recent ids, to spot duplicates
         self._joined_cap = min(max_pending, 100_000)
 
     def __len__(self) -> int:
@@ -73,9 +77,10 @@ class JoinBuffer:
         return len(self._labels)
 
     def _remember(self, event_id: str) -> None:
-        self._joined[event_id] = None
-        if len(self._joined) > self._joined_cap:
-            self._joined.popitem(last=False)
+        joined = self._joined
+        joined[event_id] = None
+        if len(joined) > self._joined_cap:
+            del joined[next(iter(joined))]
 
     def add_features(self, event_id: str, pending: Pending) -> OrphanLabel | None:
         """Hold ``pending``; if its label already waits, return that label instead."""
@@ -88,11 +93,21 @@ class JoinBuffer:
         self._features[event_id] = pending
         return None
 
-    def add_label(self, event_id: str, label: OrphanLabel) -> Pending | None:
-        """Return the pending features the label completes, or hold the label."""
+    def take_features(self, event_id: str) -> Pending | None:
+        """Remove and return the pending features a label for ``event_id`` completes, if any.
+
+        The engine calls this first, so that the common case (features first) builds no
+        :class:`OrphanLabel`.
+        """
         pending = self._features.pop(event_id, None)
         if pending is not None:
             self._remember(event_id)
+        return pending
+
+    def add_label(self, event_id: str, label: OrphanLabel) -> Pending | None:
+        """Return the pending features the label completes, or hold the label."""
+        pending = self.take_features(event_id)
+        if pending is not None:
             return pending
         if event_id in self._labels or event_id in self._joined:
             raise BadEventError("duplicate_label", f"a label for {event_id!r} was already seen")
@@ -115,10 +130,10 @@ class JoinBuffer:
         while features and (
             next(iter(features.values())).event_time < horizon or len(features) > self.max_pending
         ):
-            features.popitem(last=False)
+            del features[next(iter(features))]
             out.features += 1
         while labels and (
             next(iter(labels.values())).event_time < horizon or len(labels) > self.max_pending
         ):
-            out.labels.append(labels.popitem(last=False)[1])
+            out.labels.append(labels.pop(next(iter(labels))))
         return out

@@ -102,3 +102,29 @@ def test_expired_orphan_labels_keep_their_record():
     buf.add_label("a", label)
     (expired,) = buf.expire(100).labels
     assert expired is label and expired.record == label.record
+
+
+def test_take_features_removes_them_and_holds_nothing_otherwise():
+    buf = JoinBuffer(max_age_ms=100, max_pending=10)
+    p = pending(0)
+    buf.add_features("a", p)
+    assert buf.take_features("b") is None and len(buf) == 1  # no label is held by a miss
+    assert buf.take_features("a") is p and len(buf) == 0
+    with pytest.raises(BadEventError, match="duplicate_label"):
+        buf.add_label("a", orphan(1))
+
+
+def test_buffers_pickled_with_ordered_dicts_still_work():
+    """Snapshots from before the plain dicts hold OrderedDicts; every operation still works."""
+    from collections import OrderedDict
+
+    buf = JoinBuffer(max_age_ms=100, max_pending=2)
+    buf._features, buf._labels, buf._joined = OrderedDict(), OrderedDict(), OrderedDict()
+    buf._joined_cap = 1
+    for i, t in enumerate([50, 10, 60]):
+        buf.add_features(f"f{i}", pending(t))
+    buf.add_label("l0", orphan(5))
+    assert buf.add_label("f2", orphan(61)) is not None
+    assert buf.add_label("f1", orphan(62)) is not None  # "f2" leaves the capped joined set
+    assert expire(buf, 155) == (1, [5])
+    assert len(buf) == 0
