@@ -1,7 +1,8 @@
 """One measurement per process: ``python cases.py CASE '<json args>'`` prints ``RESULT {json}``.
 
 Each case runs in a fresh process so peak RSS is its own and nothing warms up another
-case's caches. Cases: ``limit`` (River's bare loop), ``driftline`` (the processor on
+case's caches. Cases: ``limit`` (River's bare loop), ``limit_minibatch`` (River's
+learn_many/predict_many loop), ``driftline`` (the processor on
 pre-loaded topics), ``latency`` (rate-limited producer + read_committed consumer against a
 running processor), ``join_memory`` (bytes per pending event in the engine), ``profile``
 (cProfile of the processor).
@@ -20,7 +21,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import current_rss_bytes, peak_rss_mb, percentiles, river_loop, rows_of  # noqa: E402
+from common import current_rss_bytes, peak_rss_mb, percentiles, river_loop, river_minibatch_loop, rows_of  # noqa: E402
 
 
 def _config(a: dict):
@@ -29,7 +30,7 @@ def _config(a: dict):
     return load_config(
         name=a["name"],
         kafka={"bootstrap_servers": a["bootstrap"]},
-        model={"preset": a["preset"]},
+        model={"preset": a["preset"], **a.get("model", {})},
         checkpoint={"store_url": a["store"], "every_examples": a.get("every_examples", 10_000_000),
                     "every_seconds": a.get("every_seconds", 3600), "on_drift": a.get("on_drift", True)},
         processor=a.get("processor", {}),
@@ -43,6 +44,21 @@ def case_limit(a: dict) -> dict:
     rows = rows_of(a["data"], a["n"])
     model = build_model(load_config(name="limit", model={"preset": a["preset"]}).model)
     out = river_loop(model, rows, a["delay"])
+    return {**out, "rss_mb": peak_rss_mb()}
+
+
+def case_limit_minibatch(a: dict) -> dict:
+    """River's learn_many/predict_many loop in memory (``common.river_minibatch_loop``), on the
+    model a mini-batch deployment builds: River's StandardScaler.learn_many makes a variance
+    negative on Elec2 in the first batch (TypeError), see driftline.core.minibatch.StandardScaler."""
+    from driftline.config import load_config
+    from driftline.core.models import build_model
+
+    rows = rows_of(a["data"], a["n"])
+    features = {name: "num" for name in rows[0][0]}
+    model = build_model(load_config(name="limit", model={"preset": a["preset"], "mini_batch": a["batch"],
+                                                         "features": features}).model)
+    out = river_minibatch_loop(model, rows, a["batch"])
     return {**out, "rss_mb": peak_rss_mb()}
 
 
@@ -80,7 +96,10 @@ def _run_processor(a: dict, profile: cProfile.Profile | None = None) -> dict:
     return {
         "eps": a["n"] / elapsed, "seconds": elapsed, "learned": engine.n_learned,
         "predictions": engine.counters.predictions, "accuracy": engine.scores.values().get("accuracy"),
-        "complete": engine.n_learned >= a["n"], "rss_mb": peak_rss_mb(),
+        "complete": engine.n_learned + (engine.minibatch.pending if getattr(engine, "minibatch", None) else 0) >= a["n"],
+        "rss_mb": peak_rss_mb(),
+        # False when the config asked for mini-batches but the engine has no mini-batch mode
+        "mini_batch": getattr(engine, "minibatch", None) is not None,
     }
 
 
@@ -241,7 +260,7 @@ def case_join_memory(a: dict) -> dict:
             "rss_mb": after / 2**20, "eps": n / elapsed}
 
 
-CASES = {"limit": case_limit, "driftline": case_driftline, "profile": case_profile,
+CASES = {"limit": case_limit, "limit_minibatch": case_limit_minibatch, "driftline": case_driftline, "profile": case_profile,
          "latency": case_latency, "join_memory": case_join_memory}
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmark suite: streams, River's bare loop, pre-loading, memory.
+"""Shared pieces of the benchmark suite: streams, River's bare loops, pre-loading, memory.
 
 Everything here is deterministic: the same spec gives the same events in the same order,
 so the limit (River in memory), Driftline and the peers all see the same data.
@@ -66,6 +66,35 @@ def river_loop(model, rows, delay: int) -> dict[str, float]:
         model.learn_one(xo, yo)
     elapsed = time.perf_counter() - started
     return {"eps": len(rows) / elapsed, "seconds": elapsed, "accuracy": metric.get()}
+
+
+def river_minibatch_loop(model, rows, size: int) -> dict[str, float]:
+    """River's mini-batch loop in memory: per batch of ``size`` events, build the frame from
+    the event dicts (column-wise, as Driftline's mini-batch mode does), ``predict_many``,
+    then ``learn_many`` (test-then-train per batch: every label of a batch is known once the
+    batch has been predicted). The time of each part is reported per event."""
+    import numpy as np
+
+    from driftline.core.minibatch import to_frame
+
+    to_frame([rows[0][0]], [rows[0][1]])  # import polars before the clock starts
+    correct = build = predict = learn = 0.0
+    started = time.perf_counter()
+    for start in range(0, len(rows), size):
+        chunk = rows[start:start + size]
+        t0 = time.perf_counter()
+        X, y = to_frame([x for x, _ in chunk], [t for _, t in chunk])
+        t1 = time.perf_counter()
+        predicted = model.predict_many(X)
+        t2 = time.perf_counter()
+        model.learn_many(X, y)
+        t3 = time.perf_counter()
+        correct += int(np.sum(np.asarray(predicted) == np.asarray(y)))
+        build, predict, learn = build + t1 - t0, predict + t2 - t1, learn + t3 - t2
+    elapsed = time.perf_counter() - started
+    n = len(rows)
+    return {"eps": n / elapsed, "seconds": elapsed, "accuracy": correct / n, "batch": size,
+            "build_us": build / n * 1e6, "predict_many_us": predict / n * 1e6, "learn_many_us": learn / n * 1e6}
 
 
 def peak_rss_mb() -> float:

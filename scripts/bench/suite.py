@@ -3,7 +3,9 @@
 Run it with ``scripts/bench.sh`` (which sets up the venvs and the broker). Sections:
 
 - ``throughput``: per model, on the same pre-loaded topics: River's bare loop (the limit),
-  Driftline end to end, the confluent-kafka loop (poll and batch) and a faust agent;
+  Driftline end to end, the confluent-kafka loop (poll and batch) and a faust agent; for
+  logistic regression also River's learn_many/predict_many loop and Driftline with
+  ``model.mini_batch`` = 500 (on its own copy of the topics);
 - ``latency``: feature produced -> prediction visible to read_committed, at 25/50/75% of
   the Driftline throughput measured in this run;
 - ``snapshots``: the same latency for the forest with and without frequent snapshots;
@@ -38,6 +40,8 @@ PY = sys.executable
 FAUST_PY = os.path.join(ROOT, ".cache", "venv-faust", "bin", "python")
 TMP = os.path.join(ROOT, "bench-results", "tmp")
 PRESETS = ["logistic_regression", "hoeffding_tree", "adaptive_random_forest"]
+# Mini-batch mode (model.mini_batch, docs/minibatch.md): measured for the models with learn_many.
+MINIBATCH = {"logistic_regression": 500}
 
 FULL = {
     "delay": 100,
@@ -154,8 +158,20 @@ def section_throughput(boot: str, plan: dict, res: dict) -> None:
         entry["driftline"] = run_case("driftline", dep.args(n=n), budget)
         for peer in plan["peers"]:
             entry[peer] = run_peer(peer, dep, n, budget)
+        if preset in MINIBATCH:
+            size = MINIBATCH[preset]
+            entry["limit_minibatch"] = run_case("limit_minibatch", {"data": "elec", "n": n, "preset": preset,
+                                                                    "batch": size}, budget)
+            mb = Deployment(boot, preset, f"mb{preset[:4]}")  # its own topics: a fresh consumer group
+            mb.preload(rows, delay)
+            features = {name: "num" for name in rows[0][0]}
+            entry["driftline_minibatch"] = run_case(
+                "driftline", mb.args(n=n, model={"mini_batch": size, "features": features}), budget)
+            entry["driftline_minibatch"]["batch"] = size
         lim = entry["limit"].get("eps")
-        for k in ["driftline", *plan["peers"]]:
+        for k in ["driftline", *plan["peers"], "limit_minibatch", "driftline_minibatch"]:
+            if k not in entry:
+                continue
             if lim and entry[k].get("eps"):
                 entry[k]["ratio"] = entry[k]["eps"] / lim
         log("  " + ", ".join(f"{k} {v.get('eps', 0):,.0f}/s" if "eps" in v else f"{k} ERROR"
