@@ -273,6 +273,20 @@ def test_a_new_champion_gets_a_flushed_buffer_or_learns_one_at_a_time(timeline):
     assert engine.n_learned == engine.counters.joined == len(PHISHING)
 
 
+def test_a_batch_the_model_cannot_learn_is_dropped_and_dead_lettered(timeline, monkeypatch):
+    engine = engine_for()
+
+    def fail(X, y):
+        raise ValueError("no")
+
+    monkeypatch.setattr(engine.model, "learn_many", fail)
+    records = timeline(PHISHING[:B + 1], 0)
+    dead = [o for o in run(engine, records) if isinstance(o, DeadLetter)]
+    assert [(d.reason, d.record.kind, d.record.offset) for d in dead] == [("model_error", "labels", B - 1)]
+    assert f"{B} examples not learned" in dead[0].detail
+    assert (engine.n_learned, engine.counters.joined, engine.minibatch.pending) == (0, B + 1, 1)
+
+
 def test_periodic_versions_fall_on_their_multiple(timeline):
     engine = engine_for(policy="periodic", period_examples=100, detectors=[])
     due = []
