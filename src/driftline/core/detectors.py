@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import math
 from dataclasses import dataclass, field
@@ -180,6 +181,12 @@ class FastHDDMA(binary.HDDMA):
 _FAST = {binary.HDDMA: FastHDDMA}
 
 
+@functools.cache
+def _takes_seed(cls: type) -> bool:
+    """Does ``cls`` take a ``seed``? (``inspect.signature`` costs ~20 us; detectors are rebuilt on every reset.)"""
+    return "seed" in inspect.signature(cls).parameters
+
+
 def build_detector(spec: DetectorSpec, task: str) -> Any:
     """Instantiate ``spec`` from ``river.drift`` (``binary.`` prefix for binary detectors)."""
     module, _, name = spec.name.rpartition(".")
@@ -190,7 +197,7 @@ def build_detector(spec: DetectorSpec, task: str) -> Any:
     if namespace is binary and task == "regression":
         raise ConfigError(f"{spec.name} needs a 0/1 error: it cannot watch a regression loss")
     params = {**_DEFAULTS.get(name, {}), **spec.params}
-    if "seed" in inspect.signature(cls).parameters:
+    if _takes_seed(cls):
         params.setdefault("seed", 42)  # determinism: replays must fire at the same examples
     try:
         return _FAST.get(cls, cls)(**params)
@@ -231,23 +238,28 @@ class ErrorWatch:
         self._inverted = [name in _INVERTED for name in self._names]
         self.has_warning_zone = any(name in _WARNING_ZONE for name in self._names)
         self.warning = False
+        self._run_settings: list[dict[str, Any]] = []
         self._build()
 
     def _build(self) -> None:
         self._detectors = [build_detector(spec, self.task) for spec in self.specs]
-        self._slots = list(zip(self.specs, self._detectors, self._inverted, self._names))
+        if not self._run_settings:
+            # The same specs always give the same settings; River reads them with inspect
+            # (~30 us), so once per watch rather than once per detection.
+            self._run_settings = [_settings(detector) for detector in self._detectors]
+        self._slots = list(zip(self.specs, self._detectors, self._inverted, self._names, self._run_settings))
         self._warners = [d for d, n in zip(self._detectors, self._names) if n in _WARNING_ZONE]
         self.warning = False
 
     def update(self, error: float) -> tuple[Detection, ...] | list[Detection]:
         """Feed one error; return the detections it caused (usually none)."""
         fired: list[Detection] | None = None
-        for spec, detector, inverted, name in self._slots:
+        for spec, detector, inverted, name, settings in self._slots:
             detector.update(1.0 - error if inverted else error)
             if detector.drift_detected:
                 if fired is None:
                     fired = []
-                fired.append(self._detection(spec, detector, name))
+                fired.append(self._detection(spec, detector, name, settings))
         if self._warners:
             self.warning = False
             if fired is None:
@@ -257,19 +269,26 @@ class ErrorWatch:
                         break
         return _NOTHING if fired is None else fired
 
-    def _detection(self, spec: DetectorSpec, detector: Any, name: str) -> Detection:
+    def _detection(self, spec: DetectorSpec, detector: Any, name: str, settings: dict[str, Any]) -> Detection:
         key = _THRESHOLD.get(name)
         threshold = getattr(detector, key, None) if key else None
         return Detection(
             spec.name, dict(spec.params), _statistic(detector),
             float(threshold) if _number(threshold) else None,
-            _settings(detector), input_of(spec.name, self.task),
+            dict(settings), input_of(spec.name, self.task),
         )
 
     def warnings(self) -> list[str]:
         """Names of the detectors in their warning zone after the last update."""
-        return [spec.name for spec, d, _, n in self._slots if n in _WARNING_ZONE and d.warning_detected]
+        return [spec.name for spec, d, _, n, _ in self._slots if n in _WARNING_ZONE and d.warning_detected]
 
     def reset(self) -> None:
         """Fresh detectors (after the model itself was reset)."""
         self._build()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Watches pickled before the settings were kept read them once from their detectors."""
+        self.__dict__.update(state)
+        if "_run_settings" not in state:
+            self._run_settings = [_settings(detector) for detector in self._detectors]
+            self._slots = [(*slot, settings) for slot, settings in zip(self._slots, self._run_settings)]

@@ -144,3 +144,18 @@ def test_fast_hddma_restores_snapshots_that_kept_rivers_means():
     old.__dict__ = dict(river.__dict__)  # the state an old snapshot holds
     restored = pickle.loads(pickle.dumps(old))
     assert _hddma_signals(restored, errors[7_000:]) == _hddma_signals(river, errors[7_000:])
+
+
+def test_watch_pickled_before_settings_were_kept_still_reports_them():
+    specs = [DetectorSpec(name="binary.HDDMA"), DetectorSpec(name="ADWIN", params={"delta": 0.01})]
+    old = ErrorWatch(specs, "classification")
+    del old._run_settings  # the layout of older snapshots: 4-tuple slots, settings read per detection
+    old._slots = [slot[:4] for slot in old._slots]
+    restored, fresh = pickle.loads(pickle.dumps(old)), ErrorWatch(specs, "classification")
+    stream = errors(0.05, 0.6)
+    ours = [d for e in stream for d in restored.update(e)]
+    theirs = [d for e in stream for d in fresh.update(e)]
+    assert ours and ours == theirs
+    assert {d.detector: d.settings["delta"] for d in ours if d.detector == "ADWIN"} == {"ADWIN": 0.01}
+    restored.reset()
+    assert [d for e in stream for d in restored.update(e)] == theirs
