@@ -100,6 +100,10 @@ class Registry:
             raise RegistryError(f"cannot open the registry {self.path}: {exc}") from exc
         conn.row_factory = sqlite3.Row
         try:
+            # The registry is an index that sync() rebuilds from the version store: WAL with
+            # synchronous=NORMAL (no fsync per transaction) is enough, and it is called from
+            # the processing loop at every version cut.
+            conn.execute("PRAGMA synchronous=NORMAL")
             if not self._ready:
                 conn.execute("PRAGMA journal_mode=WAL")
                 for statement in SCHEMA:

@@ -18,6 +18,7 @@ the exact state it had, and every output appears once in the read-committed view
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import os
@@ -123,6 +124,8 @@ class Processor:
         self.saver = BackgroundSaver(self.store, enabled=config.checkpoint.background)
         self.exactly_once = config.processor.guarantee == "exactly_once"
         self._delivery_error: KafkaError | None = None
+        self._produced = self._delivered = 0  # outputs handed to / acknowledged by the producer
+        self._tickets: collections.deque[tuple[int, list[TopicPartition]]] = collections.deque()
         self._failed_version = 0
         self.metrics = ProcessorMetrics(config.name, registry)
         self.clock = clock
@@ -185,9 +188,8 @@ class Processor:
         consumer = make_consumer(self.config)
         if self.exactly_once:
             producer = make_producer(self.config, transactional=True)
-        else:  # only failed deliveries are reported: they stop the processor (see _commit)
-            producer = make_producer(self.config, **{"delivery.report.only.error": True,
-                                                     "on_delivery": self._delivery_failed})
+        else:  # deliveries are counted; a failed one stops the processor (see _commit)
+            producer = make_producer(self.config, on_delivery=self._on_delivery)
         self._consumer, self._producer = consumer, producer
         try:
             if self.exactly_once:
@@ -219,8 +221,10 @@ class Processor:
                                   "committed": {_source_key(s): o for s, o in self.committed.items()}}},
             )
             self._loop(consumer, merger, kind_of, exit_when_idle_s, max_seconds)
-            if self._in_txn:
-                self._commit()
+            if self._in_txn or self._tickets:
+                if not self._in_txn:
+                    self._begin()
+                self._commit(final=True)
             self._checkpoint("shutdown")
         finally:
             self._watchdog_stop.set()
@@ -403,6 +407,7 @@ class Processor:
         while True:
             try:
                 self._producer.produce(topic, value=value, key=key, headers=headers)
+                self._produced += 1
                 return
             except BufferError:
                 self._producer.poll(0.05)
@@ -473,7 +478,7 @@ class Processor:
         self._txn_records = 0
         self._txn_started = time.monotonic()
 
-    def _commit(self) -> None:
+    def _commit(self, final: bool = False) -> None:
         """Commit outputs together with the consumed positions (never moving them back)."""
         topic_of = {"features": self.topics.features, "labels": self.topics.labels}
         offsets = []
@@ -481,7 +486,7 @@ class Processor:
             offset = max(position, self.committed.get(source, 0))
             offsets.append(TopicPartition(topic_of[source[0]], source[1], offset))
         if not self.exactly_once:
-            self._commit_at_least_once(offsets)
+            self._commit_at_least_once(offsets, final)
             return
         self._hang_deadline = time.monotonic() + HANG_TIMEOUT_S
         try:
@@ -496,30 +501,39 @@ class Processor:
         self._in_txn = False
         if self._txn_records:
             self.timings["last_commit"] = time.perf_counter()
-        for source, tp in zip(self.positions, offsets):
-            self.committed[source] = tp.offset
+        kind_of = {self.topics.features: "features", self.topics.labels: "labels"}
+        for tp in offsets:
+            self.committed[(kind_of[tp.topic], tp.partition)] = tp.offset
         self.metrics.batch_seconds.labels(self.config.name).observe(time.monotonic() - self._txn_started)
 
-    def _commit_at_least_once(self, offsets: list[TopicPartition]) -> None:
-        """Flush every output made so far, then commit the input offsets they came from.
+    def _commit_at_least_once(self, offsets: list[TopicPartition], final: bool = False) -> None:
+        """Commit input offsets once every output made before them is acknowledged.
 
-        The offsets move only once the outputs of every input below them are acknowledged,
-        so a crash can repeat outputs (those after the last commit) but never lose one.
+        Never blocks the stream: each interval leaves a ticket (outputs produced so far,
+        offsets), and the newest ticket whose outputs have all been delivered (counted by
+        the delivery callback) is committed. A crash can repeat the outputs made after the
+        last committed ticket, never lose one. ``final`` (shutdown) flushes and commits all.
         """
-        left = self._producer.flush(30)
+        producer = self._producer
+        if final:
+            producer.flush(30)
+        else:
+            producer.poll(0)  # serve delivery reports
         if self._delivery_error is not None:
             raise KafkaException(self._delivery_error)  # a restart replays and sends it again
-        if left:
-            log.warning("outputs not yet acknowledged: offsets not committed this time",
-                        extra={"fields": {"in_flight": left}})
-            return
-        if offsets:
-            self._consumer.commit(offsets=offsets, asynchronous=True)
-        self._committed(offsets)
+        self._tickets.append((self._produced, offsets))
+        ready: list[TopicPartition] | None = None
+        while self._tickets and self._tickets[0][0] <= self._delivered:
+            ready = self._tickets.popleft()[1]
+        if ready:
+            self._consumer.commit(offsets=ready, asynchronous=not final)
+        self._committed(ready or [])
 
-    def _delivery_failed(self, err: KafkaError, msg: Any) -> None:
-        """librdkafka gave up on an output (at-least-once mode): remembered for _commit."""
-        if err is not None and self._delivery_error is None:
+    def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
+        """At-least-once: count acknowledged outputs; remember a failed one for _commit."""
+        if err is None:
+            self._delivered += 1
+        elif self._delivery_error is None:
             self._delivery_error = err
             log.error("an output could not be delivered", extra={"fields": {"topic": msg.topic(), "error": err.str()}})
 
