@@ -30,6 +30,7 @@ from driftline.core.detectors import ErrorWatch
 from driftline.core.importance import ImportanceWatch
 from driftline.core.events import EventSchema, InputRecord, decode_features, decode_label
 from driftline.core.join import JoinBuffer, OrphanLabel, Pending
+from driftline.core.minibatch import MiniBatchLearner, check_supported, supports_learn_many
 from driftline.core.models import build_model, task_of
 from driftline.core.outputs import DeadLetter, DriftEvent, Output, Prediction
 from driftline.core.performance import PerformanceWatch
@@ -58,11 +59,17 @@ class Engine:
     # Challengers (core/arena.py); None keeps the hot path free of them. A class attribute
     # so that engines pickled before the arena existed restore without one.
     arena: Any = None
+    # Mini-batch learning (core/minibatch.py, docs/minibatch.md); None learns one example at a
+    # time. A class attribute so that engines pickled before it existed restore without one.
+    minibatch: MiniBatchLearner | None = None
 
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
         self.model: base.Estimator = build_model(config.model)
         self.task = config.model.task or task_of(self.model)
+        if config.model.mini_batch is not None:
+            check_supported(self.model)
+            self.minibatch = MiniBatchLearner(config.model.mini_batch)
         self.schema = EventSchema(
             features=dict(config.model.features),
             classes=tuple(config.model.classes),
@@ -105,6 +112,13 @@ class Engine:
         """Serve (and keep training) ``model`` from now on: a promotion or a blue/green swap."""
         from driftline.core.arena import binary_codec
 
+        if self.minibatch is not None:
+            # The outgoing model learns what was joined while it served (as one at a time would).
+            self._learn_batch(None, [])
+            if not supports_learn_many(model):
+                self.minibatch = None  # this champion learns one example at a time from now on
+        elif getattr(self.config.model, "mini_batch", None) is not None and supports_learn_many(model):
+            self.minibatch = MiniBatchLearner(self.config.model.mini_batch)
         self.model = model
         self._binary_codec = binary_codec(self.task, self.schema.classes, model)
         self.watch.reset()
@@ -120,6 +134,8 @@ class Engine:
                     negative, positive = self.schema.classes
                     proba = {negative: proba.get(False, 0.0), positive: proba.get(True, 0.0)}
                 return (max(proba, key=proba.get) if proba else None), proba
+            if self.minibatch is not None:  # learn_many leaves numpy scalars in a linear model: JSON needs a float
+                return float(self.model.predict_one(features)), None
             return self.model.predict_one(features), None
         except Exception as exc:  # noqa: BLE001 - any model failure is this input's fault
             raise BadEventError("model_error", f"predict failed: {exc!r}") from exc
@@ -147,21 +163,52 @@ class Engine:
             elif self.watch.warning and self.adapt.uses_warning and self.adapt.background is None:
                 out.extend(self._on_warning(record, now_ms))
         target = label == self.schema.classes[-1] if self._binary_codec else label
-        try:
-            self.model.learn_one(pending.features, target)
-        except Exception as exc:  # noqa: BLE001 - never let one example stop the stream
-            self.counters.dead_letters += 1
-            out.append(DeadLetter(record, "model_error", f"learn failed: {exc!r}"))
-            return out
-        self.n_learned += 1
-        self.counters.joined += 1
         adapt = self.adapt
-        if adapt.buffer is not None or adapt.background is not None:
-            adapt.learned(pending.features, target)
+        batch = self.minibatch
+        if batch is not None:
+            # Learned when the buffer is full, or early so that a periodic version falls on its multiple.
+            self.counters.joined += 1
+            if not batch.add(pending.features, target) and not (
+                    adapt.period and (self.n_learned + batch.pending) % adapt.period == 0):
+                return out
+            if not self._learn_batch(record, out):
+                return out
+        else:
+            try:
+                self.model.learn_one(pending.features, target)
+            except Exception as exc:  # noqa: BLE001 - never let one example stop the stream
+                self.counters.dead_letters += 1
+                out.append(DeadLetter(record, "model_error", f"learn failed: {exc!r}"))
+                return out
+            self.n_learned += 1
+            self.counters.joined += 1
+            if adapt.buffer is not None or adapt.background is not None:
+                adapt.learned(pending.features, target)
         if adapt.period and self.n_learned % adapt.period == 0:
             self.model = adapt.retrain(self.model)
             self.checkpoint_due = self.checkpoint_due or "periodic"
         return out
+
+    def _learn_batch(self, record: InputRecord | None, out: list[Output]) -> int:
+        """Mini-batch mode: the model learns the buffer with one ``learn_many``; how many it learned.
+
+        A batch the model cannot learn is dropped whole and the label ``record`` that completed
+        it goes to the dead-letter topic (with no record: an outgoing model's last batch).
+        """
+        batch, adapt = self.minibatch, self.adapt
+        size = batch.pending
+        rows = batch.rows() if adapt.buffer is not None or adapt.background is not None else ()
+        try:
+            learned = batch.flush(self.model)
+        except Exception as exc:  # noqa: BLE001 - never let one batch stop the stream
+            if record is not None:
+                self.counters.dead_letters += 1
+                out.append(DeadLetter(record, "model_error", f"learn_many failed, {size} examples not learned: {exc!r}"))
+            return 0
+        self.n_learned += learned
+        for features, target in rows:
+            adapt.learned(features, target)
+        return learned
 
     # -- records -----------------------------------------------------------------------
 
@@ -246,8 +293,13 @@ class Engine:
         )
 
     def _on_drift(self, detections, record: InputRecord, now_ms: int) -> list[Output]:
+        events: list[Output] = []
+        if self.minibatch is not None and self.adapt.policy in ("reset", "background"):
+            # Before a new model replaces it, the model in service learns the buffer, as one at a
+            # time it would have: the drift position and a warm start see every example joined so far.
+            self._learn_batch(record, events)
         model, action = self.adapt.on_drift(self.model)
-        events: list[Output] = [
+        events += [
             self._drift_event(
                 f"drift-{self.n_learned}-{det.detector}", "concept", det.detector, record, now_ms, action,
                 params=det.params, statistic=det.statistic, threshold=det.threshold,
