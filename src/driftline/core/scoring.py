@@ -100,6 +100,12 @@ class Windowed:
     engine's profile that wrapper cost about as much as the confusion matrix it wrapped. This
     makes the same calls on the wrapped metric in the same order (revert the oldest, then
     update), so its value is River's; tests/unit/core/test_scoring.py compares the two.
+
+    >>> window = Windowed(metrics.Accuracy(), window_size=2)
+    >>> for y, p in [(1, 1), (1, 0), (0, 0)]:
+    ...     window.update(y, p)
+    >>> window.get()  # the last two: one right, one wrong
+    0.5
     """
 
     def __init__(self, metric: Any, window_size: int) -> None:
@@ -127,6 +133,12 @@ class MeanLoss:
     engine's profile. This evaluates it once, makes the same ``stats.Mean`` updates and
     reverts as River and keeps the window's losses to revert them: the values are River's
     to the bit (tests/unit/core/test_scoring.py checks them against River's classes).
+
+    >>> means = MeanLoss(log_loss, window_size=1)
+    >>> means.update(True, 0.5)
+    >>> means.update(True, 0.25)
+    >>> round(means.total.get(), 4), round(means.recent.get(), 4)  # (ln 2 + ln 4) / 2, ln 4
+    (1.0397, 1.3863)
     """
 
     def __init__(self, loss: Callable[[Any, Any], float], window_size: int) -> None:
