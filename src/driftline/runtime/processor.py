@@ -26,7 +26,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -65,15 +64,28 @@ def _version_bytes(version: int) -> bytes:
     return str(version).encode()
 
 
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def _ce_time(now_ms: int) -> bytes:
+    """RFC 3339 UTC with milliseconds (made once per batch, from integers: no float rounding).
+
+    >>> _ce_time(1795839025006)
+    b'2026-11-28T04:10:25.006Z'
+    """
+    return f"{_utc_second(now_ms // 1000)}.{now_ms % 1000:03d}Z".encode()
+
+
 def _ce_headers(kind: str, ce_id: str, model: str, version: int, now_ms: int) -> list[tuple[str, bytes]]:
     """CloudEvents binary-mode headers; ``dl_model_version`` comes last."""
-    ce_time = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
     return [
         ("ce_specversion", b"1.0"),
         *([("ce_id", ce_id.encode())] if ce_id else []),
         ("ce_type", f"io.driftline.{kind}".encode()),
         ("ce_source", f"driftline/{model}".encode()),
-        ("ce_time", ce_time.replace("+00:00", "Z").encode()),
+        ("ce_time", _ce_time(now_ms)),
         ("content-type", b"application/json"),
         ("dl_model", model.encode()),
         ("dl_model_version", str(version).encode()),
@@ -147,7 +159,10 @@ class Processor:
         self.timings: dict[str, float] = {}
         self._batch_headers: list[tuple[str, bytes]] = []
         self._n_predictions = 0
+        # Labelled metric children used once per batch, looked up once (labels() is not free).
         self._predictions_out = self.metrics.events_out.labels(config.name, "predictions")
+        self._record_seconds = self.metrics.record_seconds.labels(config.name)
+        self._events_in: dict[tuple[str, str], Any] = {}
         self.lifecycle = LifecycleRuntime(self)  # registry, commands, shadow and lifecycle topics
 
     # -- lifecycle -------------------------------------------------------------------
@@ -352,12 +367,15 @@ class Processor:
             if not self._time_range:
                 self._time_range = [first_ts, last_ts]
             self._time_range[1] = max(self._time_range[1], last_ts)
-            for (kind, mode), n in counts.items():
-                self.metrics.events_in.labels(self.config.name, kind, mode).inc(n)
+            for key, n in counts.items():
+                child = self._events_in.get(key)
+                if child is None:
+                    child = self._events_in[key] = self.metrics.events_in.labels(self.config.name, *key)
+                child.inc(n)
             self._predictions_out.inc(self._n_predictions)
             self._n_predictions = 0
             elapsed = time.perf_counter() - batch_start
-            self.metrics.record_seconds.labels(self.config.name).observe(elapsed / processed)
+            self._record_seconds.observe(elapsed / processed)
         return processed
 
     def _internal_error(self, record: InputRecord, exc: Exception) -> list[Output]:
@@ -643,8 +661,10 @@ class Processor:
         """Pause partitions whose buffer is full while another one catches up."""
         cap = self.config.processor.max_buffered_per_partition
         topic_of = {"features": self.topics.features, "labels": self.topics.labels}
-        for source in list(self._eof):
+        for source in self._eof:
             n = merger.buffered(source)
+            if n < cap // 2 and source not in self._paused:
+                continue  # the common case, once per source per poll: nothing to build
             tp = TopicPartition(topic_of[source[0]], source[1])
             if n >= cap and source not in self._paused:
                 consumer.pause([tp])

@@ -70,3 +70,39 @@ def test_versions_are_announced_and_drift_is_published(make_config, reader, sign
     assert len(drift) == engine.counters.drift_events > 0
     assert {d["detector"] for d in drift} <= {"ADWIN", "PageHinkley"}
     assert all(d["kind"] == "concept" and d["model"] == config.name for d in drift)
+
+
+def test_mini_batch_mode_through_kafka_learns_what_the_engine_learns_in_memory(make_config, signing_key):
+    """model.mini_batch: the processor's model equals an in-memory engine fed the same records
+    in the same event-time order (batch boundaries depend on the records only), and it differs
+    from one-at-a-time learning (the batches really are learned with learn_many)."""
+    from driftline.core.engine import Engine
+    from driftline.core.events import InputRecord
+
+    rows = [(encode_features(x), y) for x, y in stream("river:Phishing")]
+    features = {name: "num" for name in rows[0][0]}
+    config = make_config(model={"preset": "logistic_regression", "mini_batch": 50, "features": features},
+                         drift={"policy": "none"})
+    delay = 25
+    replay(config, rows, label_delay=delay, n_rows=len(rows))
+
+    engine = Processor(config, signing_key, registry=CollectorRegistry()).run(exit_when_idle_s=3)
+
+    reference = Engine(config)
+    records = []
+    for i, (x, y) in enumerate(rows):
+        key = f"e{i}".encode()
+        records.append(InputRecord("features", 0, i, i, key, orjson.dumps({"id": f"e{i}", "features": x})))
+        records.append(InputRecord("labels", 0, i, i + delay, key, orjson.dumps({"id": f"e{i}", "label": y})))
+    records.sort(key=lambda r: (r.timestamp, r.kind != "labels", r.offset))
+    for record in records:
+        reference.process(record, now_ms=0)
+
+    assert engine.n_learned == reference.n_learned == len(rows) - len(rows) % 50
+    assert engine.scores.values() == reference.scores.values()
+    lr = engine.model["LogisticRegression"]
+    assert dict(lr.weights) == dict(reference.model["LogisticRegression"].weights)
+    one_at_a_time = build_model(config.model.model_copy(update={"mini_batch": None}))
+    for x, y in rows:
+        one_at_a_time.learn_one(x, y)
+    assert dict(lr.weights) != dict(one_at_a_time["LogisticRegression"].weights)
