@@ -11,6 +11,7 @@ running processor), ``join_memory`` (bytes per pending event in the engine), ``p
 from __future__ import annotations
 
 import cProfile
+import collections
 import gc
 import io
 import json
@@ -32,7 +33,8 @@ def _config(a: dict):
         kafka={"bootstrap_servers": a["bootstrap"]},
         model={"preset": a["preset"], **a.get("model", {})},
         checkpoint={"store_url": a["store"], "every_examples": a.get("every_examples", 10_000_000),
-                    "every_seconds": a.get("every_seconds", 3600), "on_drift": a.get("on_drift", True)},
+                    "every_seconds": a.get("every_seconds", 3600), "on_drift": a.get("on_drift", True),
+                    "background": a.get("background", True)},
         processor=a.get("processor", {}),
     )
 
@@ -149,6 +151,9 @@ def case_latency(a: dict) -> dict:
     from driftline.runtime.replay import encode_features
 
     rows = rows_of(a["data"], a["n_rows"])
+    # Encoded once: the generator shares the 2 cores with the broker and the processor, so
+    # it must cost little per event (only the id is spliced in per send).
+    bodies = [(orjson.dumps(encode_features(x)), orjson.dumps(y)) for x, y in rows]
     rate, duration, delay = a["rate"], a["duration"], a["delay"]
     producer = Producer({"bootstrap.servers": a["bootstrap"], "linger.ms": 0, "enable.idempotence": True,
                          "partitioner": "murmur2_random"})
@@ -170,31 +175,28 @@ def case_latency(a: dict) -> dict:
 
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
-    labels: list[tuple[int, bytes, bytes]] = []
+    labels: collections.deque[tuple[int, bytes, bytes]] = collections.deque()
     i = 0
 
-    def send(x, y, measured: bool) -> None:
+    def send(features: bytes, label: bytes, measured: bool) -> None:
         nonlocal i
         key = f"{a['id_prefix']}{i}".encode()
         now = time.time()
         while labels and labels[0][0] <= i:
-            _, lkey, lval = labels.pop(0)
+            _, lkey, lval = labels.popleft()
             producer.produce(a["labels_topic"], key=lkey, value=lval, timestamp=int(now * 1000))
-        value = orjson.dumps({"id": key.decode(), "features": encode_features(x)})
-        if measured:
-            sent[key] = now
-        else:
-            sent[key] = -1.0
+        value = b'{"id":"' + key + b'","features":' + features + b"}"
+        sent[key] = now if measured else -1.0
         producer.produce(a["features_topic"], key=key, value=value, timestamp=int(now * 1000))
         producer.poll(0)
-        labels.append((i + delay, key, orjson.dumps({"id": key.decode(), "label": y})))
+        labels.append((i + delay, key, b'{"id":"' + key + b'","label":' + label + b"}"))
         i += 1
 
     # Warm up: trickle events until the processor answers (it may still be starting or
     # catching up on pre-loaded events), then one more second at the target rate.
     deadline = time.monotonic() + a.get("startup_s", 90)
     while not seen and time.monotonic() < deadline:
-        send(*rows[i % len(rows)], measured=False)
+        send(*bodies[i % len(bodies)], measured=False)
         time.sleep(0.02)
     if not seen:
         stop.set()
@@ -204,7 +206,7 @@ def case_latency(a: dict) -> dict:
     n0 = i
     while time.monotonic() - started < duration + 1.0:
         measured = time.monotonic() >= warm_until
-        send(*rows[i % len(rows)], measured=measured)
+        send(*bodies[i % len(bodies)], measured=measured)
         ahead = (i - n0) / rate - (time.monotonic() - started)
         if ahead > 0:
             time.sleep(ahead)
@@ -260,8 +262,46 @@ def case_join_memory(a: dict) -> dict:
             "rss_mb": after / 2**20, "eps": n / elapsed}
 
 
+def case_snapshot_stall(a: dict) -> dict:
+    """How long a version cut holds up the processing loop: a forest grown on ``data`` for
+    ``n`` events, saved inline and by the forked writer (runtime/snapshots.py), while the
+    engine keeps predicting; no Kafka (the loop's other per-cut work is small and the same)."""
+    import tempfile
+
+    import orjson
+
+    from driftline.config import load_config
+    from driftline.core.engine import Engine
+    from driftline.core.events import InputRecord
+    from driftline.runtime.snapshots import BackgroundSaver
+    from driftline.versions.store import VersionStore
+
+    engine = Engine(load_config(name="stall", model={"preset": a["preset"]}))
+    rows = rows_of(a["data"], a["n"])
+    for i, (x, y) in enumerate(rows):
+        engine.process(InputRecord("features", 0, i, i, None, orjson.dumps({"id": f"e{i}", "features": x})), 0)
+        engine.process(InputRecord("labels", 0, i, i, None, orjson.dumps({"id": f"e{i}", "label": y})), 0)
+    store = VersionStore(tempfile.mkdtemp(), "stall", b"bench-key")
+    out = {}
+    for mode, forking in (("inline", False), ("forked", True)):
+        saver = BackgroundSaver(store, enabled=forking)
+        version = store.next_version()
+        t0 = time.perf_counter()
+        saver.start(version, {}, {"engine": engine})
+        blocked = time.perf_counter() - t0
+        served = 0
+        while (done := saver.poll()) is None:  # the parent goes on predicting meanwhile
+            x = rows[served % len(rows)][0]
+            engine.process(InputRecord("features", 0, 10**7 + served, 10**7 + served, None,
+                                       orjson.dumps({"id": f"s{served}", "features": x})), 0)
+            served += 1
+        out[mode] = {"blocked_ms": blocked * 1000, "save_ms": done.seconds * 1000, "predicted_meanwhile": served,
+                     "mb": store.meta(version)["payload_bytes"] / 1e6, "error": done.error}
+    return out
+
+
 CASES = {"limit": case_limit, "limit_minibatch": case_limit_minibatch, "driftline": case_driftline, "profile": case_profile,
-         "latency": case_latency, "join_memory": case_join_memory}
+         "latency": case_latency, "join_memory": case_join_memory, "snapshot_stall": case_snapshot_stall}
 
 if __name__ == "__main__":
     import logging

@@ -39,6 +39,7 @@ from common import rows_of  # noqa: E402
 PY = sys.executable
 FAUST_PY = os.path.join(ROOT, ".cache", "venv-faust", "bin", "python")
 TMP = os.path.join(ROOT, "bench-results", "tmp")
+SNAPSHOT_DATA = "synth:20"  # grows a 10-tree forest to ~20 MB in ~4k events
 PRESETS = ["logistic_regression", "hoeffding_tree", "adaptive_random_forest"]
 # Mini-batch mode (model.mini_batch, docs/minibatch.md): measured for the models with learn_many.
 MINIBATCH = {"logistic_regression": 500}
@@ -48,7 +49,7 @@ FULL = {
     "n": {"logistic_regression": 45_312, "hoeffding_tree": 45_312, "adaptive_random_forest": 4_000},
     "latency_presets": ["logistic_regression", "hoeffding_tree"],
     "latency_s": 10.0,
-    "snapshot": {"warm": 3_000, "every_examples": 500, "duration": 20.0},
+    "snapshot": {"warm": 3_000, "every_examples": 1_000, "duration": 20.0, "stall_n": 4_000},
     "features": {10: 20_000, 100: 8_000, 1000: 1_500},
     "join_e2e": [1_000, 10_000, 100_000],
     "join_memory": [1_000, 10_000, 100_000, 1_000_000],
@@ -59,7 +60,7 @@ QUICK = {
     "n": {"logistic_regression": 8_000, "hoeffding_tree": 8_000, "adaptive_random_forest": 800},
     "latency_presets": ["logistic_regression"],
     "latency_s": 3.0,
-    "snapshot": {"warm": 600, "every_examples": 200, "duration": 5.0},
+    "snapshot": {"warm": 600, "every_examples": 200, "duration": 5.0, "stall_n": 1_000},
     "features": {10: 4_000, 100: 2_000, 1000: 300},
     "join_e2e": [1_000, 10_000],
     "join_memory": [1_000, 10_000, 100_000],
@@ -180,16 +181,17 @@ def section_throughput(boot: str, plan: dict, res: dict) -> None:
 
 
 def latency_run(boot: str, preset: str, rate: float, duration: float, extra_cfg: dict | None = None,
-                warm_rows: int = 0, tag: str = "lat") -> dict:
+                warm_rows: int = 0, tag: str = "lat", data: str = "elec") -> dict:
     dep = Deployment(boot, preset, tag)
     if warm_rows:
-        dep.preload(rows_of("elec", warm_rows), 100)
+        dep.preload(rows_of(data, warm_rows), 100)
     proc_args = dep.args(n=1, idle_s=60.0, max_seconds=duration + 240, **(extra_cfg or {}))
     processor = subprocess.Popen([PY, os.path.join(HERE, "cases.py"), "driftline", json.dumps(proc_args)],
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
     try:
         result = run_case("latency", {
-            "bootstrap": boot, "data": "elec", "n_rows": 45_000, "rate": rate, "duration": duration,
+            "bootstrap": boot, "data": data, "n_rows": 45_000 if data == "elec" else 20_000,
+            "rate": rate, "duration": duration,
             "delay": 100, "id_prefix": "L", "features_topic": dep.topics.features,
             "labels_topic": dep.topics.labels, "predictions_topic": dep.topics.predictions,
             "startup_s": 60 + warm_rows / 200,
@@ -217,28 +219,39 @@ def section_latency(boot: str, plan: dict, res: dict) -> None:
         if not top:
             log(f"latency {preset}: no Driftline throughput measured in this run; skipped")
             continue
-        for frac in (0.25, 0.5, 0.75):
-            rate = top * frac
-            log(f"latency {preset} at {frac:.0%} of {top:,.0f}/s = {rate:,.0f}/s")
-            r = latency_run(boot, preset, rate, plan["latency_s"])
-            out.append({"model": preset, "fraction": frac, "max_eps": top, **r})
-            log(f"  p50 {r.get('p50', float('nan')):.1f} ms  p99 {r.get('p99', float('nan')):.1f} ms  {r.get('error', '')}")
+        for guarantee in ("exactly_once", "at_least_once"):
+            for frac in (0.25, 0.5, 0.75):
+                rate = top * frac
+                log(f"latency {preset} {guarantee} at {frac:.0%} of {top:,.0f}/s = {rate:,.0f}/s")
+                r = latency_run(boot, preset, rate, plan["latency_s"], {"processor": {"guarantee": guarantee}})
+                out.append({"model": preset, "guarantee": guarantee, "fraction": frac, "max_eps": top, **r})
+                log(f"  p50 {r.get('p50', float('nan')):.1f} ms  p99 {r.get('p99', float('nan')):.1f} ms  {r.get('error', '')}")
 
 
 def section_snapshots(boot: str, plan: dict, res: dict) -> None:
+    """Latency while a large forest is snapshotted: a 20-feature stream grows the forest
+    past 20 MB within a few thousand events (Elec2's stays near 2 MB). The load is 50% of
+    the processor's throughput on that same stream, measured first."""
     out = res.setdefault("snapshots", [])
-    preset = "adaptive_random_forest"
-    tp = {e["model"]: e["driftline"].get("eps") for e in res.get("throughput", [])}
-    top = tp.get(preset) or 400.0
+    preset, data = "adaptive_random_forest", SNAPSHOT_DATA
     s = plan["snapshot"]
+    stall = run_case("snapshot_stall", {"preset": preset, "data": data, "n": s["stall_n"]}, 600)
+    res["snapshot_stall"] = {"preset": preset, "data": data, "n": s["stall_n"], **stall}
+    log(f"snapshot stall ({data}, {s['stall_n']} events): " + ", ".join(
+        f"{k} blocked {v['blocked_ms']:.1f} ms of {v['save_ms']:.0f} ms, {v['mb']:.1f} MB"
+        for k, v in stall.items() if isinstance(v, dict)))
+    dep = Deployment(boot, preset, "snapmax")
+    dep.preload(rows_of(data, s["warm"]), 100)
+    top = run_case("driftline", dep.args(n=s["warm"]), 120 + s["warm"] / 100).get("eps") or 400.0
     rate = top * 0.5
-    # Drift-triggered versions are off in both cases, so only the cadence differs.
+    # Drift-triggered versions are off in every case, so only the cadence and the writer differ.
+    every = {"every_examples": s["every_examples"], "on_drift": False}
     for label, cfg in (("steady (no snapshots)", {"on_drift": False}),
-                       (f"snapshot every {s['every_examples']} examples",
-                        {"every_examples": s["every_examples"], "on_drift": False})):
-        log(f"snapshots {preset}: {label} at {rate:,.0f}/s after {s['warm']} warm-up events")
-        r = latency_run(boot, preset, rate, s["duration"], cfg, warm_rows=s["warm"], tag="snap")
-        out.append({"model": preset, "case": label, "rate": rate, "max_eps": top, **r})
+                       (f"snapshot every {s['every_examples']} examples, written inline", {**every, "background": False}),
+                       (f"snapshot every {s['every_examples']} examples, forked writer (default)", every)):
+        log(f"snapshots {preset}: {label} at {rate:,.0f}/s after {s['warm']} warm-up events ({data})")
+        r = latency_run(boot, preset, rate, s["duration"], cfg, warm_rows=s["warm"], tag="snap", data=data)
+        out.append({"model": preset, "case": label, "rate": rate, "max_eps": top, "data": data, **r})
         log(f"  p50 {r.get('p50', float('nan')):.1f} ms  p99 {r.get('p99', float('nan')):.1f} ms  "
             f"snapshots {r.get('snapshots')} max {r.get('snapshot_max_bytes', 0) / 1e6:.1f} MB {r.get('error', '')}")
 
