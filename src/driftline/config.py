@@ -235,6 +235,9 @@ class CheckpointConfig(_Frozen):
     # A drift is checkpointed, but no sooner than this many examples after the last version:
     # a noisy stream must not turn into a snapshot storm on the hot path.
     drift_min_examples: int = Field(default=2_000, ge=0)
+    # ... and no sooner than this many seconds: at 4k labels/s a drift-prone stream (Elec2 with
+    # reset) would otherwise cut two versions a second, each a fork and a registry update.
+    drift_min_seconds: float = Field(default=10.0, ge=0)
     store_url: str = ".driftline/versions"
     key_env: str = "DRIFTLINE_SNAPSHOT_KEY"
     # Write snapshots from a forked child (copy-on-write, runtime/snapshots.py) so pickling a

@@ -564,10 +564,12 @@ class Processor:
             done = self.saver.poll()
             if done is None:
                 return  # one version at a time: a cut that falls due now waits for this one
-            self._saved(done)
+            self._saved(done, commit=False)
+            return
         ckpt = self.config.checkpoint
         due = engine.checkpoint_due
-        if due and (due != "drift" or engine.n_learned - self._ckpt_learned >= ckpt.drift_min_examples):
+        if due and (due != "drift" or (engine.n_learned - self._ckpt_learned >= ckpt.drift_min_examples
+                                       and now - self._ckpt_time >= ckpt.drift_min_seconds)):
             self._checkpoint(due, wait=False)
         elif engine.n_learned - self._ckpt_learned >= ckpt.every_examples:
             self._checkpoint("periodic", wait=False)
@@ -624,7 +626,7 @@ class Processor:
             return stored
         return None
 
-    def _saved(self, done: SaveResult | None) -> dict[str, Any] | None:
+    def _saved(self, done: SaveResult | None, commit: bool = True) -> dict[str, Any] | None:
         """Register and announce a finished save, or count its failure."""
         engine = self.engine
         if done is None or engine is None:
@@ -643,17 +645,22 @@ class Processor:
         log.info("version cut", extra={"fields": {"version": done.version, "trigger": stored["trigger"],
                                                   "examples_seen": stored["examples_seen"],
                                                   "seconds": round(done.seconds, 3)}})
-        self._announce(stored)
+        self._announce(stored, commit)
         self.lifecycle.on_version(stored)
         return stored
 
-    def _announce(self, meta: dict[str, Any]) -> None:
-        """Publish a version's metadata on the compacted ``.versions`` topic (idempotent by key)."""
+    def _announce(self, meta: dict[str, Any], commit: bool = True) -> None:
+        """Publish a version's metadata on the compacted ``.versions`` topic (idempotent by key).
+
+        Without ``commit`` it rides in the transaction of the next batch (one commit less).
+        """
         now_ms = _now_ms()
         headers = _ce_headers("version", f"{self.config.name}/v{meta['version']}", self.config.name, meta["version"], now_ms)
-        self._begin()
+        if not self._in_txn:
+            self._begin()
         self._produce(self.topics.versions, str(meta["version"]).encode(), orjson.dumps(meta), headers)
-        self._commit()
+        if commit:
+            self._commit()
 
     # -- observability -----------------------------------------------------------------
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 def test_background_policy_publishes_warning_and_swap_and_cuts_a_version(make_config, reader, signing_key):
     config = make_config(
         model={"preset": "hoeffding_tree"},
-        checkpoint={"every_examples": 100_000},
+        checkpoint={"every_examples": 100_000, "drift_min_seconds": 0},  # the run lasts ~1 s
         drift={"policy": "background", "detectors": [{"name": "binary.HDDMA"}]},
     )
     rows = list(stream("synth:stagger", limit=6000, seed=1, drift_every=3000, noise=0.0))
