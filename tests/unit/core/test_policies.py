@@ -115,3 +115,32 @@ def test_engines_pickled_before_policies_existed_restore_with_defaults(timeline)
     old.__setstate__(state)
     assert old.adapt.policy == "reset" and old.data_watch is None
     run(old, timeline(ROWS[300:], 0))
+
+
+def test_fresh_models_are_unfitted_copies_even_when_reused_from_a_kept_clone():
+    from river import compose, linear_model, preprocessing
+
+    from driftline.config import DriftConfig
+    from driftline.core.policies import Adaptation
+
+    adapt = Adaptation(DriftConfig(policy="reset"))
+    model = compose.Pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression(l2=0.01))
+    rows = [({"x": float(i % 7), "z": float(i % 3)}, i % 2 == 0) for i in range(50)]
+    for x, y in rows:
+        model.learn_one(x, y)
+    first = adapt.fresh(model)  # from clone()
+    for x, y in rows:
+        first.learn_one(x, y)
+    second = adapt.fresh(first)  # from the kept unfitted clone
+    for new in (first, second):
+        assert new is not model and new._get_params() == model._get_params()
+    assert second["LogisticRegression"].weights == {} and second["StandardScaler"].counts == {}
+    # Each fresh model learns exactly like a brand-new clone.
+    reference = model.clone()
+    for x, y in rows:
+        second.learn_one(x, y)
+        reference.learn_one(x, y)
+    assert second.predict_proba_one(rows[0][0]) == reference.predict_proba_one(rows[0][0])
+    # A different model in service (a promotion) is cloned afresh, not served the old blank.
+    other = linear_model.LogisticRegression(l2=0.5)
+    assert adapt.fresh(other)._get_params() == other._get_params()
