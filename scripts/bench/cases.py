@@ -222,6 +222,9 @@ def case_latency(a: dict) -> dict:
     thread.join(2)
     consumer.close()
     lat = [(seen[k] - sent[k]) * 1000 for k in measured_keys if k in seen]
+    if a.get("timeline"):  # for diagnosis: when each measured event was sent, and its latency
+        with open(a["timeline"], "wb") as f:
+            f.write(orjson.dumps([(sent[k], (seen[k] - sent[k]) * 1000) for k in measured_keys if k in seen]))
     return {"rate": rate, "actual_rate": actual_rate, "measured": len(measured_keys), "seen": len(lat),
             **percentiles(lat), "max": max(lat) if lat else float("nan"), "events_sent": i}
 

@@ -313,9 +313,13 @@ optimised concurrently, so numbers move). Load average at start: {load}. Whole r
   as the broker has it; a crash may repeat outputs).
 - **Snapshots**: the same latency measurement for a 10-tree forest on a 20-feature
   synthetic stream (it grows past 20 MB within ~4k events; Elec2's forest stays near 2 MB),
-  at 50% of the processor's throughput on that stream (measured first, pre-loaded), after a
-  warm-up of pre-loaded events: without snapshots, with a version cut every N examples
-  written inline (`checkpoint.background = false`), and with the default forked writer.
+  at 50% of the processor's throughput on that stream (measured first, pre-loaded, over the
+  warm-up plus about as many events as a latency run sends: the forest slows down as it
+  grows), after a warm-up of pre-loaded events: without snapshots; with a version cut every
+  N examples, written inline (`checkpoint.background = false`) and by the default forked
+  writer (at this cadence a cut falls due while the previous one is still being written,
+  so the writer works nearly all the time); and every S seconds with the forked writer (the
+  defaults are 10,000 examples or 60 s).
 - **Join buffer**: end to end with label delays that leave 1k–100k events pending, and the
   engine alone (no Kafka) for 1k–1M pending events; 1M is not run through Kafka (it would
   take 2M+ messages and several minutes for the same per-event figure).

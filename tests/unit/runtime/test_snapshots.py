@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -75,3 +76,30 @@ def test_one_save_at_a_time(store):
     with pytest.raises(RuntimeError):
         saver.start(2, {}, {})
     saver.wait()
+
+
+class RecordsItsScheduler:
+    """Pickles the scheduling policy of whichever process pickles it."""
+
+    def __getstate__(self):
+        return {"policy": os.sched_getscheduler(0)}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+def test_the_writer_only_uses_idle_cpu(store):
+    saver = BackgroundSaver(store)
+    saver.start(1, {}, {"obj": RecordsItsScheduler()})
+    assert saver.wait().error is None
+    assert store.load(1)[1]["obj"].policy == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the parent keeps its own priority
+
+
+def test_objects_alive_at_the_fork_skip_collections_until_the_child_is_collected(store):
+    saver = BackgroundSaver(store)
+    saver.start(1, {}, {"obj": SlowToPickle(0.3, [1])})
+    assert gc.get_freeze_count() > 0  # a full collection now would copy the shared heap
+    assert saver.wait().error is None
+    assert gc.get_freeze_count() == 0
