@@ -30,12 +30,13 @@ def _config(a: dict):
 
     return load_config(
         name=a["name"],
-        kafka={"bootstrap_servers": a["bootstrap"]},
+        kafka={"bootstrap_servers": a["bootstrap"], **a.get("kafka", {})},
         model={"preset": a["preset"], **a.get("model", {})},
         checkpoint={"store_url": a["store"], "every_examples": a.get("every_examples", 10_000_000),
                     "every_seconds": a.get("every_seconds", 3600), "on_drift": a.get("on_drift", True),
                     "background": a.get("background", True)},
         processor=a.get("processor", {}),
+        drift=a.get("drift", {}),
     )
 
 
@@ -155,7 +156,7 @@ def case_latency(a: dict) -> dict:
     # it must cost little per event (only the id is spliced in per send).
     bodies = [(orjson.dumps(encode_features(x)), orjson.dumps(y)) for x, y in rows]
     rate, duration, delay = a["rate"], a["duration"], a["delay"]
-    producer = Producer({"bootstrap.servers": a["bootstrap"], "linger.ms": 0, "enable.idempotence": True,
+    producer = Producer({"bootstrap.servers": a["bootstrap"], "linger.ms": a.get("linger_ms", 5), "enable.idempotence": True,
                          "partitioner": "murmur2_random"})
     consumer = Consumer({"bootstrap.servers": a["bootstrap"], "group.id": f"bench-lat-{time.time_ns()}",
                          "isolation.level": "read_committed", "enable.auto.commit": False,
@@ -176,6 +177,7 @@ def case_latency(a: dict) -> dict:
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
     labels: collections.deque[tuple[int, bytes, bytes]] = collections.deque()
+    acks: list[tuple[float, float]] = []
     i = 0
 
     def send(features: bytes, label: bytes, measured: bool) -> None:
@@ -187,7 +189,11 @@ def case_latency(a: dict) -> dict:
             producer.produce(a["labels_topic"], key=lkey, value=lval, timestamp=int(now * 1000))
         value = b'{"id":"' + key + b'","features":' + features + b"}"
         sent[key] = now if measured else -1.0
-        producer.produce(a["features_topic"], key=key, value=value, timestamp=int(now * 1000))
+        if measured and i % 50 == 0:  # a sample of produce -> broker acknowledgement times
+            producer.produce(a["features_topic"], key=key, value=value, timestamp=int(now * 1000),
+                             on_delivery=lambda err, msg, t=now: acks.append((t, time.time() - t)))
+        else:
+            producer.produce(a["features_topic"], key=key, value=value, timestamp=int(now * 1000))
         producer.poll(0)
         labels.append((i + delay, key, b'{"id":"' + key + b'","label":' + label + b"}"))
         i += 1
@@ -225,8 +231,13 @@ def case_latency(a: dict) -> dict:
     if a.get("timeline"):  # for diagnosis: when each measured event was sent, and its latency
         with open(a["timeline"], "wb") as f:
             f.write(orjson.dumps([(sent[k], (seen[k] - sent[k]) * 1000) for k in measured_keys if k in seen]))
+    ack_ms = [d * 1000 for _, d in acks]
+    if a.get("timeline"):
+        with open(a["timeline"] + ".acks", "wb") as f:
+            f.write(orjson.dumps(acks))
     return {"rate": rate, "actual_rate": actual_rate, "measured": len(measured_keys), "seen": len(lat),
-            **percentiles(lat), "max": max(lat) if lat else float("nan"), "events_sent": i}
+            **percentiles(lat), "max": max(lat) if lat else float("nan"), "events_sent": i,
+            "produce_ack": {**percentiles(ack_ms), "max": max(ack_ms) if ack_ms else float("nan")}}
 
 
 def case_join_memory(a: dict) -> dict:

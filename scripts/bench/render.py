@@ -58,11 +58,17 @@ def tables(res: dict) -> str:
             d = e.get("driftline", {})
             rows.append([SHORT.get(e["model"], e["model"]), _n(e["events"]), _eps(e.get("limit"), False),
                          _eps(d, False), _n(d.get("ratio"), "{:.2f}") + f" (goal {GOAL.get(e['model'], 0):.2f})",
+                         _eps(e.get("driftline_lean")) if e.get("driftline_lean") else "–",
                          *[_eps(e.get(k)) for k, _ in PEERS],
                          " / ".join(_n((e.get(k) or {}).get("accuracy"), "{:.3f}") for k in ("limit", "driftline", "confluent-poll", "faust"))])
         parts.append("### Throughput (events/s, ratio to River's bare loop in parentheses)\n\n" + table(
             ["model", "events", "River bare loop (limit)", "Driftline end to end", "Driftline / limit",
-             *[label for _, label in PEERS], "accuracy: limit / Driftline / confluent / faust"], rows))
+             "Driftline, no detectors, at-least-once", *[label for _, label in PEERS],
+             "accuracy: limit / Driftline / confluent / faust"], rows)
+            + "\n\nDriftline runs with its defaults (exactly-once, drift detection with the `reset` policy, "
+            "every metric on). The next column switches off what the peers do not do either (drift "
+            "detectors and adaptation; transactions: at-least-once); validation, the event-time merge, "
+            "online metrics, dead letters and CloudEvents headers stay on.")
         errors = [f"{e['model']} {k}: `{v['error'][-300:]}`" for e in tp for k, v in e.items()
                   if isinstance(v, dict) and "error" in v]
         if errors:
@@ -94,12 +100,17 @@ def tables(res: dict) -> str:
         rows = [[SHORT.get(e["model"], e["model"]), e.get("guarantee", "exactly_once").replace("_", "-"),
                  f"{e['fraction']:.0%} of {_n(e.get('max_eps'))}",
                  _n(e.get("actual_rate")), _n(e.get("p50"), "{:.1f}"), _n(e.get("p95"), "{:.1f}"),
-                 _n(e.get("p99"), "{:.1f}"), _n(e.get("max"), "{:.1f}"), f"{e.get('seen', 0)}/{e.get('measured', 0)}"
+                 _n(e.get("p99"), "{:.1f}"), _n(e.get("max"), "{:.1f}"),
+                 " / ".join(_n((e.get("produce_ack") or {}).get(q), "{:.1f}") for q in ("p50", "p99", "max")),
+                 f"{e.get('seen', 0)}/{e.get('measured', 0)}"
                  + (f" {e['error']}" if "error" in e else "")] for e in lat]
         parts.append("### Latency: feature produced → prediction visible to a read_committed consumer (ms)\n\n" + table(
-            ["model", "guarantee", "offered load (ev/s)", "achieved ev/s", "p50", "p95", "p99", "max", "seen/measured"], rows)
+            ["model", "guarantee", "offered load (ev/s)", "achieved ev/s", "p50", "p95", "p99", "max",
+             "produce→ack p50 / p99 / max", "seen/measured"], rows)
             + "\n\nexactly-once: the prediction is visible when its transaction commits; at-least-once: as soon "
-            "as the broker has it (`processor.guarantee`, docs/events.md).")
+            "as the broker has it (`processor.guarantee`, docs/events.md). produce→ack: the load generator's "
+            "own feature events from `produce()` to the broker's acknowledgement (every 50th), in the same "
+            "run: the part of the latency spent before Driftline can read the event at all.")
     snap = res.get("snapshots", [])
     if snap:
         rows = [[e["case"], _n(e.get("actual_rate")), _n(e.get("p50"), "{:.1f}"), _n(e.get("p95"), "{:.1f}"),
@@ -165,6 +176,12 @@ def goals(res: dict) -> str:
             beat = [k for k, v in peers.items() if v and e["driftline"].get("eps", 0) > v]
             lost = [k for k, v in peers.items() if v and e["driftline"].get("eps", 0) <= v]
             lines.append(f"  - ahead of: {', '.join(beat) or 'none'}; behind: {', '.join(lost) or 'none'}")
+            lean = (e.get("driftline_lean") or {}).get("eps")
+            if lean:
+                beat = [k for k, v in peers.items() if v and lean > v]
+                lost = [k for k, v in peers.items() if v and lean <= v]
+                lines.append(f"  - without drift detection, at-least-once ({lean:,.0f} ev/s): ahead of: "
+                             f"{', '.join(beat) or 'none'}; behind: {', '.join(lost) or 'none'}")
     for e in res.get("latency", []):
         if e["fraction"] == 0.5 and e.get("p99") is not None:
             lines.append(f"- p99 at 50% load, {SHORT.get(e['model'])}, {e.get('guarantee', 'exactly_once').replace('_', '-')}: "
@@ -308,6 +325,11 @@ optimised concurrently, so numbers move). Load average at start: {load}. Whole r
   read_committed consumer (`fetch.wait.max.ms=5`) on the predictions topic stamps
   `time.time()` on arrival. Same machine, same clock. The first second after warm-up is not
   counted. The load generator, the consumer, the processor and the broker share 2 cores.
+  The generator's producer uses librdkafka's default `linger.ms` (5 ms), as a producer
+  application would; with `linger.ms = 0` every event became its own produce request and
+  the broker alone took ~0.7 of a core at 10k events/s (0.25 with the default). A
+  discarded run first warms the broker's JIT (a fresh broker acknowledged produces with a
+  p99 of 0.5 s in its first minute here).
 - **Latency, two guarantees**: the default exactly-once mode (a prediction becomes visible
   when its transaction commits) and `processor.guarantee = "at_least_once"` (visible as soon
   as the broker has it; a crash may repeat outputs).

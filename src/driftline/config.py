@@ -45,6 +45,13 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# Client settings the exactly-once / at-least-once machinery relies on: not overridable.
+_GUARANTEE_KEYS = frozenset({
+    "enable.idempotence", "transactional.id", "isolation.level", "enable.auto.commit",
+    "enable.auto.offset.store", "group.id", "enable.partition.eof",
+})
+
+
 class KafkaConfig(_Frozen):
     """Connection settings; ``extra`` passes any librdkafka key through (SASL/SSL, ...)."""
 
@@ -55,6 +62,18 @@ class KafkaConfig(_Frozen):
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
     extra: dict[str, str] = Field(default_factory=dict)
+    # librdkafka keys for the processor's producer or consumer only, applied over Driftline's
+    # own defaults (e.g. ``linger.ms``, which trades output latency for broker requests).
+    producer: dict[str, str] = Field(default_factory=dict)
+    consumer: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("producer", "consumer")
+    @classmethod
+    def _keeps_guarantees(cls, value: dict[str, str]) -> dict[str, str]:
+        fixed = sorted(set(value) & _GUARANTEE_KEYS)
+        if fixed:
+            raise ValueError(f"{fixed} are set by Driftline (its delivery guarantees depend on them)")
+        return value
 
     def as_librdkafka_dict(self) -> dict[str, Any]:
         """The common client settings as a fresh librdkafka dict (secrets revealed)."""

@@ -39,6 +39,7 @@ def producer_config(config: DeploymentConfig, transactional: bool) -> dict[str, 
                 "retry.backoff.ms": 20,
             }
         )
+    conf.update(config.kafka.producer)
     return conf
 
 
@@ -60,6 +61,7 @@ def consumer_config(config: DeploymentConfig, group_id: str | None = None) -> di
             "fetch.message.max.bytes": MAX_MESSAGE_BYTES,
         }
     )
+    conf.update(config.kafka.consumer)
     return conf
 
 
