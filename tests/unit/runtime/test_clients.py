@@ -29,3 +29,10 @@ def test_without_overrides_the_defaults_hold():
 def test_settings_the_guarantees_depend_on_cannot_be_overridden(client, key):
     with pytest.raises(ConfigError, match=key):
         load_config(name="m", kafka={client: {key: "x"}})
+
+
+def test_at_least_once_outputs_wait_less_for_a_batch_unless_told_otherwise():
+    alos = load_config(name="m", processor={"guarantee": "at_least_once"})
+    assert producer_config(alos, transactional=False)["linger.ms"] < producer_config(load_config(name="m"), True)["linger.ms"]
+    told = load_config(name="m", processor={"guarantee": "at_least_once"}, kafka={"producer": {"linger.ms": "20"}})
+    assert producer_config(told, transactional=False)["linger.ms"] == "20"
