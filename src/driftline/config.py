@@ -62,7 +62,7 @@ class KafkaConfig(_Frozen):
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
     extra: dict[str, str] = Field(default_factory=dict)
-    # librdkafka keys for the processor's producer or consumer only, applied over Driftline's
+    # librdkafka keys for Driftline's producers or consumers only, applied over Driftline's
     # own defaults (e.g. ``linger.ms``, which trades output latency for broker requests).
     producer: dict[str, str] = Field(default_factory=dict)
     consumer: dict[str, str] = Field(default_factory=dict)
