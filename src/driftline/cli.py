@@ -147,8 +147,11 @@ def tail(ctx: click.Context, kind, from_beginning, max_messages, timeout) -> Non
     from driftline.runtime.tail import follow
 
     config = _config(ctx)
-    for message in follow(config, getattr(config.topics, kind), from_beginning, max_messages, timeout):
-        click.echo(message)
+    try:
+        for message in follow(config, getattr(config.topics, kind), from_beginning, max_messages, timeout):
+            click.echo(message)
+    except DriftlineError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()

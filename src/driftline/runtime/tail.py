@@ -10,7 +10,9 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
 
 from driftline.config import DeploymentConfig
+from driftline.exceptions import KafkaSetupError
 from driftline.runtime.clients import make_consumer
+from driftline.runtime.topics import cluster_metadata
 
 __all__ = ["follow", "format_message", "read_committed"]
 
@@ -31,15 +33,29 @@ def format_message(topic: str, partition: int, offset: int, key: bytes | None, v
     return f"{head} {body}"
 
 
+def _partitions(config: DeploymentConfig, topic: str) -> list[int]:
+    """The topic's partitions; a clear error for bad credentials or a missing topic.
+
+    A consumer alone would retry a failed login until its timeout and then assign nothing
+    to a topic that does not exist, waiting forever without a word.
+    """
+    for attempt in range(4):  # a topic created a moment ago may not be in every broker's metadata yet
+        if attempt:
+            time.sleep(0.5)
+        described = cluster_metadata(config).topics.get(topic)  # fails fast on credentials and TLS
+        if described is not None and described.error is None and described.partitions:
+            return sorted(described.partitions)
+    raise KafkaSetupError(f"topic {topic} does not exist: run `driftline topics create`")
+
+
 def follow(config: DeploymentConfig, topic: str, from_beginning: bool = False,
            max_messages: int | None = None, idle_timeout: float | None = None) -> Iterator[str]:
     """Yield formatted messages of ``topic`` until ``max_messages`` or ``idle_timeout``."""
     consumer = make_consumer(config, group_id=f"driftline-tail-{uuid.uuid4().hex[:8]}",
                              **{"enable.partition.eof": False})
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        consumer.assign([TopicPartition(topic, p, start) for p in metadata.partitions])
+        consumer.assign([TopicPartition(topic, p, start) for p in _partitions(config, topic)])
         seen = 0
         last = time.monotonic()
         while max_messages is None or seen < max_messages:
@@ -68,7 +84,7 @@ def read_committed(config: DeploymentConfig, topic: str, idle_s: float = 3.0, li
     """
     consumer = make_consumer(config, group_id=f"driftline-read-{uuid.uuid4().hex[:8]}")
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        partitions = _partitions(config, topic)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         messages, at_end = [], set()
         stop = time.monotonic() + limit_s
