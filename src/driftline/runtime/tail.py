@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
 
 from driftline.config import DeploymentConfig
 from driftline.exceptions import KafkaSetupError
@@ -15,6 +15,8 @@ from driftline.runtime.clients import make_consumer
 from driftline.runtime.topics import cluster_metadata
 
 __all__ = ["follow", "format_message", "read_committed"]
+
+_FIRST_ANSWER_S = 10.0  # read_committed: how long to wait for a consumer's first answer
 
 
 def format_message(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
@@ -33,16 +35,19 @@ def format_message(topic: str, partition: int, offset: int, key: bytes | None, v
     return f"{head} {body}"
 
 
-def _partitions(config: DeploymentConfig, topic: str) -> list[int]:
+def _partitions(config: DeploymentConfig, consumer: Consumer, topic: str) -> list[int]:
     """The topic's partitions; a clear error for bad credentials or a missing topic.
 
     A consumer alone would retry a failed login until its timeout and then assign nothing
-    to a topic that does not exist, waiting forever without a word.
+    to a topic that does not exist, waiting forever without a word. Asking the consumer
+    itself for the topic also connects it, so an idle timeout that starts next does not
+    count the connection.
     """
+    cluster_metadata(config)  # fails fast on credentials and TLS
     for attempt in range(4):  # a topic created a moment ago may not be in every broker's metadata yet
         if attempt:
             time.sleep(0.5)
-        described = cluster_metadata(config).topics.get(topic)  # fails fast on credentials and TLS
+        described = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if described is not None and described.error is None and described.partitions:
             return sorted(described.partitions)
     raise KafkaSetupError(f"topic {topic} does not exist: run `driftline topics create`")
@@ -55,7 +60,7 @@ def follow(config: DeploymentConfig, topic: str, from_beginning: bool = False,
                              **{"enable.partition.eof": False})
     try:
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        consumer.assign([TopicPartition(topic, p, start) for p in _partitions(config, topic)])
+        consumer.assign([TopicPartition(topic, p, start) for p in _partitions(config, consumer, topic)])
         seen = 0
         last = time.monotonic()
         while max_messages is None or seen < max_messages:
@@ -84,16 +89,19 @@ def read_committed(config: DeploymentConfig, topic: str, idle_s: float = 3.0, li
     """
     consumer = make_consumer(config, group_id=f"driftline-read-{uuid.uuid4().hex[:8]}")
     try:
-        partitions = _partitions(config, topic)
+        partitions = _partitions(config, consumer, topic)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         messages, at_end = [], set()
         stop = time.monotonic() + limit_s
-        deadline = time.monotonic() + idle_s
+        # Idle means no message after the first answer: a consumer's first fetch (offsets
+        # lookup, connection) can take longer than a short idle_s on a busy machine.
+        deadline = time.monotonic() + max(idle_s, _FIRST_ANSWER_S)
         while time.monotonic() < min(deadline, stop) and len(at_end) < len(partitions):
             for msg in consumer.consume(5000, timeout=0.2):
                 if msg.error() is not None:
                     if msg.error().code() == KafkaError._PARTITION_EOF:
                         at_end.add(msg.partition())
+                        deadline = min(deadline, time.monotonic() + idle_s)
                     continue
                 at_end.discard(msg.partition())
                 messages.append(msg)
