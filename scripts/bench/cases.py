@@ -228,13 +228,12 @@ def case_latency(a: dict) -> dict:
     thread.join(2)
     consumer.close()
     lat = [(seen[k] - sent[k]) * 1000 for k in measured_keys if k in seen]
-    if a.get("timeline"):  # for diagnosis: when each measured event was sent, and its latency
+    if a.get("timeline"):  # for diagnosis: when each measured event was sent, its latency, the acks
         with open(a["timeline"], "wb") as f:
             f.write(orjson.dumps([(sent[k], (seen[k] - sent[k]) * 1000) for k in measured_keys if k in seen]))
-    ack_ms = [d * 1000 for _, d in acks]
-    if a.get("timeline"):
         with open(a["timeline"] + ".acks", "wb") as f:
             f.write(orjson.dumps(acks))
+    ack_ms = [d * 1000 for _, d in acks]
     return {"rate": rate, "actual_rate": actual_rate, "measured": len(measured_keys), "seen": len(lat),
             **percentiles(lat), "max": max(lat) if lat else float("nan"), "events_sent": i,
             "produce_ack": {**percentiles(ack_ms), "max": max(ack_ms) if ack_ms else float("nan")}}
