@@ -134,9 +134,15 @@ class TopicNames(_Frozen):
         """The audit trail: promotions, rollbacks, alias moves, resets, deletions."""
         return self._name("lifecycle")
 
+    @property
+    def order(self) -> str:
+        """The processor's merge decisions (which source, which offsets, in which order),
+        written in the transactions of the outputs they produced: recovery repeats them."""
+        return self._name("order")
+
     def all(self) -> dict[str, str]:
         """Kind -> topic name, for every topic of the deployment."""
-        kinds = ("features", "labels", "predictions", "drift", "versions", "dlq", "shadow", "lifecycle")
+        kinds = ("features", "labels", "predictions", "drift", "versions", "dlq", "shadow", "lifecycle", "order")
         return {k: self._name(k) for k in kinds}
 
 

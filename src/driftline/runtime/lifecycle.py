@@ -65,7 +65,7 @@ def replay_range(
     if not sources:
         return engine, counts
     consumer = make_consumer(config, group_id=f"{config.group_id}.replay-{uuid.uuid4().hex[:8]}")
-    merger = EventTimeMerger(list(end), config.processor.max_idle_ms)
+    merger = EventTimeMerger(list(end), max_idle_ms=0)  # the input is complete: nothing to wait for
     try:
         consumer.assign([TopicPartition(topic_of[k], p, start.get((k, p), 0)) for k, p in sources])
         remaining = set(sources)
@@ -87,7 +87,7 @@ def replay_range(
                     consumer.pause([TopicPartition(msg.topic(), msg.partition())])
     finally:
         consumer.close()
-    while (record := merger.pop(lambda _s: True, 0)) is not None:
+    while (record := merger.pop(lambda _s: 0, 0)) is not None:
         if skip is not None and skip.skips(record):
             counts["skipped_labels"] += 1
             continue

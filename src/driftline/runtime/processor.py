@@ -8,9 +8,14 @@ How exactly-once works here:
 * Every so often (``checkpoint.every_examples`` / ``every_seconds``, on drift, at
   shutdown) the whole engine is pickled, signed and stored as a version together with the
   input positions it reflects.
-* On start, the latest version is restored and its positions are replayed in the same
-  event-time order. Inputs below the committed offsets are re-learned but their outputs
-  are not published again; from the committed offsets on, processing is live.
+* Every unit of work also writes the merge decisions it made (which source, which
+  offsets, in which order: core/order_log.py) to the ``.order`` topic, in the same
+  transaction. Live, those decisions depend on when records arrived.
+* On start, the latest version is restored and the records from its positions are
+  replayed in the order the order log recorded since that version was cut (the order the
+  killed run used), then by the event-time rules. Inputs below the committed offsets are
+  re-learned but their outputs are not published again; from the committed offsets on,
+  processing is live.
 
 So a crash at any moment loses nothing and learns nothing twice: the model is rebuilt to
 the exact state it had, and every output appears once in the read-committed view.
@@ -36,12 +41,14 @@ from driftline import __version__
 from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
 from driftline.core.events import InputRecord
+from driftline.core.order_log import OrderFollower, OrderRecorder
 from driftline.core.ordering import EventTimeMerger, Source
 from driftline.core.outputs import DeadLetter, DriftEvent, LifecycleEvent, Output, Prediction, ShadowPrediction
 from driftline.exceptions import SnapshotError
 from driftline.observability.metrics import ProcessorMetrics
 from driftline.runtime.clients import make_consumer, make_producer
 from driftline.runtime.lifecycle import LifecycleRuntime, lifecycle_meta
+from driftline.runtime.order_log import read_order_log
 from driftline.runtime.snapshots import BackgroundSaver, SaveResult
 from driftline.runtime.topics import check_copartitioned
 from driftline.versions.store import VersionStore
@@ -146,6 +153,16 @@ class Processor:
         self.positions: dict[Source, int] = {}
         self.committed: dict[Source, int] = {}
         self._eof: dict[Source, bool] = {}
+        self._eof_at: dict[Source, int] = {}  # the offset an end-of-partition event reported
+        self._broker_marks: dict[Source, tuple[int, int]] = {}  # (low, high) asked of the broker
+        self._asked_at: dict[Source, float] = {}
+        # The order log (core/order_log.py): what this unit of work merged, what to follow.
+        self._order = OrderRecorder()
+        self._follower: OrderFollower | None = None
+        self._order_next = 0  # the order log's offset after the last entry the engine reflects
+        self._order_unacked = 0
+        self._snapshot_order_offset: int | None = None
+        self.merger: EventTimeMerger | None = None
         self._paused: set[Source] = set()
         self._lag: dict[str, int] = {}
         self._in_txn = False
@@ -180,11 +197,13 @@ class Processor:
         if latest is None:
             self.engine = Engine(self.config)
             self.positions = {}
+            self._snapshot_order_offset = None
             log.info("no version found: starting a fresh model", extra={"fields": {"model": self.config.name}})
             return self.engine
         meta, state = self.store.load(latest)  # raises SnapshotIntegrityError on bad bytes
         self.engine = state["engine"]
         self.positions = dict(state["positions"])
+        self._snapshot_order_offset = state.get("order_offset")  # None: a version older than the log
         log.info(
             "restored version",
             extra={"fields": {"model": self.config.name, "version": latest, "examples_seen": meta["examples_seen"]}},
@@ -221,7 +240,10 @@ class Processor:
             self._eof = {src: False for src in sources}
             self._fetched: dict[Source, int] = {}
             self._tps = {src: TopicPartition(topic_of[src[0]], src[1]) for src in sources}
-            merger = EventTimeMerger(sources, self.config.processor.max_idle_ms)
+            for src in sources:  # KIP-695: know every partition's lag before the first fetch
+                self._ask_broker(src)
+            self._follow_order_log()
+            merger = self.merger = EventTimeMerger(sources, self.config.processor.max_idle_ms)
             self.metrics.watch(self._state)
             if self.store.latest() is None:
                 self._checkpoint("initial")
@@ -280,6 +302,7 @@ class Processor:
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
                         self._eof[source] = True
+                        self._eof_at[source] = msg.offset()  # past any transaction marker
                     elif err.fatal():
                         raise KafkaException(err)
                     else:
@@ -323,7 +346,9 @@ class Processor:
         """Process the records the merger releases (at most one batch); return how many."""
         engine = self.engine
         assert engine is not None
-        caught_up = self._caught_up_check()
+        if self._follower is not None:
+            return self._drain_recorded(merger)
+        caught_up = self._lag_check()
         now_ms = self.clock()
         self._batch_headers = _ce_headers("prediction", "", self.config.name, 0, now_ms)[:-1]
         positions, committed, emit, count = self.positions, self.committed, self._emit, self._count
@@ -356,6 +381,8 @@ class Processor:
             positions[source] = run[-1].offset + 1
             processed += len(run)
             self._txn_records += live
+            if live:
+                self._order.record(now_ms, head.kind, head.partition, head.offset, run[-1].offset)
             if first_ts is None:
                 first_ts = head.timestamp
             last_ts = run[-1].timestamp
@@ -389,29 +416,134 @@ class Processor:
                   extra={"fields": {"kind": record.kind, "partition": record.partition, "offset": record.offset}})
         return [DeadLetter(record, "internal_error", repr(exc)[:500])]
 
-    def _caught_up_check(self) -> Callable[[Source], bool]:
-        """Whether an empty source has nothing left to fetch, memoized for one batch.
+    def _lag_check(self) -> Callable[[Source], int | None]:
+        """How many records an empty source is behind its partition's end, memoized for one
+        batch; None when that is not known (the merger then waits, as for a known lag).
 
-        End-of-partition events say so, but only once per fetch; the high watermark that
-        librdkafka caches from every fetch response says it sooner, which keeps the merger
-        from waiting on a label partition that is simply idle.
+        The high watermark librdkafka caches from every fetch response is compared with the
+        next offset to fetch: the last fetched record's, the offset an end-of-partition event
+        reported (past any transaction marker), or where the partition was assigned. Before
+        the first fetch response the broker is asked (KIP-695), at most every 200 ms.
         """
-        memo: dict[Source, bool] = {}
-        eof, fetched, tps, consumer = self._eof, self._fetched, self._tps, self._consumer
+        memo: dict[Source, int | None] = {}
+        eof_at, fetched, tps, consumer = self._eof_at, self._fetched, self._tps, self._consumer
+        positions, marks = self.positions, self._broker_marks
 
-        def caught_up(source: Source) -> bool:
-            if eof[source]:
-                return True
-            known = memo.get(source)
-            if known is None:
+        def lag(source: Source) -> int | None:
+            if source in memo:
+                return memo[source]
+            try:
+                low, high = consumer.get_watermark_offsets(tps[source], cached=True)
+            except KafkaException:
+                low = high = -1
+            if high < 0:
+                self._ask_broker(source, min_interval_s=0.2)
+                low, high = marks.get(source, (-1, -1))
+            nxt = max(fetched.get(source, -1), eof_at.get(source, -1), positions.get(source, -1))
+            if nxt < 0:  # assigned at the beginning, nothing fetched yet
+                nxt = low
+            behind = memo[source] = None if high < 0 or nxt < 0 else max(0, high - nxt)
+            return behind
+
+        return lag
+
+    def _ask_broker(self, source: Source, min_interval_s: float = 0.0) -> None:
+        """Ask the broker for a partition's watermarks (a round trip; bounded rate)."""
+        now = time.monotonic()
+        if now - self._asked_at.get(source, -1e9) < min_interval_s:
+            return
+        self._asked_at[source] = now
+        try:
+            self._broker_marks[source] = self._consumer.get_watermark_offsets(self._tps[source], timeout=5,
+                                                                              cached=False)
+        except KafkaException as exc:
+            log.warning("cannot read watermarks", extra={"fields": {"source": _source_key(source),
+                                                                    "error": str(exc)}})
+
+    # -- the order log -------------------------------------------------------------------
+
+    def _follow_order_log(self) -> None:
+        """Read the merge decisions recorded since the restored version was cut."""
+        start = self._snapshot_order_offset
+        entries, end = read_order_log(self.config, start)
+        self._order_next = end
+        if start is None:
+            if self.committed:
+                log.warning("the restored version predates the order log: replaying by the event-time rules",
+                            extra={"fields": {"model": self.config.name}})
+            return
+        if entries:
+            self._follower = OrderFollower(entries)
+            log.info("following the recorded order", extra={"fields": {"entries": len(entries),
+                                                                       "runs": len(self._follower)}})
+
+    def _drain_recorded(self, merger: EventTimeMerger) -> int:
+        """Replay the records in the order the order log recorded; 0 while a run is not fetched."""
+        follower = self._follower
+        engine = self.engine
+        assert follower is not None and engine is not None
+        positions, committed = self.positions, self.committed
+        processed = 0
+        while processed < self.config.processor.batch_size and (run := follower.next_run()) is not None:
+            now_ms, source, first, last = run
+            position = positions.get(source, 0)
+            if last < position:  # already in the restored version
+                follower.advance()
+                continue
+            head = merger.head_offset(source)
+            if head is None:
+                break  # not fetched yet
+            if first >= position and head != first:
+                log.error("the order log does not match the input: merging by the event-time rules from here",
+                          extra={"fields": {"source": _source_key(source), "recorded_first": first, "found": head}})
+                follower.clear()
+                break
+            records = merger.take_through(source, last)
+            if records is None:
+                break
+            committed_at = committed.get(source, 0)
+            for record in records:
                 try:
-                    _, high = consumer.get_watermark_offsets(tps[source], cached=True)
-                except KafkaException:
-                    high = -1
-                known = memo[source] = 0 <= high <= fetched.get(source, -1)
-            return known
+                    outputs = engine.process(record, now_ms)
+                except Exception as exc:  # noqa: BLE001 - the same path the recorded run took
+                    outputs = self._internal_error(record, exc)
+                if record.offset >= committed_at:  # at-least-once: past the commit, published again
+                    if not self._in_txn:
+                        self._begin()
+                    for output in outputs:
+                        self._emit(output, now_ms)
+                    self._txn_records += 1
+                else:
+                    for output in outputs:
+                        self._count(output)
+            positions[source] = records[-1].offset + 1
+            processed += len(records)
+            follower.advance()
+        if not len(follower):
+            self._follower = None
+            log.info("recorded order replayed: merging by the event-time rules",
+                     extra={"fields": {"positions": {_source_key(s): o for s, o in positions.items()}}})
+        return processed
 
-        return caught_up
+    def _write_order(self) -> None:
+        """Add this unit of work's merge decisions to the order log (inside its transaction)."""
+        if not self._order:
+            return
+        while True:
+            try:
+                self._producer.produce(self.topics.order, value=self._order.flush(), on_delivery=self._order_delivered)
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self._produced += 1
+        self._order_unacked += 1
+
+    def _order_delivered(self, err: KafkaError | None, msg: Any) -> None:
+        self._order_unacked -= 1
+        if err is None:
+            self._order_next = max(self._order_next, msg.offset() + 1)
+        if not self.exactly_once:
+            self._on_delivery(err, msg)
 
     # -- outputs -----------------------------------------------------------------------
 
@@ -506,6 +638,7 @@ class Processor:
         if not self.exactly_once:
             self._commit_at_least_once(offsets, final)
             return
+        self._write_order()
         self._hang_deadline = time.monotonic() + HANG_TIMEOUT_S
         try:
             if offsets:
@@ -533,6 +666,7 @@ class Processor:
         last committed ticket, never lose one. ``final`` (shutdown) flushes and commits all.
         """
         producer = self._producer
+        self._write_order()
         if final:
             producer.flush(30)
         else:
@@ -558,7 +692,7 @@ class Processor:
     def _maybe_checkpoint(self, now: float) -> None:
         engine = self.engine
         assert engine is not None
-        if self._in_txn:
+        if self._in_txn or self._replaying():
             return
         if self.saver.busy:
             done = self.saver.poll()
@@ -609,7 +743,9 @@ class Processor:
             "driftline_version": __version__,
             **lifecycle_meta(engine),
         }
-        state = {"engine": engine, "positions": dict(self.positions)}
+        if self._order_unacked:  # committed already: only the delivery reports are unserved
+            self._producer.flush(30)
+        state = {"engine": engine, "positions": dict(self.positions), "order_offset": self._order_next}
         # Whatever happens to this save, the next cut is due a full interval from now (a
         # failing disk must not be retried every batch).
         self._ckpt_learned, self._ckpt_time = engine.n_learned, time.monotonic()
@@ -661,6 +797,14 @@ class Processor:
         self._produce(self.topics.versions, str(meta["version"]).encode(), orjson.dumps(meta), headers)
         if commit:
             self._commit()
+
+    def _replaying(self) -> bool:
+        """Still below the committed offsets, or following the order log: no cut yet (a
+        version cut here would name an order log offset its positions are not at)."""
+        if self._follower is not None:
+            return True
+        positions = self.positions
+        return any(positions.get(source, 0) < offset for source, offset in self.committed.items())
 
     # -- observability -----------------------------------------------------------------
 

@@ -103,6 +103,8 @@ def topic_specs(config: DeploymentConfig) -> list[NewTopic]:
         names.dlq: {"retention.ms": str(4 * WEEK_MS), "max.message.bytes": str(MAX_MESSAGE_BYTES)},
         names.shadow: {"retention.ms": str(WEEK_MS)},
         names.lifecycle: {"retention.ms": str(-1)},
+        # Recovery reads it from the last version's cut on; a week covers any sane cadence.
+        names.order: {"retention.ms": str(WEEK_MS)},
     }
     return [
         NewTopic(
@@ -149,7 +151,7 @@ def check_copartitioned(config: DeploymentConfig, timeout: float = 10.0) -> int:
     """Features and labels must exist with the same partition count; return it."""
     counts = partition_counts(config, timeout)
     features, labels = config.topics.features, config.topics.labels
-    missing = [t for t in (features, labels) if t not in counts]
+    missing = [t for t in (features, labels, config.topics.order) if t not in counts]
     if missing:
         raise KafkaSetupError(f"missing topics {missing}: run `driftline topics create`")
     if counts[features] != counts[labels]:

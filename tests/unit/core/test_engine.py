@@ -70,7 +70,7 @@ def test_event_time_merger_feeds_the_engine_in_rivers_order(timeline):
         for r in sorted((r for r in records if r.kind == kind), key=lambda r: r.offset):
             merger.push(r)
     engine = Engine(config())
-    while (record := merger.pop(lambda src: True, now_ms=0)) is not None:
+    while (record := merger.pop(lambda src: 0, now_ms=0)) is not None:
         engine.process(record, 0)
     expected = evaluate.progressive_val_score(PHISHING[:600], build_model(engine.config.model),
                                               metrics.Accuracy(), delay=delay)

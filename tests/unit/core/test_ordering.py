@@ -1,4 +1,5 @@
-"""Event-time merge: a total order over sources, waiting (boundedly) for lagging sources."""
+"""Event-time merge: a total order over sources, waiting for lagging sources (KIP-695) and
+holding labels until the features' watermark has passed them."""
 
 from __future__ import annotations
 
@@ -16,8 +17,13 @@ def record(kind: str, partition: int, offset: int, ts: int) -> InputRecord:
     return InputRecord(kind, partition, offset, ts, None, b"")
 
 
-def everyone_caught_up(_source) -> bool:
-    return True
+def everyone_caught_up(_source) -> int:
+    return 0
+
+
+def lag_of(lagging) -> callable:
+    """A lag callback: the sources in ``lagging`` are one record behind, the others caught up."""
+    return lambda src: 1 if src in lagging else 0
 
 
 def drain(merger: EventTimeMerger, caught_up=everyone_caught_up, now_ms: int = 0) -> list[InputRecord]:
@@ -47,30 +53,95 @@ def test_release_order_is_time_then_labels_then_partition_then_offset():
     assert len(merger) == 0 and merger.pop(everyone_caught_up, 0) is None
 
 
-def test_waits_for_a_lagging_source_at_most_max_idle_ms():
+def test_waits_for_a_lagging_source_without_a_time_limit():
+    # KIP-695: a partition known to have data is waited for however slow its fetch is
     merger = EventTimeMerger([("features", 0), ("labels", 0)], max_idle_ms=100)
     merger.push(record("features", 0, 0, 10))
-    labels_lag = lambda src: src != ("labels", 0)  # noqa: E731
+    labels_lag = lag_of({("labels", 0)})
     assert merger.pop(labels_lag, now_ms=1000) is None
-    assert merger.pop(labels_lag, now_ms=1099) is None
-    assert merger.pop(labels_lag, now_ms=1100).offset == 0
-
-
-def test_a_lagging_source_that_delivers_in_time_keeps_the_order():
-    merger = EventTimeMerger([("features", 0), ("labels", 0)], max_idle_ms=100)
-    merger.push(record("features", 0, 0, 10))
-    assert merger.pop(lambda src: src != ("labels", 0), now_ms=0) is None
+    assert merger.pop(labels_lag, now_ms=10**9) is None
+    assert merger.stats.waits == 1  # one episode, however many polls
     merger.push(record("labels", 0, 0, 10))
-    assert [r.kind for r in drain(merger, now_ms=50)] == ["labels", "features"]
-    # the wait is over: a new lag waits the full max_idle_ms again
-    merger.push(record("features", 0, 1, 20))
-    assert merger.pop(lambda src: src != ("labels", 0), now_ms=60) is None
-    assert merger.pop(lambda src: src != ("labels", 0), now_ms=159) is None
+    assert [r.kind for r in drain(merger, now_ms=10**9)] == ["labels", "features"]
+
+
+def test_an_unknown_lag_is_waited_for_like_a_known_one():
+    merger = EventTimeMerger([("features", 0), ("labels", 0)], max_idle_ms=0)
+    merger.push(record("features", 0, 0, 10))
+    unknown = lambda src: None if src == ("labels", 0) else 0  # noqa: E731
+    assert merger.pop(unknown, now_ms=10**9) is None
+    assert merger.pop(everyone_caught_up, now_ms=10**9).kind == "features"
+
+
+def test_features_do_not_wait_for_a_caught_up_label_partition():
+    merger = EventTimeMerger([("features", 0), ("labels", 0)], max_idle_ms=10**9)
+    merger.push(record("features", 0, 0, 10))
+    assert merger.pop(everyone_caught_up, now_ms=0).kind == "features"
+
+
+def test_a_label_waits_until_every_features_watermark_passed_its_time():
+    sources = [("features", 0), ("features", 1), ("labels", 0)]
+    merger = EventTimeMerger(sources, max_idle_ms=100)
+    merger.push(record("features", 0, 0, 5))
+    merger.push(record("features", 1, 0, 3))
+    merger.push(record("labels", 0, 0, 6))
+    assert [(r.kind, r.timestamp) for r in drain(merger, now_ms=0)] == [("features", 3), ("features", 5)]
+    # features:0 has shown t=5, features:1 t=3: the label at 6 waits for both to pass 6
+    merger.push(record("features", 0, 1, 7))
+    assert merger.pop(everyone_caught_up, now_ms=50) is None
+    merger.push(record("features", 1, 1, 6))  # equal time: the label goes first
+    assert [(r.kind, r.partition, r.timestamp) for r in drain(merger, now_ms=60)] == [
+        ("labels", 0, 6), ("features", 1, 6), ("features", 0, 7)]
+    assert merger.stats.idle_releases == 0 and merger.stats.late_labels == 0
+
+
+def test_a_silent_caught_up_features_partition_stops_holding_labels_after_max_idle_ms():
+    sources = [("features", 0), ("features", 1), ("labels", 0)]
+    merger = EventTimeMerger(sources, max_idle_ms=100)
+    merger.push(record("features", 0, 0, 50))
+    merger.push(record("labels", 0, 0, 10))
+    merger.push(record("labels", 0, 1, 20))
+    assert merger.pop(everyone_caught_up, now_ms=1000) is None  # features:1 silent since 1000
+    assert merger.pop(everyone_caught_up, now_ms=1099) is None
+    assert [r.offset for r in merger.pop_run(everyone_caught_up, 1100, 10)] == [0, 1]
+    assert merger.stats.idle_releases == 2
+
+
+def test_a_label_run_stops_at_the_smallest_features_watermark():
+    sources = [("features", 0), ("features", 1), ("labels", 0)]
+    merger = EventTimeMerger(sources, max_idle_ms=10**9)
+    for offset, ts in enumerate((4, 8)):
+        merger.push(record("features", offset, 0, ts))
+    assert len(drain(merger)) == 2  # watermarks: features:0 at 4, features:1 at 8
+    for offset, ts in enumerate((3, 4, 5)):
+        merger.push(record("labels", 0, offset, ts))
+    assert [r.timestamp for r in merger.pop_run(everyone_caught_up, 0, 10)] == [3, 4]
+    assert merger.pop(everyone_caught_up, 0) is None  # t=5 waits for features:0 to pass 5
+
+
+def test_labels_released_behind_a_later_feature_are_counted_late():
+    merger = EventTimeMerger([("features", 0), ("labels", 0)], max_idle_ms=0)
+    merger.push(record("features", 0, 0, 10))
+    assert merger.pop(everyone_caught_up, 0).kind == "features"  # the label partition was idle
+    merger.push(record("labels", 0, 0, 7))
+    merger.push(record("labels", 0, 1, 11))
+    assert len(drain(merger)) == 2
+    assert merger.stats.late_labels == 1
+
+
+def test_take_repeats_a_recorded_order_regardless_of_the_rules():
+    merger = EventTimeMerger([("features", 0), ("labels", 0)], max_idle_ms=10**9)
+    merger.push(record("labels", 0, 0, 9))
+    assert merger.take_through(("labels", 0), 1) is None  # offset 1 is not fetched yet
+    merger.push(record("labels", 0, 1, 10))
+    merger.push(record("labels", 0, 3, 11))  # offset 2 was a transaction marker
+    assert [r.offset for r in merger.take_through(("labels", 0), 1)] == [0, 1]
+    assert [r.offset for r in merger.take_through(("labels", 0), 3)] == [3]
 
 
 def test_nothing_buffered_returns_none_even_when_lagging():
     merger = EventTimeMerger(SOURCES, max_idle_ms=0)
-    assert merger.pop(lambda src: False, now_ms=10**9) is None
+    assert merger.pop(lambda src: 1, now_ms=10**9) is None
 
 
 def test_clear_drops_everything():
@@ -78,32 +149,6 @@ def test_clear_drops_everything():
     merger.push(record("labels", 1, 0, 1))
     merger.clear()
     assert len(merger) == 0 and merger.pop(everyone_caught_up, 0) is None
-
-
-def test_after_the_idle_timeout_the_buffered_records_flow():
-    # regression: the timer was re-armed after each release, so a lagging source let one
-    # record through per max_idle_ms
-    merger = EventTimeMerger([("features", 0), ("labels", 0)], max_idle_ms=100)
-    for i in range(5):
-        merger.push(record("features", 0, i, i))
-    labels_lag = lambda src: src != ("labels", 0)  # noqa: E731
-    assert merger.pop(labels_lag, now_ms=0) is None
-    assert len(drain(merger, labels_lag, now_ms=100)) == 5
-
-
-def test_each_lagging_source_gets_its_own_max_idle_ms():
-    sources = [("features", 0), ("labels", 0), ("labels", 1)]
-    merger = EventTimeMerger(sources, max_idle_ms=100)
-    lagging = {("labels", 0)}
-    caught_up = lambda src: src not in lagging  # noqa: E731
-    merger.push(record("features", 0, 0, 1))
-    merger.push(record("labels", 1, 0, 5))
-    assert merger.pop(caught_up, now_ms=0) is None
-    assert merger.pop(caught_up, now_ms=100).offset == 0  # labels:0 had its 100 ms
-    merger.push(record("features", 0, 1, 9))
-    lagging.add(("labels", 1))  # labels:1 just ran dry with more to fetch: it deserves 100 ms too
-    assert merger.pop(caught_up, now_ms=150).kind == "labels"  # buffered labels:1 head (t=5)
-    assert merger.pop(caught_up, now_ms=160) is None
 
 
 # -- properties ----------------------------------------------------------------------------
@@ -144,7 +189,7 @@ def test_interleaved_pops_with_truthful_caught_up_stay_sorted(data, pops):
     streams, order = data
     merger = EventTimeMerger(SOURCES, max_idle_ms=10**9)
     remaining = {src: len(s) for src, s in zip(SOURCES, streams)}
-    caught_up = lambda src: remaining[src] == 0  # noqa: E731
+    caught_up = lambda src: remaining[src]  # noqa: E731
     cursors = [iter(s) for s in streams]
     out = []
     for step, i in enumerate(order):
@@ -152,6 +197,7 @@ def test_interleaved_pops_with_truthful_caught_up_stay_sorted(data, pops):
         remaining[SOURCES[i]] -= 1
         if pops[step % len(pops)] and (r := merger.pop(caught_up, 0)) is not None:
             out.append(r)
+    merger.max_idle_ms = 0  # the input is complete: no features partition can still deliver
     out += drain(merger, caught_up)
     assert out == sorted((r for s in streams for r in s), key=key)
 
@@ -162,7 +208,7 @@ def reference_pops(streams, caught_up) -> list[InputRecord]:
     queues = {src: list(recs) for src, recs in zip(SOURCES, streams)}
     out = []
     while True:
-        if any(not q and not caught_up(src) for src, q in queues.items()):
+        if any(not q and caught_up(src) != 0 for src, q in queues.items()):
             return out
         heads = [q[0] for q in queues.values() if q]
         if not heads:
@@ -179,8 +225,8 @@ def reference_pops(streams, caught_up) -> list[InputRecord]:
 )
 def test_pop_run_releases_what_per_record_pops_would(timestamps, lagging, limits):
     streams = [[record(k, p, off, ts) for off, ts in enumerate(tss)] for (k, p), tss in zip(SOURCES, timestamps)]
-    caught_up = lambda src: src not in lagging  # noqa: E731
-    merger = EventTimeMerger(SOURCES, max_idle_ms=10**9)
+    caught_up = lag_of(lagging)
+    merger = EventTimeMerger(SOURCES, max_idle_ms=0)  # idle at once: the label rule never holds
     for recs in streams:
         for r in recs:
             merger.push(r)
