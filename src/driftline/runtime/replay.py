@@ -19,12 +19,21 @@ from confluent_kafka import KafkaException
 from driftline.config import DeploymentConfig
 from driftline.runtime.clients import make_producer
 
-__all__ = ["replay", "encode_features"]
+__all__ = ["replay", "encode_features", "pacing_block"]
 
 
 def encode_features(x: dict[Any, Any]) -> dict[str, Any]:
     """JSON-ready features: string keys, booleans as 0/1."""
     return {str(k): (int(v) if isinstance(v, bool) else v) for k, v in x.items()}
+
+
+def pacing_block(rate: float) -> int:
+    """Events per pacing block: about 10 ms of the rate, 500 at full speed.
+
+    >>> pacing_block(0), pacing_block(10_000), pacing_block(50)
+    (500, 100, 1)
+    """
+    return 500 if rate <= 0 else max(1, min(500, int(rate / 100)))
 
 
 def replay(
@@ -38,6 +47,10 @@ def replay(
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Produce every row's features, then its label ``label_delay`` events later.
+
+    Labels are acknowledged by the broker before any later feature is sent (blocks of
+    :func:`pacing_block` events), so a processor that is already running sees each label
+    no later than the features stamped after it, as when everything is produced first.
 
     ``rate`` limits events per second (0 = as fast as possible). Without a rate, or when
     ``n_rows`` is known, timestamps are synthetic (``step_ms`` apart, ending near the current
@@ -68,24 +81,48 @@ def replay(
     def label_time(due: int) -> int:
         return t0 + due * step_ms if synthetic else int(time.time() * 1000)
 
+    # Pacing: a running processor predicts a feature with the labels it has fetched. For it
+    # to see every label stamped at or before a feature's time, those labels must be on the
+    # broker before the feature is sent: each block's labels are acknowledged (flush) before
+    # the block's features go. A label sent early is harmless: the processor holds labels
+    # until the features' watermark passes them (core/ordering.py).
+    block = pacing_block(rate)
     started = time.monotonic()
     n = 0
-    for i, (x, y) in enumerate(rows):
-        # Labels due by now go first: labels sort before features at equal times.
-        while pending and pending[0][0] <= i:
+    rows_iter = iter(rows)
+    done = False
+    while not done:
+        features: list[tuple[str, dict[str, Any], int]] = []
+        for x, y in rows_iter:
+            i = n + len(features)
+            event_id = f"{id_prefix}{i}"
+            features.append((event_id, x, i))
+            pending.append((i + label_delay, event_id.encode(), {"id": event_id, "label": y}))
+            if len(features) >= block:
+                break
+        else:
+            done = True
+        if not features:
+            break
+        last = features[-1][2]
+        sent_labels = False
+        # Labels due by the block's end go first: labels sort before features at equal times.
+        while pending and pending[0][0] <= last:
             due, key, body = pending.popleft()
             send(topics.labels, key, body, label_time(due))
-        event_id = f"{id_prefix}{i}"
-        ts = t0 + i * step_ms if synthetic else int(time.time() * 1000)
-        send(topics.features, event_id.encode(), {"id": event_id, "features": encode_features(x)}, ts)
-        pending.append((i + label_delay, event_id.encode(), {"id": event_id, "label": y}))
-        n += 1
-        if on_progress is not None and n % 1000 == 0:
-            on_progress(n)
-        if rate > 0:
-            ahead = n / rate - (time.monotonic() - started)
-            if ahead > 0:
-                time.sleep(ahead)
+            sent_labels = True
+        if sent_labels:
+            producer.flush(60)
+        for event_id, x, i in features:
+            ts = t0 + i * step_ms if synthetic else int(time.time() * 1000)
+            send(topics.features, event_id.encode(), {"id": event_id, "features": encode_features(x)}, ts)
+            n += 1
+            if on_progress is not None and n % 1000 == 0:
+                on_progress(n)
+            if rate > 0:
+                ahead = n / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
     for due, key, body in pending:
         send(topics.labels, key, body, label_time(due))
     producer.flush(60)
