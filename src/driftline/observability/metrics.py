@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = ["ProcessorMetrics", "EngineCollector"]
@@ -65,6 +65,13 @@ class ProcessorMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=registry,
         )
+        self.label_wait_seconds = Histogram(
+            "driftline_label_wait_seconds",
+            "Time from a live label's fetch to its learning: what the event-time rule adds",
+            ["model"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
         self.record_seconds = Histogram(
             "driftline_record_seconds",
             "Processing time per input record (batch time / records)",
@@ -104,3 +111,12 @@ class EngineCollector(Collector):
         for source, value in state.get("lag", {}).items():
             lag.add_metric([self.model, source], value)
         yield from (version, learned, score, pending, expired, lag)
+        merge = state.get("merge", {})
+        for name, doc in (
+            ("waits", "Times an empty input partition with data to fetch (or unknown lag) held the stream back"),
+            ("idle_releases", "Labels released because a features partition was caught up and silent max_idle_ms"),
+            ("late_labels", "Labels learned after a feature with an equal or later event time was predicted"),
+        ):
+            family = CounterMetricFamily(f"driftline_merge_{name}", doc, labels=["model"])
+            family.add_metric([self.model], merge.get(name, 0))
+            yield family

@@ -163,6 +163,9 @@ class Processor:
         self._order_unacked = 0
         self._snapshot_order_offset: int | None = None
         self.merger: EventTimeMerger | None = None
+        # Per labels source: (last offset of a poll's records, when they were fetched).
+        self._label_arrivals: dict[Source, collections.deque[tuple[int, float]]] = collections.defaultdict(
+            collections.deque)
         self._paused: set[Source] = set()
         self._lag: dict[str, int] = {}
         self._in_txn = False
@@ -179,6 +182,7 @@ class Processor:
         # Labelled metric children used once per batch, looked up once (labels() is not free).
         self._predictions_out = self.metrics.events_out.labels(config.name, "predictions")
         self._record_seconds = self.metrics.record_seconds.labels(config.name)
+        self._label_wait = self.metrics.label_wait_seconds.labels(config.name)
         self._events_in: dict[tuple[str, str], Any] = {}
         self.lifecycle = LifecycleRuntime(self)  # registry, commands, shadow and lifecycle topics
 
@@ -296,6 +300,8 @@ class Processor:
                 first = consumer.poll(wait_s)
                 if first is not None:
                     messages = [first, *consumer.consume(num_messages=cfg.batch_size - 1, timeout=0)]
+            fetched_at = time.monotonic()
+            label_tails: dict[Source, int] = {}
             for msg in messages:
                 err = msg.error()
                 source = (kind_of[msg.topic()], msg.partition())
@@ -311,7 +317,11 @@ class Processor:
                 self._eof[source] = False
                 offset = msg.offset()
                 self._fetched[source] = offset + 1
+                if source[0] == "labels":
+                    label_tails[source] = offset
                 merger.push(InputRecord(source[0], source[1], offset, msg.timestamp()[1], msg.key(), msg.value()))
+            for source, offset in label_tails.items():
+                self._label_arrivals[source].append((offset, fetched_at))
             self._backpressure(consumer, merger)
             processed = self._drain(merger)
             busy = processed > 0
@@ -383,6 +393,8 @@ class Processor:
             self._txn_records += live
             if live:
                 self._order.record(now_ms, head.kind, head.partition, head.offset, run[-1].offset)
+                if head.kind == "labels":
+                    self._observe_label_wait(source, run)
             if first_ts is None:
                 first_ts = head.timestamp
             last_ts = run[-1].timestamp
@@ -404,6 +416,17 @@ class Processor:
             elapsed = time.perf_counter() - batch_start
             self._record_seconds.observe(elapsed / processed)
         return processed
+
+    def _observe_label_wait(self, source: Source, run: list[InputRecord]) -> None:
+        """How long each label of a live run sat between its fetch and its learning."""
+        arrivals = self._label_arrivals[source]
+        now = time.monotonic()
+        observe = self._label_wait.observe
+        for record in run:
+            while arrivals and arrivals[0][0] < record.offset:
+                arrivals.popleft()
+            if arrivals:
+                observe(now - arrivals[0][1])
 
     def _internal_error(self, record: InputRecord, exc: Exception) -> list[Output]:
         """Dead-letter a record the engine failed on unexpectedly, instead of crashing.
@@ -854,5 +877,6 @@ class Processor:
             "expired_features": engine.counters.expired_features,
             "expired_labels": engine.counters.expired_labels,
             "lag": dict(self._lag),
+            "merge": vars(self.merger.stats) if self.merger is not None else {},
         }
 
