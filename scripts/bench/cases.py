@@ -65,12 +65,62 @@ def case_limit_minibatch(a: dict) -> dict:
     return {**out, "rss_mb": peak_rss_mb()}
 
 
+def _label_rule_off() -> None:
+    """The baseline of the label rule's cost: labels no longer wait for the features'
+    watermark (the merge before issue 11; future labels can leak into predictions)."""
+    from driftline.core import ordering
+
+    def label_run(self, queue, best_key, next_key, now_ms, limit):
+        run, partition = [], best_key[2]
+        while queue and len(run) < limit:
+            head = queue[0]
+            if run and next_key is not None and (head.timestamp, 0, partition, head.offset) > next_key:
+                break
+            run.append(queue.popleft())
+        return run
+
+    ordering.EventTimeMerger._label_run = label_run
+
+
+def _histogram_quantiles(registry, name: str, qs: tuple[float, ...]) -> dict:
+    """Quantiles (ms) of a Prometheus histogram, interpolated linearly within buckets, as
+    PromQL's histogram_quantile does."""
+    buckets: list[tuple[float, float]] = []
+    for metric in registry.collect():
+        for sample in metric.samples:
+            if sample.name == name + "_bucket":
+                buckets.append((float(sample.labels["le"]), sample.value))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0
+    out: dict = {"n": total}
+    for q in qs:
+        if not total:
+            out[f"p{round(q * 100)}"] = float("nan")
+            continue
+        rank, lower, below = q * total, 0.0, 0.0
+        for upper, count in buckets:
+            if count >= rank:
+                if upper == float("inf"):
+                    value = lower
+                else:
+                    value = lower + (upper - lower) * ((rank - below) / (count - below) if count > below else 0)
+                out[f"p{round(q * 100)}"] = value * 1000
+                break
+            lower, below = upper, count
+    return out
+
+
 def _run_processor(a: dict, profile: cProfile.Profile | None = None) -> dict:
     from prometheus_client import CollectorRegistry
 
     from driftline.runtime.processor import Processor
 
-    processor = Processor(_config(a), b"bench-key", registry=CollectorRegistry())
+    if a.get("no_label_rule"):
+        _label_rule_off()
+    registry = CollectorRegistry()
+    processor = Processor(_config(a), b"bench-key", registry=registry)
+    if a.get("stop_on_term"):  # latency runs end with SIGTERM: stop cleanly and report
+        processor.install_signal_handlers()
     if profile is not None:
         # Profile only the processing window: from the first batch that processed records
         # until the commit after the last label is learned (no start-up, no idle exit wait).
@@ -96,7 +146,10 @@ def _run_processor(a: dict, profile: cProfile.Profile | None = None) -> dict:
         profile.disable()
     t = processor.timings
     elapsed = t["last_commit"] - t["first_record"] if "last_commit" in t and "first_record" in t else float("nan")
+    merge = vars(processor.merger.stats) if processor.merger is not None else {}
     return {
+        "label_wait_ms": _histogram_quantiles(registry, "driftline_label_wait_seconds", (0.5, 0.95, 0.99)),
+        "merge": merge,
         "eps": a["n"] / elapsed, "seconds": elapsed, "learned": engine.n_learned,
         "predictions": engine.counters.predictions, "accuracy": engine.scores.values().get("accuracy"),
         "complete": engine.n_learned + (engine.minibatch.pending if getattr(engine, "minibatch", None) else 0) >= a["n"],
@@ -161,7 +214,8 @@ def case_latency(a: dict) -> dict:
     consumer = Consumer({"bootstrap.servers": a["bootstrap"], "group.id": f"bench-lat-{time.time_ns()}",
                          "isolation.level": "read_committed", "enable.auto.commit": False,
                          "fetch.wait.max.ms": 5, "auto.offset.reset": "earliest"})
-    consumer.assign([TopicPartition(a["predictions_topic"], 0, a.get("predictions_start", 0))])
+    consumer.assign([TopicPartition(a["predictions_topic"], p, a.get("predictions_start", 0))
+                     for p in range(a.get("partitions", 1))])
     sent: dict[bytes, float] = {}
     seen: dict[bytes, float] = {}
     stop = threading.Event()

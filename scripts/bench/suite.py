@@ -89,14 +89,15 @@ def run_case(case: str, args: dict, timeout: float) -> dict:
 class Deployment:
     """Fresh topics (and a store directory) for one measurement."""
 
-    def __init__(self, boot: str, preset: str, tag: str) -> None:
+    def __init__(self, boot: str, preset: str, tag: str, partitions: int = 1) -> None:
         from driftline.config import load_config
         from driftline.runtime.topics import create_topics
 
         self.boot, self.preset = boot, preset
         self.name = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
         self.store = os.path.join(TMP, self.name)
-        self.config = load_config(name=self.name, kafka={"bootstrap_servers": boot}, model={"preset": preset})
+        self.config = load_config(name=self.name, kafka={"bootstrap_servers": boot}, model={"preset": preset},
+                                  partitions=partitions)
         create_topics(self.config)
         self.topics = self.config.topics
 
@@ -191,10 +192,14 @@ def section_throughput(boot: str, plan: dict, res: dict) -> None:
 
 def latency_run(boot: str, preset: str, rate: float, duration: float, extra_cfg: dict | None = None,
                 warm_rows: int = 0, tag: str = "lat", data: str = "elec") -> dict:
-    dep = Deployment(boot, preset, tag)
+    extra_cfg = dict(extra_cfg or {})
+    partitions = extra_cfg.pop("partitions", 1)
+    dep = Deployment(boot, preset, tag, partitions)
     if warm_rows:
         dep.preload(rows_of(data, warm_rows), 100)
-    proc_args = dep.args(n=1, idle_s=60.0, max_seconds=duration + 240, **(extra_cfg or {}))
+    switches = {k: extra_cfg.pop(k) for k in ("no_label_rule",) if k in extra_cfg}
+    proc_args = {**dep.args(n=1, idle_s=60.0, max_seconds=duration + 240, **extra_cfg), **switches,
+                 "stop_on_term": True}
     processor = subprocess.Popen([PY, os.path.join(HERE, "cases.py"), "driftline", json.dumps(proc_args)],
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
     try:
@@ -203,12 +208,18 @@ def latency_run(boot: str, preset: str, rate: float, duration: float, extra_cfg:
             "rate": rate, "duration": duration,
             "delay": 100, "id_prefix": "L", "features_topic": dep.topics.features,
             "labels_topic": dep.topics.labels, "predictions_topic": dep.topics.predictions,
+            "partitions": partitions,
             "startup_s": 60 + warm_rows / 200,
         }, timeout=duration + 200 + warm_rows / 100)
     finally:
-        processor.terminate()  # its own results are not needed; the latency case measured
+        processor.terminate()  # it stops cleanly and reports what it measured inside
         try:
-            processor.wait(timeout=30)
+            out, _ = processor.communicate(timeout=30)
+            line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
+            if line and "error" not in result:
+                inside = json.loads(line[len("RESULT "):])
+                result["label_wait_ms"] = inside.get("label_wait_ms")
+                result["merge"] = inside.get("merge")
         except subprocess.TimeoutExpired:
             processor.kill()
             processor.wait()
@@ -239,6 +250,33 @@ def section_latency(boot: str, plan: dict, res: dict) -> None:
                 r = latency_run(boot, preset, rate, plan["latency_s"], {"processor": {"guarantee": guarantee}})
                 out.append({"model": preset, "guarantee": guarantee, "fraction": frac, "max_eps": top, **r})
                 log(f"  p50 {r.get('p50', float('nan')):.1f} ms  p99 {r.get('p99', float('nan')):.1f} ms  {r.get('error', '')}")
+
+
+def section_label_rule(boot: str, plan: dict, res: dict) -> None:
+    """What the live label rule (labels wait for every features partition's watermark)
+    costs predictions, and how long it keeps labels: the same latency run with the rule
+    and with it switched off (the older merge), at 25/50/75% of the measured throughput,
+    3 input partitions, labels 100 events late."""
+    out = res.setdefault("label_rule", [])
+    tp = {e["model"]: e["driftline"].get("eps") for e in res.get("throughput", [])}
+    preset = "logistic_regression"
+    top = tp.get(preset)
+    if not top:
+        log("label_rule: no Driftline throughput measured in this run; skipped")
+        return
+    log(f"label_rule: warming the broker up ({plan['latency_s']:.0f} s at 25% of {preset}, not recorded)")
+    latency_run(boot, preset, top * 0.25, plan["latency_s"], {"partitions": 3})
+    for frac in (0.25, 0.5, 0.75):
+        for rule in (True, False):
+            rate = top * frac
+            cfg = {"partitions": 3, **({} if rule else {"no_label_rule": True})}
+            log(f"label_rule {'on ' if rule else 'off'} at {frac:.0%} of {top:,.0f}/s = {rate:,.0f}/s")
+            r = latency_run(boot, preset, rate, plan["latency_s"], cfg)
+            out.append({"model": preset, "fraction": frac, "max_eps": top, "label_rule": rule, **r})
+            wait = r.get("label_wait_ms") or {}
+            log(f"  prediction p50 {r.get('p50', float('nan')):.1f} ms  p99 {r.get('p99', float('nan')):.1f} ms;"
+                f"  label wait p50 {wait.get('p50', float('nan')):.2f} ms  p99 {wait.get('p99', float('nan')):.2f} ms"
+                f"  {r.get('error', '')}")
 
 
 def section_snapshots(boot: str, plan: dict, res: dict) -> None:
@@ -323,7 +361,8 @@ def section_profile(boot: str, plan: dict, res: dict) -> None:
         out.append({"model": preset, "events": n, **r, "text": os.path.relpath(text_out, ROOT)})
 
 
-SECTIONS = {"throughput": section_throughput, "latency": section_latency, "snapshots": section_snapshots,
+SECTIONS = {"throughput": section_throughput, "latency": section_latency, "label_rule": section_label_rule,
+            "snapshots": section_snapshots,
             "features": section_features, "join": section_join, "profile": section_profile}
 
 

@@ -237,3 +237,27 @@ def test_pop_run_releases_what_per_record_pops_would(timestamps, lagging, limits
         out += run
         i += 1
     assert out == reference_pops(streams, caught_up)
+
+
+@settings(max_examples=300, deadline=None)
+@given(per_source_streams(), st.lists(st.integers(0, 3), min_size=40, max_size=40))
+def test_no_label_goes_before_a_pushed_feature_with_an_earlier_time(data, actions):
+    """Live: records arrive in any interleaving, pops happen between arrivals, every source
+    looks caught up whenever it is empty (the worst case: arrivals are not foreseen) and no
+    partition is ever idle long enough. A released label with time T never precedes a
+    feature with time < T that was already pushed, or that was pushed later on a partition
+    whose watermark had not passed T."""
+    streams, order = data
+    merger = EventTimeMerger(SOURCES, max_idle_ms=10**9)
+    cursors = [iter(s) for s in streams]
+    released: list[InputRecord] = []
+    for step, i in enumerate(order):
+        merger.push(next(cursors[i]))
+        for _ in range(actions[step % len(actions)]):
+            released += merger.pop_run(everyone_caught_up, 0, 3)
+    for k, rec in enumerate(released):
+        if rec.kind == "labels":
+            later_features = [r for r in released[k + 1:] if r.kind == "features"]
+            assert all(r.timestamp >= rec.timestamp for r in later_features), (rec, later_features)
+    # Nothing is lost: what is not released is still buffered.
+    assert len(released) + len(merger) == sum(len(s) for s in streams)
