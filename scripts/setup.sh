@@ -20,3 +20,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[$extras]"
   echo "$want" > "$stamp"
 fi
+# The validators of tests/unit/deploy (kubeconform, compose-check, Kubernetes schemas) in
+# .cache/deploy-tools/; instant once installed. Without Go this warns and goes on (the demo
+# does not need them); those tests then fail and say how to install them.
+case ",$extras," in
+  *,test,*) scripts/deploy_tools.sh \
+    || echo "setup.sh: WARNING: deploy validators not installed; tests/unit/deploy will fail" >&2 ;;
+esac

@@ -1,0 +1,80 @@
+"""Fixtures of the deployment-file tests: the validators of scripts/deploy_tools.sh, the
+manifests, and the renderer scripts/deploy_config.py. No network: the validators and the
+Kubernetes schemas are local files, installed by scripts/setup.sh."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+TOOLS = ROOT / ".cache" / "deploy-tools"
+K8S_DIR = ROOT / "deploy" / "k8s"
+MANIFESTS = sorted(K8S_DIR.glob("*.yaml"))
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+IMAGE = f"driftline:{VERSION}"
+
+
+def _installed(path: Path, what: str) -> Path:
+    if not path.exists():
+        pytest.fail(f"{what} missing at {path}: run scripts/deploy_tools.sh (scripts/setup.sh "
+                    "runs it; it needs Go 1.26+ and PyPI once)", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def kubeconform() -> list[str]:
+    """The kubeconform command line: strict, on the Kubernetes schemas of .cache only."""
+    binary = _installed(TOOLS / "bin" / "kubeconform", "kubeconform")
+    schemas = _installed(TOOLS / "k8s-schemas" / "_definitions.json", "the Kubernetes JSON schemas").parent
+    return [str(binary), "-strict", "-summary", "-verbose", "-output", "json",
+            "-schema-location", f"{schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json"]
+
+
+@pytest.fixture(scope="session")
+def compose_check() -> str:
+    return str(_installed(TOOLS / "bin" / "compose-check", "compose-check"))
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    base = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+    return subprocess.run(cmd, cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def run():
+    """Run a validator in the repository root with only PATH and HOME of the caller's
+    environment, plus the ``env`` given: nothing of the developer's shell leaks in."""
+    return _run
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The one image name: driftline:<the project's version>."""
+    return IMAGE
+
+
+@pytest.fixture(scope="session")
+def manifests() -> dict[str, list[dict[str, Any]]]:
+    """Every YAML document of deploy/k8s, by file name."""
+    return {p.name: [d for d in yaml.safe_load_all(p.read_text()) if d is not None] for p in MANIFESTS}
+
+
+@pytest.fixture(scope="session")
+def deploy_config() -> ModuleType:
+    """scripts/deploy_config.py, imported from its path."""
+    spec = importlib.util.spec_from_file_location("deploy_config", ROOT / "scripts" / "deploy_config.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("deploy_config", module)
+    spec.loader.exec_module(module)
+    return module
