@@ -123,6 +123,7 @@ def produce(ctx: click.Context, dataset, label_delay, limit, rate, target, seed,
     DATASET is a CSV file, river:<Dataset> or synth:<sea|agrawal|sine|stagger|mixed>.
     """
     from driftline.datasets import stream
+    from driftline.exceptions import SchemaMismatchError
     from driftline.runtime.replay import replay
 
     try:
@@ -130,6 +131,8 @@ def produce(ctx: click.Context, dataset, label_delay, limit, rate, target, seed,
         started = time.monotonic()
         n = replay(_config(ctx), rows, label_delay=label_delay, rate=rate,
                    n_rows=len(rows) if rate == 0 else None)
+    except SchemaMismatchError as exc:
+        raise click.ClickException(f"{dataset}: {exc}; nothing was sent") from exc
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"produced {n} events and {n} labels in {time.monotonic() - started:.1f}s")
