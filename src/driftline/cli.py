@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -89,22 +92,47 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
         processor = Processor(config, config.checkpoint.signing_key())
         port = metrics_port if metrics_port is not None else config.processor.metrics_port
         if port:
-            start_http_server(port, addr="0.0.0.0")
-        admin_port = admin_port if admin_port is not None else config.lifecycle.admin_port
+            with _port("metrics", port, "--metrics-port", "[processor] metrics_port", metrics_port is None):
+                start_http_server(port, addr="0.0.0.0")
+        admin_port_set = admin_port is not None
+        admin_port = admin_port if admin_port_set else config.lifecycle.admin_port
         if admin_port:
             from driftline.lifecycle.admin import AdminServer
 
             admin = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit,
                                 processor.store, os.environ.get(config.lifecycle.token_env) or None,
                                 host=config.lifecycle.admin_host, port=admin_port)
-            log.info("admin API", extra={"fields": {"port": admin.start()}})
+            with _port("admin API", admin_port, "--admin-port", "[lifecycle] admin_port", not admin_port_set):
+                log.info("admin API", extra={"fields": {"port": admin.start()}})
         processor.install_signal_handlers()
         engine = processor.run(exit_when_idle_s=exit_when_idle, max_seconds=max_seconds)
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
+    dead = processor.dead_letters
     summary = {"model": config.name, "version": engine.version, "examples_learned": engine.n_learned,
+               "dead_letters": {"this_run": sum(dead.values()), "by_reason": dict(dead.most_common())},
                "counters": vars(engine.counters), "metrics": engine.scores.values()}
     click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    if dead:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in dead.most_common(3))
+        click.echo(f"warning: {sum(dead.values())} input records of this run were dead-lettered ({reasons}); "
+                   f"`driftline tail dlq` shows them with the reason", err=True)
+
+
+@contextlib.contextmanager
+def _port(what: str, port: int, flag: str, setting: str, from_config: bool) -> Iterator[None]:
+    """Turn a port that cannot be bound into one line saying which and what to do."""
+    try:
+        yield
+    except OSError as exc:
+        where = f"{setting} in the config" if from_config else flag
+        busy = exc.errno == errno.EADDRINUSE
+        raise click.ClickException(
+            f"cannot serve the {what} on port {port} ({where}): "
+            + ("the port is already in use; stop the process using it or choose another port" if busy
+               else f"{exc.strerror or exc}; choose another port")
+            + f" with {flag} (0 turns it off)"
+        ) from None
 
 
 @main.command()

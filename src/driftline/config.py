@@ -345,6 +345,9 @@ class ProcessorConfig(_Frozen):
     # Numeric features beyond +/- this go to the DLQ (out_of_range): one 1e300 turns a
     # linear model's weights into NaN for good.
     max_abs_feature: float = Field(default=1e12, gt=0)
+    # A WARNING log after this many dead letters in a row (no prediction made and no example
+    # learned in between), again after 10x, 100x, ...: input that does not match the schema.
+    dead_letter_warn_after: int = Field(default=100, gt=0)
     metrics_port: int = 0
 
 
