@@ -14,6 +14,7 @@ from typing import Any
 import click
 import orjson
 
+from driftline import __version__
 from driftline.config import DeploymentConfig, load_config
 from driftline.exceptions import DriftlineError
 from driftline.observability.logs import configure_logging
@@ -26,11 +27,13 @@ def _config(ctx: click.Context) -> DeploymentConfig:
 
 
 @click.group()
+@click.version_option(__version__, "--version", "-V", prog_name="driftline")
 @click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="Deployment config (TOML).")
 @click.option("--name", help="Deployment (model) name; overrides the config.")
 @click.option("--bootstrap", help="Kafka bootstrap servers (or DRIFTLINE_BOOTSTRAP_SERVERS).")
-@click.option("--preset", help="Model preset, e.g. logistic_regression, hoeffding_tree.")
+@click.option("--preset", help="Model preset (e.g. logistic_regression, hoeffding_tree) or module:factory "
+                                "for any River estimator (e.g. river.tree:HoeffdingTreeClassifier).")
 @click.option("--store", help="Version store directory or fsspec URL.")
 @click.option("--log-level", default="INFO", show_default=True)
 @click.pass_context

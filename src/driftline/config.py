@@ -141,7 +141,13 @@ class TopicNames(_Frozen):
 
 
 class ModelConfig(_Frozen):
-    """Which River estimator to run: a preset name or a ``module:factory`` path."""
+    """Which River estimator to run: a preset name or a ``module:factory`` path.
+
+    ``preset`` also takes a ``module:factory`` path (as ``--preset`` does), which sets ``factory``:
+
+    >>> ModelConfig(preset="river.tree:HoeffdingTreeClassifier").factory
+    'river.tree:HoeffdingTreeClassifier'
+    """
 
     preset: str = "logistic_regression"
     factory: str | None = None
@@ -160,6 +166,18 @@ class ModelConfig(_Frozen):
             "gradient, not mini_batch learn_one steps. None: learn each example as its label arrives."
         ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_may_be_a_factory(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ":" in str(data.get("preset", "")):
+            data = dict(data)  # the caller's dict is never changed
+            path = data.pop("preset")
+            if data.get("factory") not in (None, path):
+                raise ValueError(f"model preset {path!r} is a module:factory path, and factory is "
+                                 f"{data['factory']!r} too: give one of them")
+            data["factory"] = path
+        return data
 
     @model_validator(mode="after")
     def _mini_batch_ok(self) -> ModelConfig:
