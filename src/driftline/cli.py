@@ -21,6 +21,8 @@ from driftline.observability.logs import configure_logging
 
 log = logging.getLogger("driftline.cli")
 
+TAIL_IDLE_S = 5.0  # `tail` exits after this many seconds without a new record (unless --follow)
+
 
 def _config(ctx: click.Context) -> DeploymentConfig:
     return ctx.obj["config"]
@@ -173,17 +175,30 @@ def produce(ctx: click.Context, dataset, label_delay, limit, rate, target, seed,
 @click.argument("kind", type=click.Choice(["predictions", "drift", "versions", "dlq", "features", "labels",
                                            "shadow", "lifecycle"]))
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest message.")
+@click.option("-n", "--last", default=10, show_default=True,
+              help="Without --from-beginning: start this many messages before the end of each partition.")
+@click.option("-f", "--follow", "keep_following", is_flag=True,
+              help="Keep waiting for new messages (until Ctrl-C, --max or --timeout).")
 @click.option("--max", "max_messages", type=int, help="Stop after this many messages.")
-@click.option("--timeout", type=float, help="Stop after this many idle seconds.")
+@click.option("--timeout", type=float,
+              help=f"Stop after this many idle seconds [default: {TAIL_IDLE_S:g}; none with --follow].")
+@click.option("--json", "as_json", is_flag=True, help="Print each record's raw JSON body on one line (for jq).")
 @click.pass_context
-def tail(ctx: click.Context, kind, from_beginning, max_messages, timeout) -> None:
-    """Pretty-print a topic of the deployment (read-committed)."""
+def tail(ctx: click.Context, kind, from_beginning, last, keep_following, max_messages, timeout, as_json) -> None:
+    """Print the records of a topic of the deployment (read-committed), readable by default.
+
+    Shows the last 10 records of each partition (all with --from-beginning) and exits once
+    no new record came for a few seconds; -f keeps following.
+    """
     from driftline.runtime.tail import follow
 
     config = _config(ctx)
+    if timeout is None and not keep_following:
+        timeout = TAIL_IDLE_S
     try:
-        for message in follow(config, getattr(config.topics, kind), from_beginning, max_messages, timeout):
-            click.echo(message)
+        for message in follow(config, getattr(config.topics, kind), from_beginning, max_messages, timeout,
+                              last=last, style="json" if as_json else "pretty"):
+            click.echo(message if as_json else message + "\n")
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
 
