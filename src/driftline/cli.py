@@ -58,7 +58,7 @@ def main(ctx: click.Context, config_path, name, bootstrap, preset, store, log_le
     if config.kafka.sasl_password is not None:
         secrets.append(config.kafka.sasl_password.get_secret_value())
     configure_logging(log_level, secrets=secrets)
-    ctx.obj = {"config": config}
+    ctx.obj = {"config": config, "config_path": config_path, "store": store}
 
 
 @main.group()
@@ -212,7 +212,7 @@ def tail(ctx: click.Context, kind, from_beginning, last, keep_following, max_mes
 @click.pass_context
 def demo(ctx: click.Context, dataset, events, drift_every, label_delay, rate) -> None:
     """Replay a drifting stream while the processor learns from it, live."""
-    from driftline.runtime.demo import run_demo
+    from driftline.runtime.demo import explore_commands, run_demo
 
     config = _config(ctx)
     try:
@@ -221,6 +221,11 @@ def demo(ctx: click.Context, dataset, events, drift_every, label_delay, rate) ->
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo("summary: " + orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    # The program as typed (.venv/bin/driftline), so the commands work as printed.
+    program = sys.argv[0] if os.path.basename(sys.argv[0]) == "driftline" else "driftline"
+    click.echo("\nExplore:")
+    for command in explore_commands(config, program, ctx.obj["config_path"], ctx.obj["store"]):
+        click.echo(f"  {command}")
 
 
 @main.group()
