@@ -14,11 +14,9 @@ if [ -z "${DRIFTLINE_SNAPSHOT_KEY:-}" ]; then
 fi
 name="demo-$(date +%Y%m%d-%H%M%S)"
 .venv/bin/driftline --name "$name" --preset hoeffding_tree --log-level WARNING -c deploy/demo.toml demo "$@"
+# The demo printed the commands to explore its topics (with --bootstrap: they work as printed).
 cat <<MSG
 
-The broker is still running on $DRIFTLINE_BOOTSTRAP_SERVERS. Explore:
-  .venv/bin/driftline --name $name tail drift --from-beginning --timeout 2
-  .venv/bin/driftline --name $name tail predictions --from-beginning --max 5
-  .venv/bin/driftline --name $name -c deploy/demo.toml models list
+The broker is still running on $DRIFTLINE_BOOTSTRAP_SERVERS.
 Stop it with: KAFKA_PORT=$KAFKA_PORT scripts/kafka.sh stop
 MSG

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
 import orjson
 
+from driftline import __version__
 from driftline.config import DeploymentConfig, load_config
 from driftline.exceptions import DriftlineError
 from driftline.observability.logs import configure_logging
 
 log = logging.getLogger("driftline.cli")
+
+TAIL_IDLE_S = 5.0  # `tail` exits after this many seconds without a new record (unless --follow)
 
 
 def _config(ctx: click.Context) -> DeploymentConfig:
@@ -23,11 +29,13 @@ def _config(ctx: click.Context) -> DeploymentConfig:
 
 
 @click.group()
+@click.version_option(__version__, "--version", "-V", prog_name="driftline")
 @click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="Deployment config (TOML).")
 @click.option("--name", help="Deployment (model) name; overrides the config.")
 @click.option("--bootstrap", help="Kafka bootstrap servers (or DRIFTLINE_BOOTSTRAP_SERVERS).")
-@click.option("--preset", help="Model preset, e.g. logistic_regression, hoeffding_tree.")
+@click.option("--preset", help="Model preset (e.g. logistic_regression, hoeffding_tree) or module:factory "
+                                "for any River estimator (e.g. river.tree:HoeffdingTreeClassifier).")
 @click.option("--store", help="Version store directory or fsspec URL.")
 @click.option("--log-level", default="INFO", show_default=True)
 @click.pass_context
@@ -50,7 +58,7 @@ def main(ctx: click.Context, config_path, name, bootstrap, preset, store, log_le
     if config.kafka.sasl_password is not None:
         secrets.append(config.kafka.sasl_password.get_secret_value())
     configure_logging(log_level, secrets=secrets)
-    ctx.obj = {"config": config}
+    ctx.obj = {"config": config, "config_path": config_path, "store": store}
 
 
 @main.group()
@@ -89,22 +97,47 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
         processor = Processor(config, config.checkpoint.signing_key())
         port = metrics_port if metrics_port is not None else config.processor.metrics_port
         if port:
-            start_http_server(port, addr="0.0.0.0")
-        admin_port = admin_port if admin_port is not None else config.lifecycle.admin_port
+            with _port("metrics", port, "--metrics-port", "[processor] metrics_port", metrics_port is None):
+                start_http_server(port, addr="0.0.0.0")
+        admin_port_set = admin_port is not None
+        admin_port = admin_port if admin_port_set else config.lifecycle.admin_port
         if admin_port:
             from driftline.lifecycle.admin import AdminServer
 
             admin = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit,
                                 processor.store, os.environ.get(config.lifecycle.token_env) or None,
                                 host=config.lifecycle.admin_host, port=admin_port)
-            log.info("admin API", extra={"fields": {"port": admin.start()}})
+            with _port("admin API", admin_port, "--admin-port", "[lifecycle] admin_port", not admin_port_set):
+                log.info("admin API", extra={"fields": {"port": admin.start()}})
         processor.install_signal_handlers()
         engine = processor.run(exit_when_idle_s=exit_when_idle, max_seconds=max_seconds)
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
+    dead = processor.dead_letters
     summary = {"model": config.name, "version": engine.version, "examples_learned": engine.n_learned,
+               "dead_letters": {"this_run": sum(dead.values()), "by_reason": dict(dead.most_common())},
                "counters": vars(engine.counters), "metrics": engine.scores.values()}
     click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    if dead:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in dead.most_common(3))
+        click.echo(f"warning: {sum(dead.values())} input records of this run were dead-lettered ({reasons}); "
+                   f"`driftline tail dlq` shows them with the reason", err=True)
+
+
+@contextlib.contextmanager
+def _port(what: str, port: int, flag: str, setting: str, from_config: bool) -> Iterator[None]:
+    """Turn a port that cannot be bound into one line saying which and what to do."""
+    try:
+        yield
+    except OSError as exc:
+        where = f"{setting} in the config" if from_config else flag
+        busy = exc.errno == errno.EADDRINUSE
+        raise click.ClickException(
+            f"cannot serve the {what} on port {port} ({where}): "
+            + ("the port is already in use; stop the process using it or choose another port" if busy
+               else f"{exc.strerror or exc}; choose another port")
+            + f" with {flag} (0 turns it off)"
+        ) from None
 
 
 @main.command()
@@ -123,6 +156,7 @@ def produce(ctx: click.Context, dataset, label_delay, limit, rate, target, seed,
     DATASET is a CSV file, river:<Dataset> or synth:<sea|agrawal|sine|stagger|mixed>.
     """
     from driftline.datasets import stream
+    from driftline.exceptions import SchemaMismatchError
     from driftline.runtime.replay import replay
 
     try:
@@ -130,6 +164,8 @@ def produce(ctx: click.Context, dataset, label_delay, limit, rate, target, seed,
         started = time.monotonic()
         n = replay(_config(ctx), rows, label_delay=label_delay, rate=rate,
                    n_rows=len(rows) if rate == 0 else None)
+    except SchemaMismatchError as exc:
+        raise click.ClickException(f"{dataset}: {exc}; nothing was sent") from exc
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"produced {n} events and {n} labels in {time.monotonic() - started:.1f}s")
@@ -139,17 +175,30 @@ def produce(ctx: click.Context, dataset, label_delay, limit, rate, target, seed,
 @click.argument("kind", type=click.Choice(["predictions", "drift", "versions", "dlq", "features", "labels",
                                            "shadow", "lifecycle"]))
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest message.")
+@click.option("-n", "--last", default=10, show_default=True,
+              help="Without --from-beginning: start this many messages before the end of each partition.")
+@click.option("-f", "--follow", "keep_following", is_flag=True,
+              help="Keep waiting for new messages (until Ctrl-C, --max or --timeout).")
 @click.option("--max", "max_messages", type=int, help="Stop after this many messages.")
-@click.option("--timeout", type=float, help="Stop after this many idle seconds.")
+@click.option("--timeout", type=float,
+              help=f"Stop after this many idle seconds [default: {TAIL_IDLE_S:g}; none with --follow].")
+@click.option("--json", "as_json", is_flag=True, help="Print each record's raw JSON body on one line (for jq).")
 @click.pass_context
-def tail(ctx: click.Context, kind, from_beginning, max_messages, timeout) -> None:
-    """Pretty-print a topic of the deployment (read-committed)."""
+def tail(ctx: click.Context, kind, from_beginning, last, keep_following, max_messages, timeout, as_json) -> None:
+    """Print the records of a topic of the deployment (read-committed), readable by default.
+
+    Shows the last 10 records of each partition (all with --from-beginning) and exits once
+    no new record came for a few seconds; -f keeps following.
+    """
     from driftline.runtime.tail import follow
 
     config = _config(ctx)
+    if timeout is None and not keep_following:
+        timeout = TAIL_IDLE_S
     try:
-        for message in follow(config, getattr(config.topics, kind), from_beginning, max_messages, timeout):
-            click.echo(message)
+        for message in follow(config, getattr(config.topics, kind), from_beginning, max_messages, timeout,
+                              last=last, style="json" if as_json else "pretty"):
+            click.echo(message if as_json else message + "\n")
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -163,7 +212,7 @@ def tail(ctx: click.Context, kind, from_beginning, max_messages, timeout) -> Non
 @click.pass_context
 def demo(ctx: click.Context, dataset, events, drift_every, label_delay, rate) -> None:
     """Replay a drifting stream while the processor learns from it, live."""
-    from driftline.runtime.demo import run_demo
+    from driftline.runtime.demo import explore_commands, run_demo
 
     config = _config(ctx)
     try:
@@ -172,6 +221,11 @@ def demo(ctx: click.Context, dataset, events, drift_every, label_delay, rate) ->
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo("summary: " + orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    # The program as typed (.venv/bin/driftline), so the commands work as printed.
+    program = sys.argv[0] if os.path.basename(sys.argv[0]) == "driftline" else "driftline"
+    click.echo("\nExplore:")
+    for command in explore_commands(config, program, ctx.obj["config_path"], ctx.obj["store"]):
+        click.echo(f"  {command}")
 
 
 @main.group()

@@ -147,7 +147,13 @@ class TopicNames(_Frozen):
 
 
 class ModelConfig(_Frozen):
-    """Which River estimator to run: a preset name or a ``module:factory`` path."""
+    """Which River estimator to run: a preset name or a ``module:factory`` path.
+
+    ``preset`` also takes a ``module:factory`` path (as ``--preset`` does), which sets ``factory``:
+
+    >>> ModelConfig(preset="river.tree:HoeffdingTreeClassifier").factory
+    'river.tree:HoeffdingTreeClassifier'
+    """
 
     preset: str = "logistic_regression"
     factory: str | None = None
@@ -166,6 +172,18 @@ class ModelConfig(_Frozen):
             "gradient, not mini_batch learn_one steps. None: learn each example as its label arrives."
         ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_may_be_a_factory(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ":" in str(data.get("preset", "")):
+            data = dict(data)  # the caller's dict is never changed
+            path = data.pop("preset")
+            if data.get("factory") not in (None, path):
+                raise ValueError(f"model preset {path!r} is a module:factory path, and factory is "
+                                 f"{data['factory']!r} too: give one of them")
+            data["factory"] = path
+        return data
 
     @model_validator(mode="after")
     def _mini_batch_ok(self) -> ModelConfig:
@@ -351,6 +369,9 @@ class ProcessorConfig(_Frozen):
     # Numeric features beyond +/- this go to the DLQ (out_of_range): one 1e300 turns a
     # linear model's weights into NaN for good.
     max_abs_feature: float = Field(default=1e12, gt=0)
+    # A WARNING log after this many dead letters in a row (no prediction made and no example
+    # learned in between), again after 10x, 100x, ...: input that does not match the schema.
+    dead_letter_warn_after: int = Field(default=100, gt=0)
     metrics_port: int = 0
 
 

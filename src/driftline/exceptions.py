@@ -15,6 +15,8 @@ __all__ = [
     "SnapshotIntegrityError",
     "SnapshotNotFoundError",
     "KafkaSetupError",
+    "DeliveryError",
+    "SchemaMismatchError",
     "RegistryError",
     "LifecycleError",
 ]
@@ -55,6 +57,23 @@ class SnapshotNotFoundError(SnapshotError):
 
 class KafkaSetupError(DriftlineError):
     """Topics are missing or misconfigured (for example not co-partitioned)."""
+
+
+class DeliveryError(DriftlineError):
+    """Messages handed to the producer were not acknowledged by the cluster.
+
+    ``undelivered`` of ``total`` failed or had no delivery report in time.
+    """
+
+    def __init__(self, message: str, undelivered: int, total: int) -> None:
+        super().__init__(message)
+        self.undelivered = undelivered
+        self.total = total
+
+
+class SchemaMismatchError(DriftlineError, ValueError):
+    """Data to publish does not match the deployment's declared schema (``[model] features``,
+    ``classes``): the processor would dead-letter it."""
 
 
 class RegistryError(DriftlineError):

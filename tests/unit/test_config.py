@@ -136,3 +136,18 @@ def test_signing_key_comes_from_the_environment(monkeypatch):
     assert ckpt.signing_key() == b"s3cr3t"
     monkeypatch.setenv("OTHER_KEY", "k2")
     assert CheckpointConfig(key_env="OTHER_KEY").signing_key() == b"k2"
+
+
+@pytest.mark.parametrize("model", [{"preset": "river.tree:HoeffdingTreeClassifier"},
+                                   {"factory": "river.tree:HoeffdingTreeClassifier"}])
+def test_preset_or_factory_takes_a_module_factory_path(model):
+    from driftline.core.models import build_model
+
+    config = load_config(name="m", model=model)
+    assert config.model.factory == "river.tree:HoeffdingTreeClassifier"
+    assert type(build_model(config.model)).__name__ == "HoeffdingTreeClassifier"
+
+
+def test_a_preset_path_and_a_different_factory_are_refused():
+    with pytest.raises(ConfigError, match="give one of them"):
+        load_config(name="m", model={"preset": "river.tree:HoeffdingTreeClassifier", "factory": "river.linear_model:LinearRegression"})

@@ -11,14 +11,15 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO
 
 import orjson
 
-__all__ = ["configure_logging", "JsonFormatter"]
+__all__ = ["configure_logging", "JsonFormatter", "LibrdkafkaLog"]
 
 
 class JsonFormatter(logging.Formatter):
@@ -59,3 +60,49 @@ def configure_logging(
     logger.setLevel(level.upper())
     logger.propagate = False
     return logger
+
+
+class LibrdkafkaLog:
+    """librdkafka's own log lines (``%3|...|FAIL|...``) as Driftline JSON logs, rate-limited.
+
+    Passed as a Kafka client's ``logger`` setting (confluent-kafka calls ``log(level, fmt,
+    *args)`` with a Python logging level); without it librdkafka writes raw lines to stderr.
+    A refused connection is retried several times a second, so each distinct line (numbers
+    ignored) is logged at most once per ``interval_s``; the next one says how many were
+    suppressed in between.
+
+    >>> import io
+    >>> stream = io.StringIO()
+    >>> _ = configure_logging("INFO", stream=stream, name="doctest.kafka")
+    >>> now = [0.0]
+    >>> kafka_log = LibrdkafkaLog("doctest.kafka", interval_s=10, clock=lambda: now[0])
+    >>> for ms in (0, 5, 9):
+    ...     kafka_log.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1", f"refused (after {ms}ms)")
+    >>> now[0] = 11.0
+    >>> kafka_log.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1", "refused (after 2ms)")
+    >>> [(e["message"][-11:], e.get("suppressed")) for e in map(orjson.loads, stream.getvalue().splitlines())]
+    [('(after 0ms)', None), ('(after 2ms)', 2)]
+    """
+
+    def __init__(self, name: str = "driftline.kafka", interval_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.interval_s = interval_s
+        self.clock = clock
+        self._seen: dict[str, tuple[float, int]] = {}  # line without numbers -> (logged at, suppressed)
+
+    def log(self, level: int, fmt: str, *args: object) -> None:
+        line = fmt % args if args else fmt
+        key = re.sub(r"\d+", "#", line)
+        now = self.clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.interval_s:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return
+        if len(self._seen) > 1000:  # bounded: forget old lines rather than grow
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        fields = {"source": "librdkafka"}
+        if seen is not None and seen[1]:
+            fields["suppressed"] = seen[1]
+        logging.getLogger(self.name).log(level, line, extra={"fields": fields})

@@ -1,7 +1,9 @@
 """Kafka clients configured for Driftline (the only module family importing confluent_kafka).
 
 Every function copies the caller's settings into a fresh dict; nothing here connects
-until the client is used.
+until the client is used. Every client sends librdkafka's own log lines through Driftline's
+JSON logging, rate-limited (:class:`~driftline.observability.logs.LibrdkafkaLog`), instead of
+raw to stderr; they are served by the client's ``poll`` (or ``consume``, ``flush``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 from driftline.config import DeploymentConfig
+from driftline.observability.logs import LibrdkafkaLog
 
 __all__ = ["producer_config", "consumer_config", "make_producer", "make_consumer", "make_admin"]
 
@@ -70,12 +73,12 @@ def consumer_config(config: DeploymentConfig, group_id: str | None = None) -> di
 
 
 def make_producer(config: DeploymentConfig, transactional: bool = False, **overrides: Any) -> Producer:
-    return Producer({**producer_config(config, transactional), **overrides})
+    return Producer({"logger": LibrdkafkaLog(), **producer_config(config, transactional), **overrides})
 
 
 def make_consumer(config: DeploymentConfig, group_id: str | None = None, **overrides: Any) -> Consumer:
-    return Consumer({**consumer_config(config, group_id), **overrides})
+    return Consumer({"logger": LibrdkafkaLog(), **consumer_config(config, group_id), **overrides})
 
 
 def make_admin(config: DeploymentConfig, **overrides: Any) -> AdminClient:
-    return AdminClient({**config.kafka.as_librdkafka_dict(), **overrides})
+    return AdminClient({"logger": LibrdkafkaLog(), **config.kafka.as_librdkafka_dict(), **overrides})

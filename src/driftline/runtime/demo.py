@@ -6,6 +6,7 @@ accuracy, drift events as they are published and versions as they are cut.
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 import uuid
@@ -22,7 +23,7 @@ from driftline.runtime.processor import Processor
 from driftline.runtime.replay import replay
 from driftline.runtime.topics import create_topics
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "explore_commands"]
 
 
 def run_demo(
@@ -98,3 +99,24 @@ def run_demo(
 
 def _pct(value: float | None) -> str:
     return "   -  " if value is None else f"{100 * value:5.1f}%"
+
+
+def explore_commands(config: DeploymentConfig, program: str = "driftline", config_path: str | None = None,
+                     store: str | None = None) -> list[str]:
+    """Commands to look at what the demo produced, each complete (broker, name, config):
+    they work as printed from the same directory, whatever port the broker is on.
+
+    >>> from driftline.config import load_config
+    >>> explore_commands(load_config(name="d", kafka={"bootstrap_servers": "127.0.0.1:29092"}))[0]
+    'driftline --bootstrap 127.0.0.1:29092 --name d tail drift --from-beginning'
+    """
+    base = [program, "--bootstrap", config.kafka.bootstrap_servers, "--name", config.name]
+    if config_path:
+        base += ["-c", config_path]
+    if store:
+        base += ["--store", store]
+    return [shlex.join(base + args) for args in (
+        ["tail", "drift", "--from-beginning"],
+        ["tail", "predictions", "--max", "5"],
+        ["models", "list"],
+    )]

@@ -184,6 +184,10 @@ class Processor:
         self._record_seconds = self.metrics.record_seconds.labels(config.name)
         self._label_wait = self.metrics.label_wait_seconds.labels(config.name)
         self._events_in: dict[tuple[str, str], Any] = {}
+        # Dead letters of this run by reason, and how many in a row (see _count).
+        self.dead_letters: collections.Counter[str] = collections.Counter()
+        self._dl_streak = 0
+        self._dl_progress = -1
         self.lifecycle = LifecycleRuntime(self)  # registry, commands, shadow and lifecycle topics
 
     # -- lifecycle -------------------------------------------------------------------
@@ -573,8 +577,31 @@ class Processor:
     def _count(self, output: Output) -> None:
         if isinstance(output, DeadLetter):
             self.metrics.dead_letters.labels(self.config.name, output.reason).inc()
+            self._dead_lettered(output)
         elif isinstance(output, DriftEvent):
             self.metrics.drift_events.labels(self.config.name, output.detector).inc()
+
+    def _dead_lettered(self, output: DeadLetter) -> None:
+        """Count a dead letter; warn when they come in a row (N, 10 N, 100 N, ...).
+
+        In a row: no prediction made and no example learned since the previous one, which is
+        what input that does not match the deployment's schema looks like.
+        """
+        self.dead_letters[output.reason] += 1
+        engine = self.engine
+        progress = engine.counters.predictions + engine.n_learned if engine is not None else 0
+        if progress != self._dl_progress:
+            self._dl_progress, self._dl_streak = progress, 0
+        self._dl_streak += 1
+        n = self.config.processor.dead_letter_warn_after
+        streak = self._dl_streak
+        if streak >= n and streak % n == 0 and str(streak // n).strip("0") == "1":
+            log.warning(
+                f"{streak} dead letters in a row, nothing predicted or learned in between: the input does not "
+                f"match the deployment's schema? ([model] features and classes; `driftline tail dlq` shows why)",
+                extra={"fields": {"model": self.config.name, "in_a_row": streak, "reason": output.reason,
+                                  "detail": output.detail[:200], "topic": self.topics.dlq}},
+            )
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         while True:

@@ -4,22 +4,34 @@ Event ``i`` gets the record timestamp ``t0 + i * step_ms``; its label is publish
 ``label_delay`` events later with the timestamp ``t_i + label_delay * step_ms``. That is the
 timeline ``river.evaluate.progressive_val_score(..., delay=label_delay)`` simulates, so the
 processor's metrics can be checked against River's.
+
+Before sending, :func:`replay` checks that the cluster answers and the topics exist
+(within seconds, instead of librdkafka retrying for minutes) and that the first rows match
+the deployment's declared schema (rows the processor would dead-letter are refused with the
+reason). Every message must be acknowledged: otherwise a :class:`DeliveryError` says how
+many were not.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaException
 
 from driftline.config import DeploymentConfig
+from driftline.core.events import EventSchema, decode_features, decode_label
+from driftline.exceptions import BadEventError, DeliveryError, SchemaMismatchError
 from driftline.runtime.clients import make_producer
+from driftline.runtime.topics import check_copartitioned
 
-__all__ = ["replay", "encode_features", "pacing_block"]
+__all__ = ["replay", "encode_features", "check_schema", "pacing_block"]
+
+SCHEMA_CHECK_ROWS = 100  # rows checked against the schema before anything is sent
+FLUSH_TIMEOUT_S = 60.0
 
 
 def encode_features(x: dict[Any, Any]) -> dict[str, Any]:
@@ -34,6 +46,44 @@ def pacing_block(rate: float) -> int:
     (500, 100, 1)
     """
     return 500 if rate <= 0 else max(1, min(500, int(rate / 100)))
+
+
+def check_schema(config: DeploymentConfig, rows: Sequence[tuple[dict[str, Any], Any]]) -> None:
+    """Refuse ``rows`` the processor would dead-letter: features other than ``[model]
+    features`` (when declared), mistyped values, labels outside ``[model] classes``.
+
+    >>> from driftline.config import load_config
+    >>> config = load_config(name="m", model={"features": {"a": "num"}, "classes": [0, 1]})
+    >>> check_schema(config, [({"a": 1.0}, 1)])
+    >>> check_schema(config, [({"y": 1, "a": 0.5}, 0.5)])
+    Traceback (most recent call last):
+    ...
+    driftline.exceptions.SchemaMismatchError: row 0 does not match the features of deployment m ([model] features: a): unexpected y; if y is the label column, name it as the target (driftline produce --target y)
+    """
+    model = config.model
+    declared = dict(model.features)
+    task = model.task or ("classification" if model.classes else None)
+    schema = EventSchema(features=declared, classes=tuple(model.classes), task=task or "classification",
+                         max_bytes=config.processor.max_message_bytes,
+                         max_abs_value=config.processor.max_abs_feature)
+    for i, (x, y) in enumerate(rows):
+        features = encode_features(x)
+        if declared and features.keys() != declared.keys():
+            extra = sorted(features.keys() - declared.keys())
+            missing = sorted(declared.keys() - features.keys())
+            why = "; ".join(part for part in (f"unexpected {', '.join(extra)}" if extra else "",
+                                               f"missing {', '.join(missing)}" if missing else "") if part)
+            hint = (f"; if {extra[0]} is the label column, name it as the target (driftline produce --target "
+                    f"{extra[0]})" if len(extra) == 1 else "")
+            raise SchemaMismatchError(f"row {i} does not match the features of deployment {config.name} "
+                                      f"([model] features: {', '.join(declared)}): {why}{hint}")
+        try:
+            decode_features(orjson.dumps({"id": "check", "features": features}), schema, config.name)
+            if task is not None:
+                decode_label(orjson.dumps({"id": "check", "label": y}), schema, config.name)
+        except BadEventError as exc:
+            raise SchemaMismatchError(f"row {i} would be dead-lettered by deployment {config.name} ({exc}): "
+                                      "check the data against [model] features and classes, and --target") from None
 
 
 def replay(
@@ -57,12 +107,22 @@ def replay(
     time so brokers never see records from the future); otherwise they are the wall clock.
     """
     topics = config.topics
+    rows = iter(rows)
+    head = list(itertools.islice(rows, SCHEMA_CHECK_ROWS))
+    check_schema(config, head)
+    rows = itertools.chain(head, rows)
+    check_copartitioned(config)  # within seconds: an unreachable cluster, bad credentials, missing topics
     producer = make_producer(config, transactional=False, **{"linger.ms": 20, "acks": "all"})
-    errors: list[str] = []
+    reports = {"delivered": 0, "failed": 0}
+    first_error: list[str] = []
 
     def on_delivery(err, _msg) -> None:
-        if err is not None:
-            errors.append(err.str())
+        if err is None:
+            reports["delivered"] += 1
+            return
+        reports["failed"] += 1
+        if not first_error:
+            first_error.append(err.str())
 
     def send(topic: str, key: bytes, body: dict[str, Any], ts: int) -> None:
         value = orjson.dumps(body)
@@ -125,7 +185,15 @@ def replay(
                     time.sleep(ahead)
     for due, key, body in pending:
         send(topics.labels, key, body, label_time(due))
-    producer.flush(60)
-    if errors:
-        raise KafkaException(f"{len(errors)} messages failed: {errors[0]}")
+    _check_delivered(config, producer.flush(FLUSH_TIMEOUT_S), reports, first_error)
     return n
+
+
+def _check_delivered(config: DeploymentConfig, queued: int, reports: dict[str, int], first_error: list[str]) -> None:
+    """Raise :class:`DeliveryError` unless every message sent was acknowledged."""
+    undelivered = reports["failed"] + queued
+    if undelivered:
+        total = reports["delivered"] + undelivered
+        why = first_error[0] if first_error else f"no delivery report within {FLUSH_TIMEOUT_S:g}s"
+        raise DeliveryError(f"{undelivered} of {total} messages were not delivered to Kafka at "
+                            f"{config.kafka.bootstrap_servers}: {why}", undelivered, total)

@@ -1,10 +1,15 @@
-"""Follow one topic of a deployment and format its messages for a terminal."""
+"""Follow one topic of a deployment and format its messages for a terminal.
+
+Records print readable by default (coordinates, key, event time, the headers that matter
+and the indented JSON body) or, with ``style="json"``, as their raw body, one per line.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Literal
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
@@ -17,22 +22,47 @@ from driftline.runtime.topics import cluster_metadata
 __all__ = ["follow", "format_message", "read_committed"]
 
 _FIRST_ANSWER_S = 10.0  # read_committed: how long to wait for a consumer's first answer
+# Headers worth reading: the model version and dead-letter reasons (dl_*), the event type.
+# dl_model repeats the deployment; the other CloudEvents headers are the same on every record.
+_SHOWN_HEADERS = ("ce_type",)
+_HIDDEN_HEADERS = ("dl_model",)
+
+Style = Literal["pretty", "json"]
 
 
 def format_message(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-                   headers: list[tuple[str, bytes]] | None) -> str:
-    """One line per message: coordinates, key, interesting headers and the JSON body."""
+                   headers: list[tuple[str, bytes]] | None, timestamp: int | None = None,
+                   style: Style = "pretty") -> str:
+    """A record for a terminal: readable lines (``pretty``) or the raw body (``json``).
+
+    >>> print(format_message("t", 0, 7, b"e1", b'{"id":"e1","label":1}', [("dl_reason", b"x")], 1000))
+    t[0]@7  key=e1  time=1000 (1970-01-01T00:00:01.000Z)
+      dl_reason: x
+      {
+        "id": "e1",
+        "label": 1
+      }
+    >>> format_message("t", 0, 7, b"e1", b'{"id":"e1","label":1}', None, style="json")
+    '{"id":"e1","label":1}'
+    """
+    if style == "json":
+        return (value or b"null").decode(errors="replace")
     head = f"{topic}[{partition}]@{offset}"
     if key is not None:
-        head += f" key={key.decode(errors='replace')}"
-    shown = {k: v.decode(errors="replace") for k, v in headers or [] if k.startswith("dl_")}
-    if shown:
-        head += " " + " ".join(f"{k}={v}" for k, v in shown.items())
+        head += f"  key={key.decode(errors='replace')}"
+    if timestamp is not None and timestamp >= 0:
+        utc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp // 1000)) + f".{timestamp % 1000:03d}Z"
+        head += f"  time={timestamp} ({utc})"
+    lines = [head]
+    for k, v in headers or []:
+        if (k.startswith("dl_") and k not in _HIDDEN_HEADERS) or k in _SHOWN_HEADERS:
+            lines.append(f"  {k}: {v.decode(errors='replace')}")
     try:
-        body = orjson.dumps(orjson.loads(value or b"null")).decode()
+        body = orjson.dumps(orjson.loads(value or b"null"), option=orjson.OPT_INDENT_2).decode()
     except orjson.JSONDecodeError:
         body = repr((value or b"")[:200])
-    return f"{head} {body}"
+    lines.extend(f"  {line}" for line in body.splitlines())
+    return "\n".join(lines)
 
 
 def _partitions(config: DeploymentConfig, consumer: Consumer, topic: str) -> list[int]:
@@ -54,13 +84,24 @@ def _partitions(config: DeploymentConfig, consumer: Consumer, topic: str) -> lis
 
 
 def follow(config: DeploymentConfig, topic: str, from_beginning: bool = False,
-           max_messages: int | None = None, idle_timeout: float | None = None) -> Iterator[str]:
-    """Yield formatted messages of ``topic`` until ``max_messages`` or ``idle_timeout``."""
+           max_messages: int | None = None, idle_timeout: float | None = None, last: int = 0,
+           style: Style = "pretty") -> Iterator[str]:
+    """Yield formatted messages of ``topic`` until ``max_messages`` or ``idle_timeout``.
+
+    They start at the oldest message with ``from_beginning``, else ``last`` messages before
+    the end of each partition (0: only new ones; transaction markers take offsets too, so a
+    transactional topic may show fewer).
+    """
     consumer = make_consumer(config, group_id=f"driftline-tail-{uuid.uuid4().hex[:8]}",
                              **{"enable.partition.eof": False})
     try:
-        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        consumer.assign([TopicPartition(topic, p, start) for p in _partitions(config, consumer, topic)])
+        partitions = _partitions(config, consumer, topic)
+        starts = {p: OFFSET_BEGINNING if from_beginning else OFFSET_END for p in partitions}
+        if not from_beginning and last > 0:
+            for p in partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                starts[p] = max(low, high - last)
+        consumer.assign([TopicPartition(topic, p, starts[p]) for p in partitions])
         seen = 0
         last = time.monotonic()
         while max_messages is None or seen < max_messages:
@@ -75,7 +116,8 @@ def follow(config: DeploymentConfig, topic: str, from_beginning: bool = False,
                 continue
             last = time.monotonic()
             seen += 1
-            yield format_message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers())
+            yield format_message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers(),
+                                 msg.timestamp()[1], style)
     finally:
         consumer.close()
 

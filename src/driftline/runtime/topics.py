@@ -8,8 +8,6 @@ reconnect loop and a generic "transport failure" after the timeout.
 
 from __future__ import annotations
 
-import logging
-import re
 import time
 
 from confluent_kafka import KafkaError, KafkaException
@@ -23,8 +21,6 @@ __all__ = ["topic_specs", "create_topics", "partition_counts", "check_copartitio
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
-log = logging.getLogger("driftline.kafka")
-
 _AUTH_ERRORS = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
 _TLS_ERRORS = {KafkaError._SSL}
 
@@ -35,32 +31,17 @@ def _redact(text: str, config: DeploymentConfig) -> str:
     return text.replace(password, "***") if password else text
 
 
-class _OnceLog:
-    """librdkafka's log callback target: each distinct line once (a refused or failing
-    connection is retried many times a second)."""
-
-    def __init__(self) -> None:
-        self.seen: set[str] = set()
-
-    def log(self, level: int, fmt: str, *args: object) -> None:
-        line = fmt % args if args else fmt
-        key = re.sub(r"\(after \d+ms", "(after", line)
-        if key not in self.seen:
-            self.seen.add(key)
-            log.log(level, line)
-
-
 def cluster_metadata(config: DeploymentConfig, timeout: float = 10.0) -> ClusterMetadata:
     """The cluster's metadata; a clear :class:`KafkaSetupError` when it cannot be had.
 
     Authentication and TLS failures are reported within about a second (librdkafka reports
     them through ``error_cb`` and would otherwise retry until the timeout); an unreachable
     cluster after ``timeout`` seconds. librdkafka's own log lines of this client go to the
-    ``driftline.kafka`` logger (JSON, secrets redacted) rather than to raw stderr.
+    ``driftline.kafka`` logger (JSON, secrets redacted, rate-limited: runtime/clients.py).
     """
     kafka = config.kafka
     errors: list[KafkaError] = []
-    admin = make_admin(config, error_cb=errors.append, logger=_OnceLog())
+    admin = make_admin(config, error_cb=errors.append)
     deadline = time.monotonic() + timeout
     last: KafkaError | None = None
     while True:

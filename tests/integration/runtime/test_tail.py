@@ -21,7 +21,9 @@ def test_follow_prints_what_was_produced(make_config):
     assert producer.flush(10) == 0
     lines = list(follow(config, config.topics.features, from_beginning=True, max_messages=3, idle_timeout=10))
     assert [line.split(" key=")[1].split(" ")[0] for line in lines] == ["k0", "k1", "k2"]
-    assert '{"id":"k2","features":{"x":2}}' in lines[2]
+    assert lines[2].splitlines()[1:] == ["  {", '    "id": "k2",', '    "features": {', '      "x": 2', "    }", "  }"]
+    raw = list(follow(config, config.topics.features, max_messages=2, idle_timeout=10, last=2, style="json"))
+    assert raw == ['{"id":"k1","features":{"x":1}}', '{"id":"k2","features":{"x":2}}']
 
 
 @pytest.mark.parametrize("reader", [

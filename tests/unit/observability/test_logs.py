@@ -75,3 +75,19 @@ def test_secrets_with_json_escaped_characters_are_redacted(log_to, secret):
     logger.info(f"login with {secret}", extra={"fields": {"password": secret}})
     (entry,) = lines(stream)
     assert not any(secret in value for value in entry.values() if isinstance(value, str))
+
+
+def test_librdkafka_lines_are_rate_limited_json(log_to):
+    from driftline.observability.logs import LibrdkafkaLog
+
+    logger, stream = log_to()
+    now = [0.0]
+    kafka_log = LibrdkafkaLog(logger.name, interval_s=30, clock=lambda: now[0])
+    for i in range(200):  # a refused connection, retried every few ms
+        now[0] = i * 0.25
+        kafka_log.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1",
+                      f"127.0.0.1:1/bootstrap: Connect failed: Connection refused (after {i}ms in state CONNECT)")
+    kafka_log.log(logging.WARNING, "%s [%s] %s", "CONFWARN", "rdkafka#producer-1", "another line")
+    entries = lines(stream)
+    assert [(e["level"], e.get("suppressed")) for e in entries] == [("ERROR", None), ("ERROR", 119), ("WARNING", None)]
+    assert entries[0]["message"].startswith("FAIL [rdkafka#producer-1] 127.0.0.1:1/bootstrap")

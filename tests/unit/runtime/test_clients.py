@@ -36,3 +36,16 @@ def test_at_least_once_outputs_wait_less_for_a_batch_unless_told_otherwise():
     assert producer_config(alos, transactional=False)["linger.ms"] < producer_config(load_config(name="m"), True)["linger.ms"]
     told = load_config(name="m", processor={"guarantee": "at_least_once"}, kafka={"producer": {"linger.ms": "20"}})
     assert producer_config(told, transactional=False)["linger.ms"] == "20"
+
+
+
+def test_every_client_logs_librdkafka_lines_through_driftline(monkeypatch):
+    from driftline.observability.logs import LibrdkafkaLog
+    from driftline.runtime import clients
+
+    seen = []
+    for kind in ("Producer", "Consumer", "AdminClient"):
+        monkeypatch.setattr(clients, kind, seen.append)
+    config = load_config(name="m")
+    clients.make_producer(config), clients.make_consumer(config), clients.make_admin(config)
+    assert len(seen) == 3 and all(isinstance(conf["logger"], LibrdkafkaLog) for conf in seen)
