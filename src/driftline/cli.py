@@ -157,7 +157,7 @@ def produce(ctx: click.Context, dataset, label_delay, limit, rate, target, seed,
     """
     from driftline.datasets import stream
     from driftline.exceptions import SchemaMismatchError
-    from driftline.runtime.replay import replay
+    from driftline.runtime.replay import pacing_block, replay
 
     try:
         rows = list(stream(dataset, limit=limit, target=target, seed=seed, drift_every=drift_every, noise=noise))
@@ -168,7 +168,9 @@ def produce(ctx: click.Context, dataset, label_delay, limit, rate, target, seed,
         raise click.ClickException(f"{dataset}: {exc}; nothing was sent") from exc
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"produced {n} events and {n} labels in {time.monotonic() - started:.1f}s")
+    click.echo(f"produced {n} events and {n} labels in {time.monotonic() - started:.1f}s "
+               f"(paced: each block of {pacing_block(rate)} events' labels was acknowledged before its "
+               "features were sent, so a running processor predicts as if all had been produced first)")
 
 
 @main.command()
