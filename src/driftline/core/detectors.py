@@ -8,7 +8,9 @@ expects:
 - FHDDM is fed ``1 - error`` because it signals when its input *falls*;
 - Page-Hinkley defaults to ``mode="up"``: only a *rising* error is drift (River's default
   ``"both"`` also fires when the model gets better, about 7 times the false alarms);
-- every detector with a seed gets a fixed one, so replays fire at the same examples.
+- every detector with a seed gets a fixed one, so replays fire at the same examples;
+- a detection carries the detector's parameters, state and the test that fired
+  (:mod:`driftline.core.evidence`).
 
 Detectors with a warning zone (DDM, EDDM, HDDM_A, HDDM_W) also report it: ``warning``
 is true while any of them is in its warning zone, which the ``background`` policy uses.
@@ -35,6 +37,7 @@ from river import drift, stats
 from river.drift import binary
 
 from driftline.config import DetectorSpec
+from driftline.core.evidence import EvidentADWIN, EvidentFHDDM, EvidentKSWIN, evidence_of
 from driftline.exceptions import ConfigError
 
 __all__ = ["ErrorWatch", "Detection", "build_detector", "input_of", "default_detectors"]
@@ -56,17 +59,21 @@ _NOTHING: tuple = ()
 class Detection:
     """A detector that fired on the last update, with its evidence.
 
-    ``params`` are the configured parameters; ``settings`` every constructor parameter the
-    detector actually runs with (River defaults and Driftline's own included); ``input`` what
-    it was fed (``error``, ``1-error`` or ``loss``).
+    ``params`` and ``settings`` are every constructor parameter the detector actually runs
+    with (the configured ones over River's defaults and Driftline's own); ``configured`` the
+    ones the deployment set; ``statistic`` and ``evidence`` its state and the test that fired
+    (:mod:`driftline.core.evidence`); ``input`` what it was fed (``error``, ``1-error`` or
+    ``loss``).
     """
 
     detector: str
     params: dict[str, Any]
-    statistic: dict[str, float]
+    statistic: dict[str, float | None]
     threshold: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     input: str = "error"
+    evidence: dict[str, Any] = field(default_factory=dict)
+    configured: dict[str, Any] = field(default_factory=dict)
 
 
 def input_of(name: str, task: str) -> str:
@@ -178,7 +185,9 @@ class FastHDDMA(binary.HDDMA):
             self._log_warning = math.log(2.0 / self.warning_confidence)
 
 
-_FAST = {binary.HDDMA: FastHDDMA}
+# Driftline's versions: FastHDDMA for speed; the others keep the evidence River drops when
+# it fires (core/evidence.py). Each decides exactly like River's class.
+_FAST = {binary.HDDMA: FastHDDMA, drift.ADWIN: EvidentADWIN, drift.KSWIN: EvidentKSWIN, binary.FHDDM: EvidentFHDDM}
 
 
 @functools.cache
@@ -272,10 +281,11 @@ class ErrorWatch:
     def _detection(self, spec: DetectorSpec, detector: Any, name: str, settings: dict[str, Any]) -> Detection:
         key = _THRESHOLD.get(name)
         threshold = getattr(detector, key, None) if key else None
+        statistic, evidence = evidence_of(detector)
         return Detection(
-            spec.name, dict(spec.params), _statistic(detector),
+            spec.name, dict(settings), statistic or _statistic(detector),
             float(threshold) if _number(threshold) else None,
-            dict(settings), input_of(spec.name, self.task),
+            dict(settings), input_of(spec.name, self.task), evidence, dict(spec.params),
         )
 
     def warnings(self) -> list[str]:

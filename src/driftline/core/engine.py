@@ -149,6 +149,10 @@ class Engine:
         out: list[Output] = []
         scores = self.scores
         if pending.prediction is not None:
+            # The detectors see the error first, so that a drift event's metrics_before are the
+            # metrics just before this example was scored (read only when a detector fired).
+            detections = self.watch.update(error_of(self.task, label, pending.prediction))
+            before = scores.values() if detections else None
             scores.update(label, pending.prediction, pending.proba)
             if scores.n % scores.window == 0:
                 self._window_before = scores.values()
@@ -156,10 +160,8 @@ class Engine:
                     out.extend(self._on_performance(record, now_ms))
                 if self.importance is not None:
                     out.extend(self._on_importance(record, now_ms))
-            error = error_of(self.task, label, pending.prediction)
-            detections = self.watch.update(error)
             if detections:
-                out.extend(self._on_drift(detections, record, now_ms))
+                out.extend(self._on_drift(detections, record, now_ms, before))
             elif self.watch.warning and self.adapt.uses_warning and self.adapt.background is None:
                 out.extend(self._on_warning(record, now_ms))
         target = label == self.schema.classes[-1] if self._binary_codec else label
@@ -274,7 +276,9 @@ class Engine:
     # -- drift -------------------------------------------------------------------------
 
     def _drift_event(self, ident: str, kind: str, detector: str, record: InputRecord, now_ms: int,
-                     action: str = "none", **evidence: Any) -> DriftEvent:
+                     action: str = "none", metrics_before: dict[str, float] | None = None,
+                     **evidence: Any) -> DriftEvent:
+        """A drift event; ``metrics_before`` defaults to the last complete metrics window."""
         self.counters.drift_events += 1
         return DriftEvent(
             id=f"{self.config.name}-{ident}",
@@ -285,14 +289,15 @@ class Engine:
             position=self.n_learned,
             event_time=record.timestamp,
             source={"kind": record.kind, "partition": record.partition, "offset": record.offset},
-            metrics_before=dict(self._window_before),
+            metrics_before=dict(self._window_before if metrics_before is None else metrics_before),
             metrics_after=self.scores.values(),
             action=action,
             detected_at=now_ms,
             **{"params": {}, "statistic": {}, **evidence},
         )
 
-    def _on_drift(self, detections, record: InputRecord, now_ms: int) -> list[Output]:
+    def _on_drift(self, detections, record: InputRecord, now_ms: int, before: dict[str, float]) -> list[Output]:
+        """Concept drift: publish each detection with its evidence, then adapt."""
         events: list[Output] = []
         if self.minibatch is not None and self.adapt.policy in ("reset", "background"):
             # Before a new model replaces it, the model in service learns the buffer, as one at a
@@ -301,9 +306,9 @@ class Engine:
         model, action = self.adapt.on_drift(self.model)
         events += [
             self._drift_event(
-                f"drift-{self.n_learned}-{det.detector}", "concept", det.detector, record, now_ms, action,
+                f"drift-{self.n_learned}-{det.detector}", "concept", det.detector, record, now_ms, action, before,
                 params=det.params, statistic=det.statistic, threshold=det.threshold,
-                settings=det.settings, input=det.input,
+                settings=det.settings, input=det.input, evidence={**det.evidence, "configured": det.configured},
             )
             for det in detections
         ]

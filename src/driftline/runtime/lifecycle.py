@@ -110,17 +110,18 @@ class LifecycleRuntime:
 
     def emit(self, output: ShadowPrediction | LifecycleEvent, now_ms: int) -> None:
         """Publish inside the processor's current transaction."""
-        p = self.processor
+        from driftline.runtime.processor import _ce_headers  # the processor imports this module
+
+        p, model = self.processor, self.config.name
         if type(output) is ShadowPrediction:
             pred = output.prediction
-            headers = [("ce_id", f"{pred.id}/{pred.variant}".encode()), ("dl_variant", pred.variant.encode()),
-                       ("dl_model_version", str(pred.model_version).encode())]
+            headers = _ce_headers("shadow", f"{pred.id}/{pred.variant}", model, pred.model_version, pred.predicted_at)
+            headers.insert(-1, ("dl_variant", pred.variant.encode()))  # dl_model_version stays last
             p._produce(self.config.topics.shadow, pred.id.encode(), orjson.dumps(pred.body()), headers)
             return
         body = output.body()
         p._produce(self.config.topics.lifecycle, output.id.encode(), orjson.dumps(body, default=str),
-                   [("ce_id", output.id.encode()), ("ce_type", b"io.driftline.lifecycle"),
-                    ("dl_model_version", str(output.model_version).encode())])
+                   _ce_headers("lifecycle", output.id, model, output.model_version, output.at))
         self.registry.record_event(body)
         log.info("lifecycle event", extra={"fields": {k: body[k] for k in ("id", "action", "actor")}})
 

@@ -616,7 +616,8 @@ class Processor:
         model = self.config.name
         if type(output) is Prediction:  # the hot path: one per feature event
             key = output.id.encode()
-            headers = [*self._batch_headers, ("ce_id", key), ("dl_model_version", _version_bytes(output.model_version))]
+            ce_id = f"{model}/{output.id}".encode()  # docs/events.md: <model>/<event id>
+            headers = [*self._batch_headers, ("ce_id", ce_id), ("dl_model_version", _version_bytes(output.model_version))]
             self._produce(self.topics.predictions, key, orjson.dumps(output.body()), headers)
             self._n_predictions += 1
             return

@@ -46,7 +46,7 @@ def test_every_event_has_one_prediction_with_headers(make_config, reader, signin
     headers = dict(first.headers())
     body = orjson.loads(first.value())
     assert headers["ce_type"] == b"io.driftline.prediction"
-    assert headers["ce_id"].decode().endswith(body["id"])
+    assert headers["ce_id"].decode() == f"{config.name}/{body['id']}"  # docs/events.md: <model>/<event id>
     assert int(headers["dl_model_version"]) == body["model_version"] >= 1
     assert max(body["proba"], key=body["proba"].get) == json_key(body["prediction"])
     assert sum(body["proba"].values()) == pytest.approx(1.0)

@@ -53,7 +53,8 @@ def test_detectors_without_warning_zone_never_warn(name):
 def test_detection_carries_threshold_settings_and_input():
     watch = ErrorWatch([DetectorSpec(name="PageHinkley", params={"threshold": 20})], "classification")
     (d,) = [d for e in errors(0.05, 0.6) for d in watch.update(e)][:1]
-    assert d.params == {"threshold": 20} and d.threshold == 20.0
+    assert d.params == d.settings and d.params["threshold"] == 20 and d.threshold == 20.0
+    assert d.configured == {"threshold": 20}
     assert d.settings["mode"] == "up" and d.settings["threshold"] == 20 and d.input == "error"
     assert d.statistic["sum_increase"] - d.statistic["min_increase"] > 20  # PH fires above its threshold
     fh = ErrorWatch([DetectorSpec(name="binary.FHDDM")], "classification")

@@ -54,8 +54,10 @@ def test_detection_carries_its_evidence(name):
     detections = [d for e in errors(0.05, 0.6) for d in watch.update(e)]
     assert detections and all(isinstance(d, Detection) for d in detections)
     assert {d.detector for d in detections} == {name}
-    assert all(d.params == params for d in detections)
-    assert all(isinstance(v, float) for d in detections for v in d.statistic.values())
+    assert all(d.configured == params and d.params == d.settings and params.items() <= d.params.items()
+               for d in detections)
+    assert all(isinstance(v, float) or v is None for d in detections for v in d.statistic.values())
+    assert all(d.statistic and d.evidence["test"] for d in detections)
 
 
 @pytest.mark.parametrize("name", BINARY)

@@ -1,0 +1,158 @@
+"""The event contract end to end: every output kind a small deployment writes on the real
+broker, read with read_committed, matches docs/schemas/ (bodies) and the header tables of
+docs/events.md (parsed from the doc, so the doc and the code cannot drift apart unseen)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import jsonschema
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from driftline.datasets import stream
+from driftline.runtime.clients import make_producer
+from driftline.runtime.processor import Processor
+from driftline.runtime.replay import encode_features, replay
+
+pytestmark = pytest.mark.integration
+
+DOCS = Path(__file__).resolve().parents[3] / "docs"
+SCHEMA_OF = {"predictions": "prediction", "shadow": "prediction", "drift": "drift", "versions": "version",
+             "lifecycle": "lifecycle"}
+RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def _table(text: str) -> list[list[str]]:
+    """The rows (header row first, separator dropped) of the first Markdown table in ``text``."""
+    lines = []
+    for line in text.lstrip("\n").splitlines():
+        if not line.startswith("|"):
+            if lines:
+                break
+            continue
+        lines.append(line)
+    return [_cells(line) for line in lines if not set(line) <= set("|-: ")]
+
+
+def _doc() -> str:
+    return (DOCS / "events.md").read_text()
+
+
+def documented_output_headers() -> dict[str, dict[str, str | None]]:
+    """topic kind -> header -> value template (None: no such header), from docs/events.md."""
+    head, *rows = _table(_doc().split("<!-- table: output headers -->", 1)[1])
+    kinds = [c.strip("`.") for c in head[1:]]
+    table: dict[str, dict[str, str | None]] = {kind: {} for kind in kinds}
+    for row in rows:
+        header = row[0].strip("`")
+        for kind, cell in zip(kinds, row[1:]):
+            if cell != "-":
+                table[kind][header] = cell[1:-1] if cell.startswith("`") else cell
+    return table
+
+
+def documented_dlq_headers() -> set[str]:
+    section = _doc().split("\n## dlq", 1)[1]
+    _, *rows = _table("| Header | Value |" + section.split("| Header | Value |", 1)[1])
+    return {row[0].strip("`") for row in rows}
+
+
+def documented_reasons() -> set[str]:
+    section = _doc().split("\n## dlq", 1)[1]
+    return set(re.findall(r"^\| `([a-z_]+)` \| (?:both|features|labels) \|", section, re.M))
+
+
+def ce_time(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def expected_value(template: str, body: dict, model: str) -> str | None:
+    """Fill a template of the header table from the body; None: a time the body does not hold."""
+    if not template.startswith(("`", "<")) and " " in template:
+        return None  # prose, e.g. "the time of announcement"
+    value = template.replace("<model>", model)
+    for member in re.findall(r"<([a-z_]+)>", value):
+        value = value.replace(f"<{member}>", str(body[member]))
+    return value
+
+
+def check_headers(kind: str, headers: dict[str, bytes], body: dict, model: str, table) -> None:
+    documented = table[kind]
+    assert set(headers) == set(documented), f"{kind}: {sorted(headers)} != {sorted(documented)}"
+    for name, template in documented.items():
+        actual = headers[name].decode()
+        if name == "ce_time":
+            assert RFC3339_MS.match(actual), actual
+            member = re.fullmatch(r"<([a-z_]+)>", template)
+            if member:
+                assert actual == ce_time(body[member.group(1)]), (kind, name, actual)
+            continue
+        expected = expected_value(template, body, model)
+        assert expected is None or actual == expected, (kind, name, actual, expected)
+
+
+def test_the_doc_header_table_covers_every_output_topic():
+    table = documented_output_headers()
+    assert set(table) == set(SCHEMA_OF)
+    assert table["predictions"]["ce_id"] == "<model>/<id>"
+    assert all({"ce_specversion", "ce_id", "ce_type", "ce_source"} <= set(h) for h in table.values())  # CloudEvents
+    assert documented_dlq_headers() == {"dl_reason", "dl_detail", "dl_topic", "dl_partition", "dl_offset",
+                                        "dl_timestamp"}
+
+
+def test_every_output_kind_matches_the_documented_contract(make_config, reader, signing_key):
+    """A champion, a challenger (shadow predictions, then a promotion on .lifecycle), concept
+    drift, versions and dead letters: every committed record is checked against the doc."""
+    policy = {"enabled": True, "window": 500, "margin": 0.02, "alpha": 0.01, "patience": 2}
+    config = make_config(
+        checkpoint={"every_examples": 2000},
+        lifecycle={"challengers": [{"name": "hat", "model": {"preset": "hoeffding_adaptive_tree"}}],
+                   "promotion": policy},
+        drift={"detectors": [{"name": "binary.HDDMA"}, {"name": "ADWIN"}]},
+    )
+    rows = [(encode_features(x), y) for x, y in stream("synth:agrawal", limit=6000, seed=7, drift_every=2000)]
+    replay(config, rows, label_delay=50, n_rows=len(rows))
+    producer = make_producer(config)
+    now = int(time.time() * 1000)
+    producer.produce(config.topics.features, key=b"bad1", value=b'{"id": "bad1", "features": {', timestamp=now)
+    producer.produce(config.topics.labels, key=b"bad2", value=b"[1, 2]", timestamp=now)
+    producer.flush(10)
+
+    Processor(config, signing_key, registry=CollectorRegistry()).run(exit_when_idle_s=3)
+
+    table, model = documented_output_headers(), config.name
+    seen = {}
+    for kind, schema_name in SCHEMA_OF.items():
+        schema = json.loads((DOCS / "schemas" / f"{schema_name}.schema.json").read_text())
+        validator = jsonschema.Draft202012Validator(schema)
+        messages = reader(config, getattr(config.topics, kind))
+        seen[kind] = len(messages)
+        for message in messages:
+            body = orjson.loads(message.value())
+            validator.validate(body)
+            check_headers(kind, dict(message.headers()), body, model, table)
+            key = message.key().decode()
+            assert key == (str(body["version"]) if kind == "versions" else body["id"])
+    assert all(seen.values()), seen  # every output kind was written and checked
+    assert seen["predictions"] == len(rows)
+
+    dead = reader(config, config.topics.dlq)
+    assert {m.key() for m in dead} == {b"bad1", b"bad2"}
+    reasons = documented_reasons()
+    for message in dead:
+        headers = {k: v.decode() for k, v in message.headers()}
+        assert set(headers) == documented_dlq_headers()
+        assert headers["dl_reason"] in reasons and headers["dl_reason"] in ("malformed_json", "malformed_event")
+        assert headers["dl_topic"] in (config.topics.features, config.topics.labels)
+        assert int(headers["dl_partition"]) == 0 and int(headers["dl_offset"]) >= 0
+        assert int(headers["dl_timestamp"]) == now
+        assert message.value() in (b'{"id": "bad1", "features": {', b"[1, 2]")  # the original bytes
