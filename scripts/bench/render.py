@@ -111,6 +111,28 @@ def tables(res: dict) -> str:
             "as the broker has it (`processor.guarantee`, docs/events.md). produce→ack: the load generator's "
             "own feature events from `produce()` to the broker's acknowledgement (every 50th), in the same "
             "run: the part of the latency spent before Driftline can read the event at all.")
+    rule = res.get("label_rule", [])
+    if rule:
+        rows = []
+        for e in rule:
+            wait = e.get("label_wait_ms") or {}
+            merge = e.get("merge") or {}
+            rows.append([f"{e['fraction']:.0%} of {_n(e.get('max_eps'))}", "on" if e.get("label_rule") else "off",
+                         _n(e.get("actual_rate")), _n(e.get("p50"), "{:.1f}"), _n(e.get("p99"), "{:.1f}"),
+                         _n(wait.get("p50"), "{:.2f}"), _n(wait.get("p99"), "{:.2f}"),
+                         _n(merge.get("late_labels")) if e.get("label_rule") else "–", f"{e.get('seen', 0)}/{e.get('measured', 0)}"
+                         + (f" {e['error']}" if "error" in e else "")])
+        parts.append("### The live label rule: what it costs predictions, how long it holds labels "
+                     "(logistic regression, exactly-once, 3 partitions, labels 100 events late, ms)\n\n" + table(
+            ["offered load (ev/s)", "label rule", "achieved ev/s", "prediction p50", "prediction p99",
+             "label wait p50", "label wait p99", "late labels", "seen/measured"], rows)
+            + "\n\nlabel rule on: a label is learned only once every features partition has passed its time "
+            "(docs/events.md, Ordering); off: the merge before it, in which future labels could leak into "
+            "predictions (a bench-only switch). label wait: `driftline_label_wait_seconds`, from a label's fetch "
+            "to its learning, quantiles from the histogram's buckets. late labels: labels learned after a "
+            "feature with an equal or later time was predicted (`driftline_merge_late_labels_total`; not counted "
+            "with the rule off). The load generator sends each label just before a feature without waiting for "
+            "its acknowledgement, so a label can be fetched after features stamped later: those are the late ones.")
     snap = res.get("snapshots", [])
     if snap:
         rows = [[e["case"], _n(e.get("actual_rate")), _n(e.get("p50"), "{:.1f}"), _n(e.get("p95"), "{:.1f}"),
