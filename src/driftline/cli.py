@@ -90,7 +90,8 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
     """Run the processor: predict, join, learn, detect drift, cut versions."""
     from prometheus_client import start_http_server
 
-    from driftline.runtime.processor import Processor
+    from driftline.exceptions import FencedError
+    from driftline.runtime.processor import EXIT_FENCED, Processor
 
     config = _config(ctx)
     try:
@@ -111,6 +112,10 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
                 log.info("admin API", extra={"fields": {"port": admin.start()}})
         processor.install_signal_handlers()
         engine = processor.run(exit_when_idle_s=exit_when_idle, max_seconds=max_seconds)
+    except FencedError as exc:
+        fenced = click.ClickException(str(exc))
+        fenced.exit_code = EXIT_FENCED
+        raise fenced from None
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
     dead = processor.dead_letters

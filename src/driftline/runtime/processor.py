@@ -44,7 +44,7 @@ from driftline.core.events import InputRecord
 from driftline.core.order_log import OrderFollower, OrderRecorder
 from driftline.core.ordering import EventTimeMerger, Source
 from driftline.core.outputs import DeadLetter, DriftEvent, LifecycleEvent, Output, Prediction, ShadowPrediction
-from driftline.exceptions import SnapshotError
+from driftline.exceptions import FencedError, SnapshotError
 from driftline.observability.metrics import ProcessorMetrics
 from driftline.runtime.clients import make_consumer, make_producer
 from driftline.runtime.lifecycle import LifecycleRuntime, lifecycle_meta
@@ -119,6 +119,19 @@ def _retrying(call: Callable[[], Any], deadline_s: float = 60.0) -> Any:
 # DRIFTLINE_TXN_HANG_TIMEOUT_S overrides the limit.
 HANG_TIMEOUT_S = 120.0
 EXIT_HUNG = 75
+# Another instance of the deployment initialised the same transactional.id: this one was
+# fenced (it can publish nothing more) and stops with EXIT_FENCED; a supervisor should not
+# restart it while the other instance runs (docs/reliability.md, "Fencing").
+EXIT_FENCED = 3
+
+def _fenced(exc: KafkaException) -> bool:
+    """Whether a Kafka error says a newer producer with our transactional.id fenced us."""
+    err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    if err is None:
+        return False
+    return err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH) or (
+        err.code() == KafkaError._FATAL and "fenced" in err.str().lower())
+
 
 _COORDINATOR_ERRORS = {
     KafkaError.NOT_COORDINATOR,
@@ -219,7 +232,20 @@ class Processor:
         return self.engine
 
     def run(self, exit_when_idle_s: float | None = None, max_seconds: float | None = None) -> Engine:
-        """Process until :meth:`stop`, or until idle/timeout limits (for demos and tests)."""
+        """Process until :meth:`stop`, or until idle/timeout limits (for demos and tests).
+
+        Raises :class:`FencedError` when another instance took the transactional.id over."""
+        try:
+            return self._run(exit_when_idle_s, max_seconds)
+        except KafkaException as exc:
+            if not _fenced(exc):
+                raise
+            message = (f"another instance of deployment {self.config.name} took over (same transactional.id "
+                       f"{self.config.transactional_id}): this one stops")
+            log.error(message, extra={"fields": {"model": self.config.name, "exit_code": EXIT_FENCED}})
+            raise FencedError(message) from None
+
+    def _run(self, exit_when_idle_s: float | None, max_seconds: float | None) -> Engine:
         engine = self.restore()
         n_partitions = check_copartitioned(self.config)
         sources: list[Source] = [(k, p) for k in ("labels", "features") for p in range(n_partitions)]

@@ -195,3 +195,46 @@ def test_the_readme_commands_work_as_printed(make_config, tmp_path):
         outputs[args.split()[0] + " " + args.split()[1]] = result.stdout
     assert "key=e299" in outputs["tail predictions"]
     assert re.search(r"key e12 at \d+ .* was served by version \d+", outputs["models history"])
+
+
+def start_run(*args: str) -> tuple[subprocess.Popen, list[str]]:
+    """``driftline run`` in the background; returns it and its stderr lines (read by a thread)
+    once it logged "processing"."""
+    import threading
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    env["DRIFTLINE_SNAPSHOT_KEY"] = "cli-test-key"
+    proc = subprocess.Popen([DRIFTLINE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=ROOT)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+    deadline = time.monotonic() + 60
+    while not any('"processing"' in line for line in lines):
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.1)
+    return proc, lines
+
+
+def test_a_fenced_processor_says_another_instance_took_over_and_exits_3(make_config, tmp_path):
+    from driftline.runtime.processor import EXIT_FENCED
+
+    config = make_config()
+    toml = write_config(tmp_path / "elec.toml", config)
+    proc, lines = start_run("-c", str(toml), "run", "--metrics-port", "0", "--max-seconds", "90")
+    try:
+        usurper = Producer({"bootstrap.servers": config.kafka.bootstrap_servers,
+                            "transactional.id": config.transactional_id})
+        usurper.init_transactions(30)  # what a second instance of the deployment does first
+        produced = cli("-c", str(toml), "produce", str(ELEC), "--limit", "50")  # the next transaction fails
+        assert produced.returncode == 0, produced.stderr
+        proc.wait(60)
+    finally:
+        proc.kill()
+    stderr = "".join(lines)  # before: a KafkaError{FATAL,code=_FENCED} traceback, exit 1
+    assert proc.returncode == EXIT_FENCED == 3, stderr
+    assert "Traceback" not in stderr, stderr
+    plain = [line for line in lines if not line.startswith("{")]
+    assert plain == [f"Error: another instance of deployment {config.name} took over (same transactional.id "
+                     f"{config.transactional_id}): this one stops\n"], stderr
+    logged = [orjson.loads(line) for line in lines if line.startswith("{") and "took over" in line]
+    assert [entry["level"] for entry in logged] == ["ERROR"], stderr
