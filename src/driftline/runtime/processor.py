@@ -48,6 +48,7 @@ from driftline.exceptions import FencedError, SnapshotError
 from driftline.observability.metrics import ProcessorMetrics
 from driftline.runtime.clients import make_consumer, make_producer
 from driftline.runtime.lifecycle import LifecycleRuntime, lifecycle_meta
+from driftline.runtime.liveness import LivenessMember
 from driftline.runtime.order_log import read_order_log
 from driftline.runtime.snapshots import BackgroundSaver, SaveResult
 from driftline.runtime.topics import check_copartitioned
@@ -202,6 +203,8 @@ class Processor:
         self._dl_streak = 0
         self._dl_progress = -1
         self.lifecycle = LifecycleRuntime(self)  # registry, commands, shadow and lifecycle topics
+        self.admin_url: str | None = None  # advertised to `models` commands (runtime/liveness.py)
+        self._live: LivenessMember | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -235,6 +238,7 @@ class Processor:
         """Process until :meth:`stop`, or until idle/timeout limits (for demos and tests).
 
         Raises :class:`FencedError` when another instance took the transactional.id over."""
+        self._live = LivenessMember(self.config, self.admin_url)  # "running", for `models` commands
         try:
             return self._run(exit_when_idle_s, max_seconds)
         except KafkaException as exc:
@@ -244,6 +248,8 @@ class Processor:
                        f"{self.config.transactional_id}): this one stops")
             log.error(message, extra={"fields": {"model": self.config.name, "exit_code": EXIT_FENCED}})
             raise FencedError(message) from None
+        finally:
+            self._live.close()
 
     def _run(self, exit_when_idle_s: float | None, max_seconds: float | None) -> Engine:
         engine = self.restore()
@@ -315,7 +321,7 @@ class Processor:
         cfg = self.config.processor
         started = time.monotonic()
         last_progress = started
-        last_lag = 0.0
+        last_lag = last_live = 0.0
         busy = False
         while not self.stopping.is_set():
             # Never block while there is work. When idle, wait for the *first* message only:
@@ -372,6 +378,9 @@ class Processor:
                 if self._in_txn:
                     self._commit()
                 self.lifecycle.run_commands()
+            if now - last_live >= 1 and self._live is not None:
+                self._live.poll()
+                last_live = now
             if now - last_lag > 5:
                 self._update_lag(consumer)
                 last_lag = now

@@ -29,9 +29,11 @@ ELEC = ROOT.parent / "shared" / "data" / "elec.csv"
 ELEC_FEATURES = '{ period = "num", nswprice = "num", nswdemand = "num", vicprice = "num", vicdemand = "num", transfer = "num" }'
 
 
-def cli(*args: str, timeout: float = 120, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = 120, cwd: Path = ROOT, env_extra: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
     env["DRIFTLINE_SNAPSHOT_KEY"] = "cli-test-key"
+    env.update(env_extra or {})
     return subprocess.run([DRIFTLINE, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
 
 
@@ -197,13 +199,14 @@ def test_the_readme_commands_work_as_printed(make_config, tmp_path):
     assert re.search(r"key e12 at \d+ .* was served by version \d+", outputs["models history"])
 
 
-def start_run(*args: str) -> tuple[subprocess.Popen, list[str]]:
+def start_run(*args: str, env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, list[str]]:
     """``driftline run`` in the background; returns it and its stderr lines (read by a thread)
     once it logged "processing"."""
     import threading
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
     env["DRIFTLINE_SNAPSHOT_KEY"] = "cli-test-key"
+    env.update(env_extra or {})
     proc = subprocess.Popen([DRIFTLINE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=ROOT)
     lines: list[str] = []
@@ -238,3 +241,43 @@ def test_a_fenced_processor_says_another_instance_took_over_and_exits_3(make_con
                      f"{config.transactional_id}): this one stops\n"], stderr
     logged = [orjson.loads(line) for line in lines if line.startswith("{") and "took over" in line]
     assert [entry["level"] for entry in logged] == ["ERROR"], stderr
+
+
+TOKEN = {"DRIFTLINE_ADMIN_TOKEN": "cli-test-token"}
+
+
+def test_embedded_promote_refuses_while_the_deployment_runs_and_names_the_admin_url(make_config, tmp_path):
+    from driftline.runtime.liveness import live_instances
+
+    config = make_config()
+    toml = write_config(tmp_path / "elec.toml", config)
+    assert cli("-c", str(toml), "produce", str(ELEC), "--limit", "200").returncode == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc, lines = start_run("-c", str(toml), "run", "--metrics-port", "0", "--admin-port", str(port),
+                            "--max-seconds", "120", env_extra=TOKEN)
+    try:
+        deadline = time.monotonic() + 30
+        while not live_instances(config):  # the broker has the processor's .live membership
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.2)
+        # before: an embedded processor started, fenced the running one and exited 0
+        refused = cli("-c", str(toml), "models", "promote", "--version", "1", "--reason", "test")
+        assert_fails_with(refused, f"the deployment is running: use --admin-url http://127.0.0.1:{port} "
+                                   f"(1 instance of {config.name}: pid={proc.pid} ")
+        rolled = cli("-c", str(toml), "models", "rollback", "--to", "1")
+        assert_fails_with(rolled, "the deployment is running: use --admin-url")
+        time.sleep(2)
+        assert proc.poll() is None, "".join(lines)  # not fenced
+        via_api = cli("-c", str(toml), "models", "promote", "--version", "1", "--admin-url", f"http://127.0.0.1:{port}",
+                      env_extra=TOKEN)
+        assert via_api.returncode == 0, via_api.stderr
+        proc.terminate()
+        assert proc.wait(60) == 0, "".join(lines)
+    finally:
+        proc.kill()
+    assert not any("took over" in line for line in lines), "".join(lines)
+    stopped = cli("-c", str(toml), "models", "promote", "--version", "1", "--idle", "1")  # stopped: embedded again
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"promote: {config.name} -> version" in stopped.stdout
