@@ -281,3 +281,33 @@ def test_embedded_promote_refuses_while_the_deployment_runs_and_names_the_admin_
     stopped = cli("-c", str(toml), "models", "promote", "--version", "1", "--idle", "1")  # stopped: embedded again
     assert stopped.returncode == 0, stopped.stderr
     assert f"promote: {config.name} -> version" in stopped.stdout
+
+
+def test_champion_names_the_version_that_serves_and_history_intervals_are_ordered(make_config, tmp_path):
+    config = make_config()
+    toml = write_config(tmp_path / "elec.toml", config)
+    toml.write_text(toml.read_text().replace("[checkpoint]\n", "[checkpoint]\nevery_examples = 100\n"))
+    assert cli("-c", str(toml), "produce", str(ELEC), "--limit", "450").returncode == 0
+    run = cli("-c", str(toml), "run", "--exit-when-idle", "2", "--metrics-port", "0")
+    assert run.returncode == 0, run.stderr
+    latest = orjson.loads(run.stdout)["version"]
+    assert latest >= 3
+
+    def shown(version: str) -> dict[str, str]:
+        result = cli("-c", str(toml), "models", "show", version)
+        assert result.returncode == 0, result.stderr
+        return dict(line.split(None, 1) for line in result.stdout.splitlines() if len(line.split(None, 1)) == 2)
+
+    champion = shown("champion")  # before: version 1, examples_seen 0, while the latest version served
+    assert (int(champion["version"]), int(champion["examples_seen"])) == (latest, 450), champion
+    rolled = cli("-c", str(toml), "models", "rollback", "--to", "1", "--idle", "1")
+    assert rolled.returncode == 0, rolled.stderr
+    after = shown("champion")  # the rollback's version (and the embedded run's shutdown cut of it) serves now
+    assert int(after["version"]) > latest and int(after["examples_seen"]) == 0, after
+    history = cli("-c", str(toml), "models", "history")
+    assert history.returncode == 0, history.stderr
+    rows = [line.split() for line in history.stdout.split("\n\n")[0].splitlines() if line.split()[0].isdigit()]
+    intervals = [(int(r[2]), None if not r[3].isdigit() else int(r[3])) for r in rows]
+    assert len(intervals) == int(after["version"]) and intervals[-1][1] is None
+    # before: the version before the rollback served "after T1 until T2" with T2 < T1
+    assert all(end >= start for start, end in intervals[:-1]), history.stdout
