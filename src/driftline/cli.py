@@ -6,6 +6,7 @@ import contextlib
 import errno
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -90,7 +91,8 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
     """Run the processor: predict, join, learn, detect drift, cut versions."""
     from prometheus_client import start_http_server
 
-    from driftline.runtime.processor import Processor
+    from driftline.exceptions import FencedError
+    from driftline.runtime.processor import EXIT_FENCED, Processor
 
     config = _config(ctx)
     try:
@@ -108,9 +110,16 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
                                 processor.store, os.environ.get(config.lifecycle.token_env) or None,
                                 host=config.lifecycle.admin_host, port=admin_port)
             with _port("admin API", admin_port, "--admin-port", "[lifecycle] admin_port", not admin_port_set):
-                log.info("admin API", extra={"fields": {"port": admin.start()}})
+                served = admin.start()
+                log.info("admin API", extra={"fields": {"port": served}})
+            host = config.lifecycle.admin_host
+            processor.admin_url = f"http://{socket.gethostname() if host in ('', '0.0.0.0', '::') else host}:{served}"
         processor.install_signal_handlers()
         engine = processor.run(exit_when_idle_s=exit_when_idle, max_seconds=max_seconds)
+    except FencedError as exc:
+        fenced = click.ClickException(str(exc))
+        fenced.exit_code = EXIT_FENCED
+        raise fenced from None
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
     dead = processor.dead_letters
@@ -238,6 +247,8 @@ def models() -> None:
     DRIFTLINE_ADMIN_URL) is set, with the token from DRIFTLINE_ADMIN_TOKEN; otherwise the
     deployment must be stopped and the command runs in an embedded processor, which
     applies it between two batches, cuts a version and exits when the input is idle.
+    While a processor of the deployment runs (its membership of the consumer group
+    <group>.live, as the broker sees it), the embedded mode refuses and names its --admin-url.
     """
 
 
@@ -289,8 +300,18 @@ def _state_change(ctx: click.Context, config: DeploymentConfig, action: str, par
             raise click.ClickException(f"{exc.code}: {exc.read().decode(errors='replace')}") from None
         except urllib.error.URLError as exc:
             raise click.ClickException(f"admin API unreachable at {admin_url}: {exc.reason}") from None
+    from driftline.runtime.liveness import live_instances
     from driftline.runtime.processor import Processor
 
+    # An embedded processor would fence the running one (the same transactional.id).
+    if running := live_instances(config):
+        urls = sorted({r["admin_url"] for r in running if r["admin_url"]})
+        raise click.ClickException(
+            f"the deployment is running: use --admin-url {urls[0] if urls else '<url>'} "
+            f"({len(running)} instance{'s' if len(running) > 1 else ''} of {config.name}: "
+            f"{'; '.join(r['instance'].split(' ', 1)[-1] for r in running)}"
+            + ("" if urls else "; it serves no admin API: restart it with --admin-port") + ")"
+        )
     processor = Processor(config, config.checkpoint.signing_key())
     command = processor.lifecycle.queue.submit(Command(action, params, actor=actor, reason=reason))
     processor.run(exit_when_idle_s=idle)

@@ -19,6 +19,7 @@ __all__ = [
     "SchemaMismatchError",
     "RegistryError",
     "LifecycleError",
+    "FencedError",
 ]
 
 
@@ -89,3 +90,8 @@ class LifecycleError(DriftlineError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class FencedError(DriftlineError):
+    """Another instance of the deployment initialised the same transactional.id: this one
+    can publish nothing more and stops (exit code ``EXIT_FENCED``)."""

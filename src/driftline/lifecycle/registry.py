@@ -247,12 +247,21 @@ class Registry:
 
     def serving(self, name: str) -> list[dict[str, Any]]:
         """Serving intervals: version v served the events of stream time in ``(from, to]``,
-        from its cut to the next one (``None`` = open)."""
+        from its cut to the next one (``None`` = open).
+
+        A version serves from the stream time at which it was cut, which never goes back: a
+        rollback's version carries the restored engine's older stream time, but it starts
+        serving where the stream is, so ``from`` is the running maximum."""
         rows = self.versions(name)
+        starts: list[int | None] = []
+        for v in rows:
+            before = next((s for s in reversed(starts) if s is not None), None)
+            now = v["stream_time"]
+            starts.append(before if now is None or (before is not None and now < before) else now)
         out = []
         for i, v in enumerate(rows):
-            nxt = rows[i + 1]["stream_time"] if i + 1 < len(rows) else None
-            out.append({"version": v["version"], "from": v["stream_time"], "to": nxt,
+            nxt = starts[i + 1] if i + 1 < len(rows) else None
+            out.append({"version": v["version"], "from": starts[i], "to": nxt,
                         "variants": v["variants"] or [], "trigger": v["trigger"], "status": v["status"]})
         return out
 

@@ -135,7 +135,8 @@ class LifecycleRuntime:
     # -- versions ------------------------------------------------------------------------
 
     def on_version(self, stored: dict[str, Any]) -> None:
-        """Index a version just cut; move ``champion`` on promotions; apply retention."""
+        """Index a version just cut; move ``champion`` to it (the newest version is what
+        serves); tag promotions; apply retention."""
         store, name = self.processor.store, self.config.name
         try:
             self.registry.sync(store)
@@ -144,7 +145,7 @@ class LifecycleRuntime:
             changed = bool(previous) and previous[-1]["champion"] != stored.get("champion")
             if changed:  # promoted (by the policy or a command), swapped or rolled back
                 self.registry.set_tag(name, version, "promoted", orjson.dumps(stored.get("champion")).decode())
-            if changed or stored["trigger"] in ("promote", "rollback") or "champion" not in self.registry.aliases(name):
+            if self.registry.aliases(name).get("champion", 0) <= version:  # saves land in order
                 self.registry.set_alias(name, "champion", version)
             keep = self.config.lifecycle.keep_last
             if keep:

@@ -44,10 +44,11 @@ from driftline.core.events import InputRecord
 from driftline.core.order_log import OrderFollower, OrderRecorder
 from driftline.core.ordering import EventTimeMerger, Source
 from driftline.core.outputs import DeadLetter, DriftEvent, LifecycleEvent, Output, Prediction, ShadowPrediction
-from driftline.exceptions import SnapshotError
+from driftline.exceptions import FencedError, SnapshotError
 from driftline.observability.metrics import ProcessorMetrics
 from driftline.runtime.clients import make_consumer, make_producer
 from driftline.runtime.lifecycle import LifecycleRuntime, lifecycle_meta
+from driftline.runtime.liveness import LivenessMember
 from driftline.runtime.order_log import read_order_log
 from driftline.runtime.snapshots import BackgroundSaver, SaveResult
 from driftline.runtime.topics import check_copartitioned
@@ -119,6 +120,19 @@ def _retrying(call: Callable[[], Any], deadline_s: float = 60.0) -> Any:
 # DRIFTLINE_TXN_HANG_TIMEOUT_S overrides the limit.
 HANG_TIMEOUT_S = 120.0
 EXIT_HUNG = 75
+# Another instance of the deployment initialised the same transactional.id: this one was
+# fenced (it can publish nothing more) and stops with EXIT_FENCED; a supervisor should not
+# restart it while the other instance runs (docs/reliability.md, "Fencing").
+EXIT_FENCED = 3
+
+def _fenced(exc: KafkaException) -> bool:
+    """Whether a Kafka error says a newer producer with our transactional.id fenced us."""
+    err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    if err is None:
+        return False
+    return err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH) or (
+        err.code() == KafkaError._FATAL and "fenced" in err.str().lower())
+
 
 _COORDINATOR_ERRORS = {
     KafkaError.NOT_COORDINATOR,
@@ -189,6 +203,8 @@ class Processor:
         self._dl_streak = 0
         self._dl_progress = -1
         self.lifecycle = LifecycleRuntime(self)  # registry, commands, shadow and lifecycle topics
+        self.admin_url: str | None = None  # advertised to `models` commands (runtime/liveness.py)
+        self._live: LivenessMember | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -219,7 +235,23 @@ class Processor:
         return self.engine
 
     def run(self, exit_when_idle_s: float | None = None, max_seconds: float | None = None) -> Engine:
-        """Process until :meth:`stop`, or until idle/timeout limits (for demos and tests)."""
+        """Process until :meth:`stop`, or until idle/timeout limits (for demos and tests).
+
+        Raises :class:`FencedError` when another instance took the transactional.id over."""
+        self._live = LivenessMember(self.config, self.admin_url)  # "running", for `models` commands
+        try:
+            return self._run(exit_when_idle_s, max_seconds)
+        except KafkaException as exc:
+            if not _fenced(exc):
+                raise
+            message = (f"another instance of deployment {self.config.name} took over (same transactional.id "
+                       f"{self.config.transactional_id}): this one stops")
+            log.error(message, extra={"fields": {"model": self.config.name, "exit_code": EXIT_FENCED}})
+            raise FencedError(message) from None
+        finally:
+            self._live.close()
+
+    def _run(self, exit_when_idle_s: float | None, max_seconds: float | None) -> Engine:
         engine = self.restore()
         n_partitions = check_copartitioned(self.config)
         sources: list[Source] = [(k, p) for k in ("labels", "features") for p in range(n_partitions)]
@@ -289,7 +321,7 @@ class Processor:
         cfg = self.config.processor
         started = time.monotonic()
         last_progress = started
-        last_lag = 0.0
+        last_lag = last_live = 0.0
         busy = False
         while not self.stopping.is_set():
             # Never block while there is work. When idle, wait for the *first* message only:
@@ -346,6 +378,9 @@ class Processor:
                 if self._in_txn:
                     self._commit()
                 self.lifecycle.run_commands()
+            if now - last_live >= 1 and self._live is not None:
+                self._live.poll()
+                last_live = now
             if now - last_lag > 5:
                 self._update_lag(consumer)
                 last_lag = now

@@ -29,9 +29,11 @@ ELEC = ROOT.parent / "shared" / "data" / "elec.csv"
 ELEC_FEATURES = '{ period = "num", nswprice = "num", nswdemand = "num", vicprice = "num", vicdemand = "num", transfer = "num" }'
 
 
-def cli(*args: str, timeout: float = 120, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = 120, cwd: Path = ROOT, env_extra: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
     env["DRIFTLINE_SNAPSHOT_KEY"] = "cli-test-key"
+    env.update(env_extra or {})
     return subprocess.run([DRIFTLINE, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
 
 
@@ -195,3 +197,117 @@ def test_the_readme_commands_work_as_printed(make_config, tmp_path):
         outputs[args.split()[0] + " " + args.split()[1]] = result.stdout
     assert "key=e299" in outputs["tail predictions"]
     assert re.search(r"key e12 at \d+ .* was served by version \d+", outputs["models history"])
+
+
+def start_run(*args: str, env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, list[str]]:
+    """``driftline run`` in the background; returns it and its stderr lines (read by a thread)
+    once it logged "processing"."""
+    import threading
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    env["DRIFTLINE_SNAPSHOT_KEY"] = "cli-test-key"
+    env.update(env_extra or {})
+    proc = subprocess.Popen([DRIFTLINE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=ROOT)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+    deadline = time.monotonic() + 60
+    while not any('"processing"' in line for line in lines):
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.1)
+    return proc, lines
+
+
+def test_a_fenced_processor_says_another_instance_took_over_and_exits_3(make_config, tmp_path):
+    from driftline.runtime.processor import EXIT_FENCED
+
+    config = make_config()
+    toml = write_config(tmp_path / "elec.toml", config)
+    proc, lines = start_run("-c", str(toml), "run", "--metrics-port", "0", "--max-seconds", "90")
+    try:
+        usurper = Producer({"bootstrap.servers": config.kafka.bootstrap_servers,
+                            "transactional.id": config.transactional_id})
+        usurper.init_transactions(30)  # what a second instance of the deployment does first
+        produced = cli("-c", str(toml), "produce", str(ELEC), "--limit", "50")  # the next transaction fails
+        assert produced.returncode == 0, produced.stderr
+        proc.wait(60)
+    finally:
+        proc.kill()
+    stderr = "".join(lines)  # before: a KafkaError{FATAL,code=_FENCED} traceback, exit 1
+    assert proc.returncode == EXIT_FENCED == 3, stderr
+    assert "Traceback" not in stderr, stderr
+    plain = [line for line in lines if not line.startswith("{")]
+    assert plain == [f"Error: another instance of deployment {config.name} took over (same transactional.id "
+                     f"{config.transactional_id}): this one stops\n"], stderr
+    logged = [orjson.loads(line) for line in lines if line.startswith("{") and "took over" in line]
+    assert [entry["level"] for entry in logged] == ["ERROR"], stderr
+
+
+TOKEN = {"DRIFTLINE_ADMIN_TOKEN": "cli-test-token"}
+
+
+def test_embedded_promote_refuses_while_the_deployment_runs_and_names_the_admin_url(make_config, tmp_path):
+    from driftline.runtime.liveness import live_instances
+
+    config = make_config()
+    toml = write_config(tmp_path / "elec.toml", config)
+    assert cli("-c", str(toml), "produce", str(ELEC), "--limit", "200").returncode == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc, lines = start_run("-c", str(toml), "run", "--metrics-port", "0", "--admin-port", str(port),
+                            "--max-seconds", "120", env_extra=TOKEN)
+    try:
+        deadline = time.monotonic() + 30
+        while not live_instances(config):  # the broker has the processor's .live membership
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.2)
+        # before: an embedded processor started, fenced the running one and exited 0
+        refused = cli("-c", str(toml), "models", "promote", "--version", "1", "--reason", "test")
+        assert_fails_with(refused, f"the deployment is running: use --admin-url http://127.0.0.1:{port} "
+                                   f"(1 instance of {config.name}: pid={proc.pid} ")
+        rolled = cli("-c", str(toml), "models", "rollback", "--to", "1")
+        assert_fails_with(rolled, "the deployment is running: use --admin-url")
+        time.sleep(2)
+        assert proc.poll() is None, "".join(lines)  # not fenced
+        via_api = cli("-c", str(toml), "models", "promote", "--version", "1", "--admin-url", f"http://127.0.0.1:{port}",
+                      env_extra=TOKEN)
+        assert via_api.returncode == 0, via_api.stderr
+        proc.terminate()
+        assert proc.wait(60) == 0, "".join(lines)
+    finally:
+        proc.kill()
+    assert not any("took over" in line for line in lines), "".join(lines)
+    stopped = cli("-c", str(toml), "models", "promote", "--version", "1", "--idle", "1")  # stopped: embedded again
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"promote: {config.name} -> version" in stopped.stdout
+
+
+def test_champion_names_the_version_that_serves_and_history_intervals_are_ordered(make_config, tmp_path):
+    config = make_config()
+    toml = write_config(tmp_path / "elec.toml", config)
+    toml.write_text(toml.read_text().replace("[checkpoint]\n", "[checkpoint]\nevery_examples = 100\n"))
+    assert cli("-c", str(toml), "produce", str(ELEC), "--limit", "450").returncode == 0
+    run = cli("-c", str(toml), "run", "--exit-when-idle", "2", "--metrics-port", "0")
+    assert run.returncode == 0, run.stderr
+    latest = orjson.loads(run.stdout)["version"]
+    assert latest >= 3
+
+    def shown(version: str) -> dict[str, str]:
+        result = cli("-c", str(toml), "models", "show", version)
+        assert result.returncode == 0, result.stderr
+        return dict(line.split(None, 1) for line in result.stdout.splitlines() if len(line.split(None, 1)) == 2)
+
+    champion = shown("champion")  # before: version 1, examples_seen 0, while the latest version served
+    assert (int(champion["version"]), int(champion["examples_seen"])) == (latest, 450), champion
+    rolled = cli("-c", str(toml), "models", "rollback", "--to", "1", "--idle", "1")
+    assert rolled.returncode == 0, rolled.stderr
+    after = shown("champion")  # the rollback's version (and the embedded run's shutdown cut of it) serves now
+    assert int(after["version"]) > latest and int(after["examples_seen"]) == 0, after
+    history = cli("-c", str(toml), "models", "history")
+    assert history.returncode == 0, history.stderr
+    rows = [line.split() for line in history.stdout.split("\n\n")[0].splitlines() if line.split()[0].isdigit()]
+    intervals = [(int(r[2]), None if not r[3].isdigit() else int(r[3])) for r in rows]
+    assert len(intervals) == int(after["version"]) and intervals[-1][1] is None
+    # before: the version before the rollback served "after T1 until T2" with T2 < T1
+    assert all(end >= start for start, end in intervals[:-1]), history.stdout

@@ -75,7 +75,11 @@ def test_a_better_challenger_on_a_drifting_stream_is_promoted_with_its_test(make
     assert type(engine.model).__name__ == "HoeffdingAdaptiveTreeClassifier"
     registry = Registry(registry_path(config))
     champion = registry.get(config.name, "champion")
-    assert champion["champion"]["event"] == promotions[0]["id"] and "promoted" in champion["tags"]
+    # champion names the newest version (what serves); the version the promotion cut is tagged.
+    assert champion["version"] == registry.versions(config.name)[-1]["version"]
+    assert champion["champion"]["event"] == promotions[0]["id"]
+    assert [v["version"] for v in registry.versions(config.name) if "promoted" in v["tags"]] == [
+        next(v["version"] for v in registry.versions(config.name) if v["trigger"] == "promote")]
     assert champion["model_class"] == "HoeffdingAdaptiveTreeClassifier"
     assert [e["id"] for e in registry.events(config.name) if e["action"] == "promote"] == [promotions[0]["id"]]
 

@@ -63,6 +63,18 @@ def test_served_by_uses_stream_time_intervals_and_the_variant_split(registry):
     assert registry.served_by("m", "k", 10_000)["version"] == 3
 
 
+def test_serving_intervals_never_end_before_they_start_after_a_rollback(registry):
+    registry.register(_meta(1, "initial", stream_time=0), source="")
+    registry.register(_meta(2, stream_time=100), source="")
+    registry.register(_meta(3, stream_time=300), source="")
+    registry.register(_meta(4, "rollback", stream_time=100), source="")  # v2's engine, restored at t=300
+    registry.register(_meta(5, stream_time=400), source="")
+    intervals = [(s["version"], s["from"], s["to"]) for s in registry.serving("m")]
+    # before: (3, 300, 100): "serves after 300 until 100"
+    assert intervals == [(1, 0, 100), (2, 100, 300), (3, 300, 300), (4, 300, 400), (5, 400, None)]
+    assert registry.served_by("m", "k", 350)["version"] == 4 and registry.served_by("m", "k", 250)["version"] == 2
+
+
 def test_sync_indexes_the_store(registry, tmp_path):
     store = VersionStore(str(tmp_path / "store"), "m", key=b"k")
     for v in (1, 2):
