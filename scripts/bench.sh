@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite (issue 6): Driftline against River's bare loop and two peers, on a
+# The benchmark suite: Driftline against River's bare loop and two peers, on a
 # real local Kafka broker. One command:
 #
 #   scripts/bench.sh            # full run (~15-20 min): tables, bench-results/*.json,

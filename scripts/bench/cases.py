@@ -67,7 +67,7 @@ def case_limit_minibatch(a: dict) -> dict:
 
 def _label_rule_off() -> None:
     """The baseline of the label rule's cost: labels no longer wait for the features'
-    watermark (the merge before issue 11; future labels can leak into predictions)."""
+    watermark (the merge before the rule; future labels can leak into predictions)."""
     from driftline.core import ordering
 
     def label_run(self, queue, best_key, next_key, now_ms, limit):

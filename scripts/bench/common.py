@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-ELEC = os.environ.get("DRIFTLINE_BENCH_ELEC", "/work/shared/data/elec.csv")
+ELEC = os.environ.get("DRIFTLINE_BENCH_ELEC", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data", "elec.csv"))
 
 
 def synthetic(n_features: int, seed: int = 7) -> Iterator[tuple[dict[str, float], int]]:

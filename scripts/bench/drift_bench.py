@@ -30,7 +30,7 @@ from driftline.config import load_config  # noqa: E402
 from driftline.core.models import build_model  # noqa: E402
 from driftline.datasets import stream  # noqa: E402
 
-ELEC = os.environ.get("DRIFTLINE_ELEC", "/work/shared/data/elec.csv")
+ELEC = os.environ.get("DRIFTLINE_ELEC", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data", "elec.csv"))
 DEFAULT = None  # the deployment default detectors (binary.HDDMA for a classifier)
 POLICIES: dict[str, dict[str, Any]] = {
     "none (no detector)": {"policy": "none", "detectors": []},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import orjson
@@ -29,7 +30,7 @@ def records(path: str, delay: int = 100) -> list[InputRecord]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default="/work/shared/data/elec.csv")
+    parser.add_argument("--data", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data", "elec.csv"))
     parser.add_argument("--preset", default="logistic_regression")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--drift", default="{}", help="JSON overrides for [drift]")

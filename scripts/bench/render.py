@@ -43,6 +43,15 @@ def _eps(r: dict | None, ratio: bool = True) -> str:
     return s
 
 
+def _short_path(function: str) -> str:
+    """A profiled function without the machine's install prefix.
+
+    >>> _short_path("/opt/py/lib/python3.11/copy.py:128(deepcopy)")
+    'python3.11/copy.py:128(deepcopy)'
+    """
+    return re.sub(r"^.*/(?=python3\.\d+/|site-packages/)", "", function)
+
+
 def table(head: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -177,7 +186,7 @@ def tables(res: dict) -> str:
         if "error" in e:
             parts.append(f"### Profile {e['model']}: failed: `{e['error'][-300:]}`")
             continue
-        rows = [[f"`{r['function']}`", _n(r["calls"]), _n(r["self_s"], "{:.3f}"), _n(r["self_pct"], "{:.1f}"),
+        rows = [[f"`{_short_path(r['function'])}`", _n(r["calls"]), _n(r["self_s"], "{:.3f}"), _n(r["self_pct"], "{:.1f}"),
                  _n(r["cum_s"], "{:.3f}")] for r in e["top_self"][:15]]
         parts.append(f"### Profile: {SHORT.get(e['model'], e['model'])}, Elec2 {e['events']:,} events "
                      f"(cProfile, {e['profiled_s']:.1f} s of self time; top 15 by self time; full text in `{e['text']}`)\n\n"
@@ -370,7 +379,7 @@ optimised concurrently, so numbers move). Load average at start: {load}. Whole r
 - Every measurement runs in its own process (peak RSS = `ru_maxrss` of that process) and
   stops by itself (idle exit or a timeout). Benchmarks are not tests: nothing asserts a time.
 
-## Goals (issue 6), as measured by this run
+## Performance goals, as measured by this run
 
 {goals}
 

@@ -1,4 +1,4 @@
-"""The benchmark suite (issue 6): Driftline against River's bare loop and two peers.
+"""The benchmark suite: Driftline against River's bare loop and two peers.
 
 Run it with ``scripts/bench.sh`` (which sets up the venvs and the broker). Sections:
 
