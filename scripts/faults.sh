@@ -7,7 +7,7 @@
 #   scripts/faults.sh -k crash        # extra arguments go to pytest
 #
 # The shared test broker runs on KAFKA_TEST_PORT (default 39092); the broker-restart and
-# secured-cluster scenarios start their own brokers on other ports (39192; 39592 + SASL_SSL 39593).
+# secured-cluster scenarios start their own brokers on other ports (29192; 29592 + SASL_SSL 29593).
 # Measured figures are appended as JSON lines to FAULTS_REPORT (default .cache/faults-report.jsonl).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,7 +1,7 @@
 """Scenario 6: a secured cluster (SASL_SSL), wrong credentials, and no secret in any log.
 
 The module starts its own broker with scripts/kafka.sh: PLAINTEXT on ``FAULTS_SECURED_PORT``
-(default 39592) and a SASL_SSL listener on the next port (PLAIN and SCRAM-SHA-512), with a
+(default 29592) and a SASL_SSL listener on the next port (PLAIN and SCRAM-SHA-512), with a
 CA and server keystore generated into a temporary directory at test time (deleted at the
 end, with the broker's data: ``stop --clean``). Everything the tests do goes through the
 SASL_SSL listener, the password only ever in ``DRIFTLINE_SASL_PASSWORD``.
@@ -33,7 +33,8 @@ pytestmark = pytest.mark.faults
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "scripts" / "kafka.sh"
-PORT = int(os.environ.get("FAULTS_SECURED_PORT", "39592"))
+# Below the ephemeral port range, like test_broker_restart's broker (see there).
+PORT = int(os.environ.get("FAULTS_SECURED_PORT", "29592"))
 SASL_PORT = PORT + 1
 USER = "alice"
 # A fresh credential per run (it is a secret, not a test input: nothing depends on its value).
