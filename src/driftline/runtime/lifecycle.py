@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from confluent_kafka import KafkaError, TopicPartition
@@ -20,14 +20,15 @@ from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
 from driftline.core.events import InputRecord, decode_features
 from driftline.core.ordering import EventTimeMerger, Source
-from driftline.core.outputs import LifecycleEvent, ShadowPrediction
+from driftline.core.outputs import LifecycleEvent
 from driftline.exceptions import DriftlineError, LifecycleError
 from driftline.lifecycle.commands import Command, CommandQueue, SkipWindow
 from driftline.lifecycle.registry import Registry, registry_path
+from driftline.runtime.checkpointer import Checkpointer
 from driftline.runtime.clients import make_consumer
-
-if TYPE_CHECKING:
-    from driftline.runtime.processor import Processor
+from driftline.runtime.collector import OutputCollector
+from driftline.runtime.unit_of_work import UnitOfWork
+from driftline.versions.store import VersionStore
 
 __all__ = ["LifecycleRuntime", "replay_range", "lifecycle_meta"]
 
@@ -97,47 +98,39 @@ def replay_range(
 
 
 class LifecycleRuntime:
-    """Attached to one :class:`Processor`; holds the command queue and the registry."""
+    """The registry and the command queue of one running deployment.
 
-    def __init__(self, processor: Processor) -> None:
-        self.processor = processor
-        self.config = processor.config
-        self.registry = Registry(registry_path(processor.config))
+    It is handed the runtime's parts (the version store, the output collector, the unit
+    of work and the checkpointer) and never reaches into the processor: commands get the
+    serving engine and return the engine that serves next (a rollback returns another).
+    """
+
+    def __init__(self, config: DeploymentConfig, store: VersionStore, collector: OutputCollector,
+                 work: UnitOfWork, checkpointer: Checkpointer) -> None:
+        self.config = config
+        self.store = store
+        self.collector = collector
+        self.work = work
+        self.checkpointer = checkpointer
+        self.registry = Registry(registry_path(config))
         self.queue = CommandQueue()
-        self._pending_events: list[dict[str, Any]] = []
-
-    # -- outputs of the engine -----------------------------------------------------------
-
-    def emit(self, output: ShadowPrediction | LifecycleEvent, now_ms: int) -> None:
-        """Publish inside the processor's current transaction."""
-        from driftline.runtime.processor import _ce_headers  # the processor imports this module
-
-        p, model = self.processor, self.config.name
-        if type(output) is ShadowPrediction:
-            pred = output.prediction
-            headers = _ce_headers("shadow", f"{pred.id}/{pred.variant}", model, pred.model_version, pred.predicted_at)
-            headers.insert(-1, ("dl_variant", pred.variant.encode()))  # dl_model_version stays last
-            p._produce(self.config.topics.shadow, pred.id.encode(), orjson.dumps(pred.body()), headers)
-            return
-        body = output.body()
-        p._produce(self.config.topics.lifecycle, output.id.encode(), orjson.dumps(body, default=str),
-                   _ce_headers("lifecycle", output.id, model, output.model_version, output.at))
-        self.registry.record_event(body)
-        log.info("lifecycle event", extra={"fields": {k: body[k] for k in ("id", "action", "actor")}})
+        collector.on_lifecycle = self.registry.record_event
+        checkpointer.on_version = self.on_version
+        self._positions: dict[Source, int] = {}
+        self._order_offset = 0
 
     def publish(self, event: LifecycleEvent) -> None:
-        """Publish a lifecycle event in a transaction of its own (between batches)."""
-        p = self.processor
-        p._begin()
-        self.emit(event, event.at)
-        p._commit()
+        """Publish a lifecycle event in a unit of work of its own (between batches)."""
+        self.work.begin()
+        self.collector.lifecycle(event)
+        self.checkpointer.commit()
 
     # -- versions ------------------------------------------------------------------------
 
     def on_version(self, stored: dict[str, Any]) -> None:
         """Index a version just cut; move ``champion`` to it (the newest version is what
         serves); tag promotions; apply retention."""
-        store, name = self.processor.store, self.config.name
+        store, name = self.store, self.config.name
         try:
             self.registry.sync(store)
             version = stored["version"]
@@ -149,29 +142,30 @@ class LifecycleRuntime:
                 self.registry.set_alias(name, "champion", version)
             keep = self.config.lifecycle.keep_last
             if keep:
-                for version in self.registry.retention_candidates(name, keep):
-                    store.delete(version)
-                    self.registry.mark_deleted(name, version)
+                for old in self.registry.retention_candidates(name, keep):
+                    store.delete(old)
+                    self.registry.mark_deleted(name, old)
                     self.publish(self._event("retention_delete", "policy:retention", f"keep_last={keep}",
-                                             {"version": version}))
+                                             {"version": old}, version))
         except DriftlineError as exc:  # the registry is an index: never stop the stream for it
             log.error("registry update failed", extra={"fields": {"error": str(exc)}})
 
-    def _event(self, action: str, actor: str, reason: str, details: dict[str, Any]) -> LifecycleEvent:
-        engine = self.processor.engine
+    def _event(self, action: str, actor: str, reason: str, details: dict[str, Any],
+               model_version: int) -> LifecycleEvent:
         return LifecycleEvent(
             id=f"{self.config.name}-{action}-{uuid.uuid4().hex[:12]}", model=self.config.name, action=action,
-            actor=actor, reason=reason, model_version=engine.version if engine else 0, details=details,
-            at=_now_ms(),
+            actor=actor, reason=reason, model_version=model_version, details=details, at=_now_ms(),
         )
 
     # -- commands --------------------------------------------------------------------------
 
-    def run_commands(self) -> None:
-        """Apply every queued command (called between batches, outside any transaction)."""
+    def run_commands(self, engine: Engine, positions: dict[Source, int], order_offset: int) -> Engine:
+        """Apply every queued command (between units of work) to ``engine`` at ``positions``;
+        return the engine that serves next."""
+        self._positions, self._order_offset = positions, order_offset
         while (command := self.queue.pop()) is not None:
             try:
-                command.result = self._apply(command)
+                engine, command.result = self._apply(command, engine)
             except DriftlineError as exc:
                 command.error = exc if isinstance(exc, LifecycleError) else LifecycleError(str(exc))
             except Exception as exc:  # noqa: BLE001 - report it to the caller, keep the stream going
@@ -179,11 +173,11 @@ class LifecycleRuntime:
                 command.error = LifecycleError(f"{command.action} failed: {exc!r}", status=500)
             finally:
                 command.done.set()
+        return engine
 
-    def _cut(self, trigger: str, event: LifecycleEvent) -> dict[str, Any]:
-        p = self.processor
-        p.engine.checkpoint_due = None
-        stored = p._checkpoint(trigger)
+    def _cut(self, engine: Engine, trigger: str, event: LifecycleEvent) -> dict[str, Any]:
+        engine.checkpoint_due = None
+        stored = self.checkpointer.cut(engine, self._positions, self._order_offset, trigger)
         if stored is None:
             raise LifecycleError("the version could not be stored; nothing acknowledged", status=500)
         details = {**event.details, "version": stored["version"]}
@@ -192,64 +186,67 @@ class LifecycleRuntime:
         self.publish(event)
         return {"version": stored["version"], "event": event.body()}
 
-    def _apply(self, cmd: Command) -> Any:
-        p, params, engine = self.processor, cmd.params, self.processor.engine
-        assert engine is not None
+    def _apply(self, cmd: Command, engine: Engine) -> tuple[Engine, Any]:
+        params = cmd.params
         if cmd.action == "predict":
             event = decode_features(orjson.dumps({"id": "predict", "features": params.get("features")}),
                                     engine.schema, self.config.name)
             prediction, proba = engine.predict(event.features)
-            return {"prediction": prediction, "proba": proba, "model_version": engine.version,
-                    "model_examples": engine.n_learned, "variant": "champion"}
+            return engine, {"prediction": prediction, "proba": proba, "model_version": engine.version,
+                            "model_examples": engine.n_learned, "variant": "champion"}
         if cmd.action == "promote" and params.get("challenger"):
             if engine.arena is None or params["challenger"] not in engine.arena.members:
                 raise LifecycleError(f"no challenger named {params['challenger']!r}", status=404)
             event = engine.arena.promote(engine, params["challenger"], cmd.actor, cmd.reason, {}, _now_ms())
-            return self._cut("promote", event)
+            return engine, self._cut(engine, "promote", event)
         if cmd.action in ("promote", "alias") and params.get("alias", "champion") == "champion":
             version = self.registry.resolve(self.config.name, params["version"])
-            _, state = p.store.load(version)
+            _, state = self.store.load(version)
             engine.install_champion(state["engine"].model)
             engine.champion_origin = {"name": f"v{version}", "origin": "blue_green", "from_version": version}
             event = self._event("promote", cmd.actor, cmd.reason,
-                                {"from_version": version, "kind": "blue_green", "alias": "champion"})
-            result = self._cut("promote", event)
+                                {"from_version": version, "kind": "blue_green", "alias": "champion"},
+                                engine.version)
+            result = self._cut(engine, "promote", event)
             self.registry.set_tag(self.config.name, result["version"], "promoted_from", str(version))
-            return result
+            return engine, result
         if cmd.action == "alias":
             version = self.registry.resolve(self.config.name, params["version"])
             self.registry.get(self.config.name, version)
             self.registry.set_alias(self.config.name, params["alias"], version)
-            event = self._event("alias", cmd.actor, cmd.reason, {"alias": params["alias"], "version": version})
+            event = self._event("alias", cmd.actor, cmd.reason, {"alias": params["alias"], "version": version},
+                                engine.version)
             self.publish(event)
-            return {"version": version, "event": event.body()}
+            return engine, {"version": version, "event": event.body()}
         if cmd.action == "add_challenger":
-            return self._add_challenger(cmd)
+            return engine, self._add_challenger(cmd, engine)
         if cmd.action == "remove_challenger":
             if engine.arena is None:
                 raise LifecycleError(f"no challenger named {params['name']!r}", status=404)
             engine.arena.remove(params["name"])
             if not engine.arena.members:
                 engine.arena = None
-            return self._cut("manual", self._event("remove_challenger", cmd.actor, cmd.reason, {"name": params["name"]}))
+            return engine, self._cut(engine, "manual", self._event("remove_challenger", cmd.actor, cmd.reason,
+                                                                   {"name": params["name"]}, engine.version))
         if cmd.action == "reset":
             engine.install_champion(engine.model.clone())
-            return self._cut("manual", self._event("reset", cmd.actor, cmd.reason, {}))
+            return engine, self._cut(engine, "manual", self._event("reset", cmd.actor, cmd.reason, {},
+                                                                   engine.version))
         if cmd.action == "rollback":
-            return self._rollback(cmd)
+            return self._rollback(cmd, engine)
         raise LifecycleError(f"cannot apply {cmd.action!r} with {sorted(params)}")
 
-    def _add_challenger(self, cmd: Command) -> Any:
+    def _add_challenger(self, cmd: Command, engine: Engine) -> Any:
         from driftline.config import ChallengerSpec, ModelConfig
         from driftline.core.arena import Arena, challenger_model
 
-        p, params, engine = self.processor, cmd.params, self.processor.engine
+        params = cmd.params
         start = str(params.get("start", "cold"))
         spec = ChallengerSpec(name=params["name"], share=float(params.get("share", 0.0)),
                               start="warm" if start == "warm" else "cold",
                               model=ModelConfig(**params["model"]) if params.get("model") else None)
         if start.startswith("version:"):
-            _, state = p.store.load(self.registry.resolve(self.config.name, start.split(":", 1)[1]))
+            _, state = self.store.load(self.registry.resolve(self.config.name, start.split(":", 1)[1]))
             model = state["engine"].model
         else:
             model = challenger_model(engine, spec)
@@ -257,24 +254,25 @@ class LifecycleRuntime:
             lc = self.config.lifecycle
             engine.arena = Arena(lc.promotion, self.config.join.max_pending, self.config.join.max_age_ms)
         engine.arena.add(engine, spec.name, model, spec.share, start)
-        result = self._cut("manual", self._event("add_challenger", cmd.actor, cmd.reason,
-                                                  {"name": spec.name, "start": start, "share": spec.share,
-                                                   "model_class": type(model).__name__}))
+        result = self._cut(engine, "manual", self._event("add_challenger", cmd.actor, cmd.reason,
+                                                          {"name": spec.name, "start": start, "share": spec.share,
+                                                           "model_class": type(model).__name__}, engine.version))
         self.registry.set_alias(self.config.name, spec.name, result["version"])
         return result
 
-    def _rollback(self, cmd: Command) -> Any:
-        p, params, name = self.processor, cmd.params, self.config.name
+    def _rollback(self, cmd: Command, engine: Engine) -> tuple[Engine, Any]:
+        params, name = cmd.params, self.config.name
         target = self.registry.resolve(name, params["to"])
-        replaced = p.engine.version
-        _, state = p.store.load(target)
+        replaced = engine.version
+        _, state = self.store.load(target)
         restored: Engine = state["engine"]
         counts: dict[str, int] = {}
         skip = SkipWindow(**params["skip"]) if params.get("skip") else None
         if params.get("replay"):
             start = {tuple(k) if not isinstance(k, str) else k: v for k, v in state["positions"].items()}
-            restored, counts = replay_range(self.config, restored, start, dict(p.positions), skip)
-        p.engine = restored  # its version is the target: the cut below has it as parent
+            restored, counts = replay_range(self.config, restored, start, dict(self._positions), skip)
+        # The restored engine serves from here; its version is the target, so the cut below
+        # has it as parent.
         for version in (target, replaced):
             if version:
                 self.registry.set_tag(name, version, "keep", f"rollback by {cmd.actor}")
@@ -282,5 +280,5 @@ class LifecycleRuntime:
             "to": target, "replaced": replaced, "replay": bool(params.get("replay")),
             "skip": skip.as_dict() if skip else None, **counts,
             "examples_seen": restored.n_learned,
-        })
-        return self._cut("rollback", event)
+        }, restored.version)
+        return restored, self._cut(restored, "rollback", event)

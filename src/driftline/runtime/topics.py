@@ -113,8 +113,16 @@ def create_topics(config: DeploymentConfig, timeout: float = 30.0) -> dict[str, 
                 result[name] = "exists"
             else:
                 raise KafkaSetupError(f"cannot create {name}: {exc.args[0].str()}") from exc
-    check_copartitioned(config, timeout)
-    return result
+    # A topic just created can be missing from the metadata for a moment: wait for it.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check_copartitioned(config, timeout)
+            return result
+        except KafkaSetupError as exc:
+            if not str(exc).startswith("missing topics") or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def partition_counts(config: DeploymentConfig, timeout: float = 10.0) -> dict[str, int]:
@@ -132,12 +140,12 @@ def check_copartitioned(config: DeploymentConfig, timeout: float = 10.0) -> int:
     """Features and labels must exist with the same partition count; return it."""
     counts = partition_counts(config, timeout)
     features, labels = config.topics.features, config.topics.labels
-    missing = [t for t in (features, labels, config.topics.order) if t not in counts]
-    if missing:
-        raise KafkaSetupError(f"missing topics {missing}: run `driftline topics create`")
-    if counts[features] != counts[labels]:
+    if features in counts and labels in counts and counts[features] != counts[labels]:
         raise KafkaSetupError(
             f"{features} has {counts[features]} partitions but {labels} has {counts[labels]}: "
             "features and labels must be co-partitioned"
         )
+    missing = [t for t in (features, labels, config.topics.order) if t not in counts]
+    if missing:
+        raise KafkaSetupError(f"missing topics {missing}: run `driftline topics create`")
     return counts[features]
