@@ -140,9 +140,15 @@ class TopicNames(_Frozen):
         written in the transactions of the outputs they produced: recovery repeats them."""
         return self._name("order")
 
+    @property
+    def checkpoints(self) -> str:
+        """Keyed mode: per task, a pointer to its latest snapshot (compacted, key = task)."""
+        return self._name("checkpoints")
+
     def all(self) -> dict[str, str]:
         """Kind -> topic name, for every topic of the deployment."""
-        kinds = ("features", "labels", "predictions", "drift", "versions", "dlq", "shadow", "lifecycle", "order")
+        kinds = ("features", "labels", "predictions", "drift", "versions", "dlq", "shadow", "lifecycle", "order",
+                 "checkpoints")
         return {k: self._name(k) for k in kinds}
 
 
@@ -375,6 +381,29 @@ class ProcessorConfig(_Frozen):
     metrics_port: int = 0
 
 
+class ScaleConfig(_Frozen):
+    """How a deployment spreads over processes (docs/scaling.md).
+
+    ``single``: one process assigns itself every partition (the default). ``keyed``: every
+    ``driftline run --instance ID`` is a member of the deployment's consumer group; a task
+    per partition index p runs the event-time merge, join and learning of features-p and
+    labels-p, and the process owning p owns its state.
+    """
+
+    mode: Literal["single", "keyed"] = "single"
+    # The stable id of this process in keyed mode (static membership, its transactional.id).
+    instance: str | None = None
+    # Keyed mode: a dead member's partitions move after this (the group's session timeout).
+    session_timeout_ms: int = Field(default=10_000, ge=6000)
+
+    @field_validator("instance")
+    @classmethod
+    def _instance_safe(cls, value: str | None) -> str | None:
+        if value is not None and (not value or not all(c.isalnum() or c in "._-" for c in value)):
+            raise ValueError(f"instance {value!r}: use letters, digits, '.', '_' or '-'")
+        return value
+
+
 class DeploymentConfig(_Frozen):
     """Everything one model deployment needs."""
 
@@ -389,6 +418,7 @@ class DeploymentConfig(_Frozen):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     processor: ProcessorConfig = Field(default_factory=ProcessorConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    scale: ScaleConfig = Field(default_factory=ScaleConfig)
 
     @field_validator("name", "topic_prefix")
     @classmethod
@@ -407,7 +437,10 @@ class DeploymentConfig(_Frozen):
 
     @property
     def transactional_id(self) -> str:
-        return f"{self.topic_prefix}.{self.name}.processor"
+        """One per process: keyed members add their instance id, so a restarted member
+        fences its predecessor at once (KIP-447 fences the other members' zombies)."""
+        base = f"{self.topic_prefix}.{self.name}.processor"
+        return base if self.scale.mode == "single" else f"{base}.{self.scale.instance}"
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

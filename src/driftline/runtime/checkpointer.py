@@ -50,7 +50,8 @@ class Checkpointer:
     Hooks the owner sets: ``flush`` is called before a cut (order log entries committed
     but not yet acknowledged must have their offsets known); ``commit`` commits the open
     unit of work (the owner knows the positions); ``on_version`` receives the metadata of
-    every version stored (the lifecycle registry indexes it). ``meta_extra`` adds fields
+    every version stored (the lifecycle registry indexes it); ``announce_to`` publishes it
+    (by default on ``.versions``). ``meta_extra`` adds fields
     to a version's metadata from its engine (the serving history).
     """
 
@@ -66,6 +67,7 @@ class Checkpointer:
         self.meta_extra = meta_extra
         self.flush: Callable[[], None] = lambda: None
         self.commit: Callable[[], None] = lambda: None
+        self.announce_to: Callable[[dict[str, Any], int], None] = collector.version
         self.on_version: Callable[[dict[str, Any]], None] = lambda stored: None
         self._failed_version = 0
         self._learned_at_cut = 0
@@ -177,7 +179,7 @@ class Checkpointer:
         """Publish a version's metadata; without ``commit`` it rides in the next batch's
         transaction (one commit less)."""
         self.work.ensure_open()
-        self.collector.version(meta, _now_ms())
+        self.announce_to(meta, _now_ms())
         if commit:
             self.commit()
 

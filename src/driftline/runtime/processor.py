@@ -19,6 +19,12 @@ How exactly-once works here:
 
 So a crash at any moment loses nothing and learns nothing twice: the model is rebuilt to
 the exact state it had, and every output appears once in the read-committed view.
+
+The state is held by tasks (runtime/task.py). In single mode one task owns every
+partition. In keyed mode (``[scale] mode = "keyed"``) the process is a static member of
+the deployment's consumer group (range assignor: the same partition indices of features
+and labels go to the same member), runs a task per partition index it owns, and a task
+that moves is recovered by its next owner exactly as a crashed process recovers.
 """
 
 from __future__ import annotations
@@ -31,25 +37,26 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
 from driftline.core.events import InputRecord
-from driftline.core.order_log import OrderFollower, OrderRecorder
 from driftline.core.ordering import EventTimeMerger, Source
 from driftline.core.outputs import DeadLetter, Output
-from driftline.exceptions import FencedError
+from driftline.exceptions import ConfigError, FencedError, LifecycleError
 from driftline.observability.metrics import ProcessorMetrics
 from driftline.runtime.checkpointer import Checkpointer, source_key
 from driftline.runtime.clients import make_consumer, make_producer
-from driftline.runtime.collector import OutputCollector
+from driftline.runtime.collector import OutputCollector, ce_headers
 from driftline.runtime.lifecycle import LifecycleRuntime, lifecycle_meta
 from driftline.runtime.liveness import LivenessMember
-from driftline.runtime.order_log import read_order_log
+from driftline.runtime.task import Task, task_store_name
 from driftline.runtime.topics import check_copartitioned
 from driftline.runtime.unit_of_work import EXIT_HUNG, HANG_TIMEOUT_S, UnitOfWork, retrying
+from driftline.runtime.watermarks import Watermarks
 from driftline.versions.store import VersionStore
 
 __all__ = ["Processor", "EXIT_FENCED", "EXIT_HUNG", "HANG_TIMEOUT_S"]
@@ -66,9 +73,13 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _kafka_error(exc: KafkaException) -> KafkaError | None:
+    return exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+
+
 def _fenced(exc: KafkaException) -> bool:
     """Whether a Kafka error says a newer producer with our transactional.id fenced us."""
-    err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    err = _kafka_error(exc)
     if err is None:
         return False
     return err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH) or (
@@ -76,12 +87,12 @@ def _fenced(exc: KafkaException) -> bool:
 
 
 class Processor:
-    """Runs one deployment: restore, replay, then process live until stopped.
+    """Runs one deployment (or, in keyed mode, one member of it): restore, replay, then
+    process live until stopped.
 
-    It owns the loop and the engine's inputs (the consumer, the event-time merger, the
-    positions, the order log); the parts it hands work to are its attributes: ``work``
-    (runtime/unit_of_work.py), ``collector`` (runtime/collector.py), ``checkpointer``
-    (runtime/checkpointer.py) and ``lifecycle`` (runtime/lifecycle.py).
+    It owns the loop and the consumer; the parts it hands work to are its attributes:
+    ``work`` (runtime/unit_of_work.py), ``collector`` (runtime/collector.py), the tasks
+    (runtime/task.py, each with its checkpointer) and ``lifecycle`` (runtime/lifecycle.py).
     """
 
     def __init__(
@@ -90,58 +101,72 @@ class Processor:
         signing_key: bytes,
         registry: CollectorRegistry = REGISTRY,
         clock: Callable[[], int] = _now_ms,
+        engine_factory: Callable[[DeploymentConfig], Any] = Engine,
     ) -> None:
         self.config = config
         self.topics = config.topics
+        self.keyed = config.scale.mode == "keyed"
+        if self.keyed and not config.scale.instance:
+            raise ConfigError("keyed mode needs an instance id: driftline run --instance ID (or [scale] instance)")
+        self._signing_key = signing_key
+        self.engine_factory = engine_factory
         self.store = VersionStore(config.checkpoint.store_url, config.name, signing_key)
         self.exactly_once = config.processor.guarantee == "exactly_once"
         self.metrics = ProcessorMetrics(config.name, registry)
         self.clock = clock
         self.stopping = threading.Event()
-        self.engine: Engine | None = None
-        self.positions: dict[Source, int] = {}
         self._topic_of = {"features": self.topics.features, "labels": self.topics.labels}
         self._kind_of = {v: k for k, v in self._topic_of.items()}
         self.work = UnitOfWork(self._topic_of, self.exactly_once, self.metrics.batch_seconds.labels(config.name))
         self.work.before_commit = self._write_order
         self.collector = OutputCollector(config, self.metrics, self.work.produce, progress=self._progress)
-        self.checkpointer = Checkpointer(config, self.store, self.metrics, self.collector, self.work,
-                                         meta_extra=lifecycle_meta)
-        self.checkpointer.flush = self._flush_order
-        self.checkpointer.commit = self._commit
-        self.lifecycle = LifecycleRuntime(config, self.store, self.collector, self.work, self.checkpointer)
-        self._eof: dict[Source, bool] = {}
-        self._eof_at: dict[Source, int] = {}  # the offset an end-of-partition event reported
-        self._fetched: dict[Source, int] = {}
-        self._broker_marks: dict[Source, tuple[int, int]] = {}  # (low, high) asked of the broker
-        self._asked_at: dict[Source, float] = {}
-        # The order log (core/order_log.py): what this unit of work merged, what to follow.
-        self._order = OrderRecorder()
-        self._follower: OrderFollower | None = None
-        self._order_next = 0  # the order log's offset after the last entry the engine reflects
-        self._order_unacked = 0
-        self._snapshot_order_offset: int | None = None
-        self.merger: EventTimeMerger | None = None
-        # Per labels source: (last offset of a poll's records, when they were fetched).
-        self._label_arrivals: dict[Source, collections.deque[tuple[int, float]]] = collections.defaultdict(
-            collections.deque)
+        self.marks = Watermarks(self._topic_of)
+        self.tasks: dict[int | None, Task] = {}
+        self._task_of: dict[Source, Task] = {}
+        self._suspended: dict[int, Task] = {}  # keyed: tasks revoked, kept while nobody else moved them
+        self._single = Task(config, None, [], self.store, self._checkpointer(self.store, None), engine_factory)
+        self.lifecycle = LifecycleRuntime(config, self.store, self.collector, self.work, self._single.checkpointer)
         self._paused: set[Source] = set()
-        self._lag: dict[str, int] = {}
-        # perf_counter() of the first record processed and of the last commit (benchmarks).
         self._first_record: float | None = None
         self._record_seconds = self.metrics.record_seconds.labels(config.name)
         self._label_wait = self.metrics.label_wait_seconds.labels(config.name)
         self._events_in: dict[tuple[str, str], Any] = {}
+        self._assignments = 0  # keyed: rebalances that gave this member its partitions
+        self._last_progress = 0.0
         self.admin_url: str | None = None  # advertised to `models` commands (runtime/liveness.py)
         self._live: LivenessMember | None = None
+
+    def _checkpointer(self, store: VersionStore, index: int | None) -> Checkpointer:
+        checkpointer = Checkpointer(self.config, store, self.metrics, self.collector, self.work,
+                                    meta_extra=lifecycle_meta)
+        checkpointer.flush = self._flush_order
+        checkpointer.commit = self._commit
+        if index is not None:  # keyed: a pointer per task on .checkpoints instead of .versions
+            checkpointer.announce_to = lambda meta, now_ms: self._pointer(index, meta, now_ms)
+        return checkpointer
+
+    # -- what tests, the CLI and the metrics read ---------------------------------------
+
+    @property
+    def engine(self) -> Engine | None:
+        """The serving engine (single mode)."""
+        return self._single.engine
+
+    @property
+    def positions(self) -> dict[Source, int]:
+        return self._single.positions
+
+    @property
+    def merger(self) -> EventTimeMerger | None:
+        return self._single.merger if self.tasks.get(None) is not None else None
 
     @property
     def committed(self) -> dict[Source, int]:
         return self.work.committed
 
     @property
-    def dead_letters(self):
-        """This run's dead letters by reason (a Counter)."""
+    def dead_letters(self) -> collections.Counter[str]:
+        """This run's dead letters by reason."""
         return self.collector.dead_letters
 
     @property
@@ -154,11 +179,20 @@ class Processor:
             out["last_commit"] = self.work.last_commit
         return out
 
-    def _progress(self) -> int:
-        engine = self.engine
-        return engine.counters.predictions + engine.n_learned if engine is not None else 0
+    def summary(self) -> dict[str, Any]:
+        """What this process's tasks learned (keyed mode's end-of-run summary)."""
+        tasks = {t.name: {"version": t.engine.version, "examples_learned": t.engine.n_learned,
+                          "predictions": t.engine.counters.predictions}
+                 for t in sorted(self.tasks.values(), key=lambda t: t.index or 0) if t.engine is not None}
+        now_wall, now_perf = time.time(), time.perf_counter()
+        wall = {k: round(now_wall - (now_perf - v), 3) for k, v in self.timings.items()}  # epoch s (benchmarks)
+        return {"tasks": tasks, "examples_learned": sum(t["examples_learned"] for t in tasks.values()),
+                "timings": wall, "assignments": self._assignments}
 
-    # -- lifecycle -------------------------------------------------------------------
+    def _progress(self) -> int:
+        return sum(t.engine.counters.predictions + t.engine.n_learned for t in self.tasks.values() if t.engine)
+
+    # -- running -----------------------------------------------------------------------
 
     def stop(self, *_: Any) -> None:
         self.stopping.set()
@@ -168,25 +202,10 @@ class Processor:
         signal.signal(signal.SIGINT, self.stop)
 
     def restore(self) -> Engine:
-        """The engine of the latest verified version, or a fresh one."""
-        latest = self.store.latest()
-        if latest is None:
-            self.engine = Engine(self.config)
-            self.positions = {}
-            self._snapshot_order_offset = None
-            log.info("no version found: starting a fresh model", extra={"fields": {"model": self.config.name}})
-            return self.engine
-        meta, state = self.store.load(latest)  # raises SnapshotIntegrityError on bad bytes
-        self.engine = state["engine"]
-        self.positions = dict(state["positions"])
-        self._snapshot_order_offset = state.get("order_offset")  # None: a version older than the log
-        log.info(
-            "restored version",
-            extra={"fields": {"model": self.config.name, "version": latest, "examples_seen": meta["examples_seen"]}},
-        )
-        return self.engine
+        """The engine of the latest verified version, or a fresh one (single mode)."""
+        return self._single.restore()
 
-    def run(self, exit_when_idle_s: float | None = None, max_seconds: float | None = None) -> Engine:
+    def run(self, exit_when_idle_s: float | None = None, max_seconds: float | None = None) -> Engine | None:
         """Process until :meth:`stop`, or until idle/timeout limits (for demos and tests).
 
         Raises :class:`FencedError` when another instance took the transactional.id over."""
@@ -203,68 +222,172 @@ class Processor:
         finally:
             self._live.close()
 
-    def _run(self, exit_when_idle_s: float | None, max_seconds: float | None) -> Engine:
-        engine = self.restore()
-        n_partitions = check_copartitioned(self.config)
-        sources: list[Source] = [(k, p) for k in ("labels", "features") for p in range(n_partitions)]
+    def _run(self, exit_when_idle_s: float | None, max_seconds: float | None) -> Engine | None:
+        if not self.keyed:
+            self._single.restore()
+        n_partitions = check_copartitioned(self.config, keyed=self.keyed)
         work = self.work
         work.start_watchdog()
-        consumer = make_consumer(self.config)
+        scale = self.config.scale
+        if self.keyed:
+            consumer = make_consumer(self.config, **{
+                "group.instance.id": f"{self.config.group_id}.{scale.instance}",
+                "partition.assignment.strategy": "range",
+                "session.timeout.ms": scale.session_timeout_ms,
+            })
+        else:
+            consumer = make_consumer(self.config)
+        producer_extra = {"transaction.timeout.ms": max(1000, scale.session_timeout_ms - 2000)} if self.keyed else {}
         if self.exactly_once:
-            producer = make_producer(self.config, transactional=True)
+            producer = make_producer(self.config, transactional=True, **producer_extra)
         else:  # deliveries are counted; a failed one stops the processor (see UnitOfWork)
             producer = make_producer(self.config, on_delivery=work.on_delivery)
         self._consumer, self._producer = consumer, producer
+        self.marks.consumer = consumer
         work.attach(producer, consumer)
+        self.metrics.watch(self._state)
         try:
             if self.exactly_once:
                 # Fence any previous instance first: that aborts its open transaction, whose
                 # pending offsets would otherwise keep committed() waiting (KIP-447).
                 retrying(lambda: producer.init_transactions(30))
-            tps = [TopicPartition(self._topic_of[k], p) for k, p in sources]
-            for tp in retrying(lambda: consumer.committed(tps, timeout=10)):
-                if tp.offset >= 0:
-                    self.committed[(self._kind_of[tp.topic], tp.partition)] = tp.offset
-            consumer.assign([TopicPartition(self._topic_of[k], p, self.positions.get((k, p), OFFSET_BEGINNING))
-                             for k, p in sources])
-            self._eof = {src: False for src in sources}
-            self._tps = {src: TopicPartition(self._topic_of[src[0]], src[1]) for src in sources}
-            for src in sources:  # KIP-695: know every partition's lag before the first fetch
-                self._ask_broker(src)
-            self._follow_order_log()
-            merger = self.merger = EventTimeMerger(sources, self.config.processor.max_idle_ms)
-            self.metrics.watch(self._state)
-            if self.store.latest() is None:
-                self._checkpoint("initial")
+            if self.keyed:
+                consumer.subscribe([self.topics.features, self.topics.labels], on_assign=self._on_assign,
+                                   on_revoke=self._on_revoke, on_lost=self._on_lost)
+                log.info("joining the group", extra={"fields": {"model": self.config.name,
+                                                                "instance": scale.instance,
+                                                                "partitions": n_partitions}})
             else:
-                self.checkpointer.announce(self.store.meta(self.store.latest()))
-            self.checkpointer.start(engine, self.positions)
-            log.info(
-                "processing",
-                extra={"fields": {"model": self.config.name, "partitions": n_partitions,
-                                  "resume": {source_key(s): o for s, o in self.positions.items()},
-                                  "committed": {source_key(s): o for s, o in self.committed.items()}}},
-            )
-            self._loop(consumer, merger, exit_when_idle_s, max_seconds)
+                sources = [(k, p) for k in ("labels", "features") for p in range(n_partitions)]
+                self._single.sources = sources
+                self._single.merger = EventTimeMerger(sources, self.config.processor.max_idle_ms)
+                committed = self._committed_offsets(sources)
+                consumer.assign([TopicPartition(self._topic_of[k], p, self.positions.get((k, p), OFFSET_BEGINNING))
+                                 for k, p in sources])
+                self._open([self._single], committed)
+            self._loop(consumer, exit_when_idle_s, max_seconds)
             if work.pending:
                 work.ensure_open()
                 self._commit(final=True)
-            self._checkpoint("shutdown")
+            for task in list(self.tasks.values()):
+                task.cut("shutdown")
         finally:
             work.stop_watchdog()
-            self.checkpointer.wait()  # a version being written is complete and consistent: let it land
+            for task in self.tasks.values():
+                task.checkpointer.wait()  # a version being written is complete and consistent: let it land
             work.abort()
             consumer.close()
             producer.flush(10)
         return self.engine  # a rollback may have replaced the engine
 
+    def _committed_offsets(self, sources: list[Source]) -> dict[Source, int]:
+        tps = [TopicPartition(self._topic_of[k], p) for k, p in sources]
+        out = {}
+        for tp in retrying(lambda: self._consumer.committed(tps, timeout=10), deadline_s=120.0):
+            source = (self._kind_of[tp.topic], tp.partition)
+            self.work.committed.pop(source, None)
+            if tp.offset >= 0:
+                out[source] = self.work.committed[source] = tp.offset
+        return out
+
+    def _open(self, tasks: list[Task], committed: dict[Source, int], resumed: frozenset[int] = frozenset()) -> None:
+        """Make tasks ready: register their sources; those just restored (not ``resumed``
+        from memory) follow their order logs and start their checkpoint cadence."""
+        for task in tasks:
+            self.tasks[task.index] = task
+            for source in task.sources:
+                self._task_of[source] = task
+            self.marks.add(task.sources)
+            if task.index in resumed:
+                log.info("task resumed", extra={"fields": {"task": task.name}})
+                continue
+            task.follow_order_log(committed)
+            assert task.engine is not None
+            if task.index is None:  # single mode: the deployment's versions
+                if task.store.latest() is None:
+                    task.cut("initial")
+                else:
+                    task.checkpointer.announce(task.store.meta(task.store.latest()))
+            task.checkpointer.start(task.engine, task.positions)
+            log.info("processing", extra={"fields": {
+                "model": self.config.name, "task": task.name,
+                "resume": {source_key(s): o for s, o in task.positions.items()},
+                "committed": {source_key(s): committed[s] for s in task.sources if s in committed}}})
+
+    # -- keyed mode: the group hands out tasks ----------------------------------------------
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        kinds: dict[int, set[str]] = collections.defaultdict(set)
+        for tp in partitions:
+            kinds[tp.partition].add(self._kind_of[tp.topic])
+        indices = sorted(i for i, k in kinds.items() if k == {"features", "labels"})
+        if len(indices) != len(kinds):
+            log.error("partitions assigned without their pair: not processed (use the range assignor and "
+                      "co-partitioned topics)", extra={"fields": {"unpaired": sorted(set(kinds) - set(indices))}})
+        sources = [(k, i) for i in indices for k in ("labels", "features")]
+        committed = self._committed_offsets(sources)
+        ready, resumed = [], set()
+        for index in indices:
+            pair = [("labels", index), ("features", index)]
+            task = self._suspended.pop(index, None)
+            # Kept in memory since its revocation: still exact if nobody committed past it.
+            if task is not None and all(task.positions.get(s, 0) == committed.get(s, 0) for s in pair):
+                resumed.add(index)
+            else:
+                store = VersionStore(self.config.checkpoint.store_url, task_store_name(self.config, index),
+                                     self._signing_key)
+                task = Task(self.config, index, pair, store, self._checkpointer(store, index), self.engine_factory)
+                task.restore()
+            ready.append(task)
+        self._open(ready, committed, frozenset(resumed))
+        self._suspended.clear()  # whatever was not given back is someone else's now
+        self._assignments += 1
+        self._last_progress = time.monotonic()
+        consumer.assign([TopicPartition(self._topic_of[k], p, self.tasks[p].positions.get((k, p), OFFSET_BEGINNING))
+                         for k, p in sources])
+        log.info("tasks assigned", extra={"fields": {"instance": self.config.scale.instance, "tasks": indices}})
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Commit what is processed (bounded by the commit's own timeouts), keep the tasks
+        in memory in case they come back unchanged; never cut a version here."""
+        if self.work.pending:
+            try:
+                self.work.ensure_open()
+                self._commit(final=True)  # at-least-once: flush and commit every ticket
+            except KafkaException as exc:
+                log.warning("commit on revoke failed: the tasks' uncommitted work is dropped",
+                            extra={"fields": {"error": str(exc)}})
+                self.work.abort()
+                self._drop_tasks(keep=False)
+                return
+        self._drop_tasks(keep=True)
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """The group moved our partitions without us: what we did not commit is void."""
+        self.work.abort()
+        self._drop_tasks(keep=False)
+        log.warning("partitions lost: open work aborted", extra={"fields": {"instance": self.config.scale.instance}})
+
+    def _drop_tasks(self, keep: bool) -> None:
+        for index, task in list(self.tasks.items()):
+            task.checkpointer.wait()
+            if keep and task.follower is None:
+                task.forget_buffered()
+                self._suspended[index] = task
+            self.marks.remove(task.sources)
+            for source in task.sources:
+                self._task_of.pop(source, None)
+                self._paused.discard(source)
+                self.work.committed.pop(source, None)
+        self.tasks.clear()
+
     # -- the loop ----------------------------------------------------------------------
 
-    def _loop(self, consumer, merger: EventTimeMerger, exit_when_idle_s, max_seconds) -> None:
+    def _loop(self, consumer, exit_when_idle_s, max_seconds) -> None:
         cfg = self.config.processor
-        work, kind_of = self.work, self._kind_of
+        work, kind_of, marks, task_of = self.work, self._kind_of, self.marks, self._task_of
         started = time.monotonic()
-        last_progress = started
+        self._last_progress = started
         last_lag = last_live = 0.0
         busy = False
         while not self.stopping.is_set():
@@ -285,29 +408,34 @@ class Processor:
             for msg in messages:
                 err = msg.error()
                 source = (kind_of[msg.topic()], msg.partition())
+                task = task_of.get(source)
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        self._eof[source] = True
-                        self._eof_at[source] = msg.offset()  # past any transaction marker
+                        if task is not None:
+                            marks.eof[source] = True
+                            marks.eof_at[source] = msg.offset()  # past any transaction marker
                     elif err.fatal():
                         raise KafkaException(err)
                     else:
                         log.warning("consumer error", extra={"fields": {"error": err.str()}})
                     continue
-                self._eof[source] = False
+                if task is None:
+                    continue  # fetched before its partition was revoked
+                marks.eof[source] = False
                 offset = msg.offset()
-                self._fetched[source] = offset + 1
+                marks.fetched[source] = offset + 1
                 if source[0] == "labels":
                     label_tails[source] = offset
-                merger.push(InputRecord(source[0], source[1], offset, msg.timestamp()[1], msg.key(), msg.value()))
+                task.merger.push(InputRecord(source[0], source[1], offset, msg.timestamp()[1], msg.key(), msg.value()))
             for source, offset in label_tails.items():
-                self._label_arrivals[source].append((offset, fetched_at))
-            self._backpressure(consumer, merger)
-            processed = self._drain(merger)
+                if (task := task_of.get(source)) is not None:
+                    task.label_arrivals[source].append((offset, fetched_at))
+            self._backpressure(consumer)
+            processed = sum(self._drain(task) for task in list(self.tasks.values()))
             busy = processed > 0
             now = time.monotonic()
             if processed:
-                last_progress = now
+                self._last_progress = now
             # A transaction commit costs ~10 ms here: commit once the batch drained what was
             # there but not more often than every commit_interval_ms / 4 (latency at low load
             # without starving throughput at moderate load), and every commit_interval_ms when
@@ -317,43 +445,59 @@ class Processor:
             if work.in_txn and (age_ms >= cfg.commit_interval_ms or (
                     self.exactly_once and caught_up_now and age_ms >= cfg.commit_interval_ms / 4)):
                 self._commit()
-            if not work.in_txn and not self._replaying():
-                self.checkpointer.maybe(self.engine, self.positions, self._order_next, now)
+            for task in list(self.tasks.values()):
+                if not work.in_txn and not task.replaying(work.committed):
+                    task.checkpointer.maybe(task.engine, task.positions, task.order_next, now)
             if len(self.lifecycle.queue):  # commands apply between transactions only
                 if work.in_txn:
                     self._commit()
-                self.engine = self.lifecycle.run_commands(self.engine, self.positions, self._order_next)
+                self._run_commands()
             if now - last_live >= 1 and self._live is not None:
                 self._live.poll()
                 last_live = now
             if now - last_lag > 5:
-                self._update_lag(consumer)
+                marks.update_lag({s: t.positions.get(s, 0) for s, t in task_of.items()})
                 last_lag = now
-            caught_up = not len(merger) and all(self._eof.values())
-            if exit_when_idle_s is not None and caught_up and now - last_progress >= exit_when_idle_s:
+            caught_up = marks.all_at_end and not any(len(t.merger) for t in self.tasks.values())
+            if self.keyed and not self._assignments:
+                caught_up = False  # not a member yet: nothing was given to this process
+            if exit_when_idle_s is not None and caught_up and now - self._last_progress >= exit_when_idle_s:
                 log.info("idle: stopping", extra={"fields": {"idle_s": exit_when_idle_s}})
                 return
             if max_seconds is not None and now - started >= max_seconds:
                 return
 
+    def _run_commands(self) -> None:
+        if self.keyed:  # a task's engine is one shard: commands for a keyed deployment come later
+            while (command := self.lifecycle.queue.pop()) is not None:
+                command.error = LifecycleError("lifecycle commands are not available in keyed mode", status=409)
+                command.done.set()
+            return
+        task = self._single
+        task.engine = self.lifecycle.run_commands(task.engine, task.positions, task.order_next)
+
     def _commit(self, final: bool = False) -> None:
-        """Commit the open unit of work with the consumed positions."""
-        self.work.commit(self.positions, final)
+        """Commit the open unit of work with every task's positions."""
+        positions: dict[Source, int] = {}
+        for task in self.tasks.values():
+            positions.update(task.positions)
+        self.work.commit(positions, final)
 
     def _checkpoint(self, trigger: str, wait: bool = True) -> dict[str, Any] | None:
-        return self.checkpointer.cut(self.engine, self.positions, self._order_next, trigger, wait)
+        return self._single.cut(trigger, wait)
 
-    def _drain(self, merger: EventTimeMerger) -> int:
-        """Process the records the merger releases (at most one batch); return how many."""
-        engine = self.engine
+    def _drain(self, task: Task) -> int:
+        """Process the records a task's merger releases (at most one batch); return how many."""
+        engine = task.engine
         assert engine is not None
-        if self._follower is not None:
-            return self._drain_recorded(merger)
-        caught_up = self._lag_check()
+        if task.follower is not None:
+            return self._drain_recorded(task)
+        merger = task.merger
+        caught_up = self.marks.check(task.positions)
         now_ms = self.clock()
         collector, work = self.collector, self.work
         collector.begin_batch(now_ms)
-        positions, committed, emit, count = self.positions, work.committed, collector.emit, collector.count
+        positions, committed, emit, count = task.positions, work.committed, collector.emit, collector.count
         process = engine.process
         counts: dict[tuple[str, str], int] = {}
         processed = 0
@@ -384,9 +528,9 @@ class Processor:
             processed += len(run)
             work.records += live
             if live:
-                self._order.record(now_ms, head.kind, head.partition, head.offset, run[-1].offset)
+                task.order.record(now_ms, head.kind, head.partition, head.offset, run[-1].offset)
                 if head.kind == "labels":
-                    self._observe_label_wait(source, run)
+                    self._observe_label_wait(task, source, run)
             if first_ts is None:
                 first_ts = head.timestamp
             last_ts = run[-1].timestamp
@@ -396,7 +540,7 @@ class Processor:
         if processed:
             if self._first_record is None:
                 self._first_record = batch_start
-            self.checkpointer.saw(first_ts, last_ts)
+            task.checkpointer.saw(first_ts, last_ts)
             for key, n in counts.items():
                 child = self._events_in.get(key)
                 if child is None:
@@ -407,9 +551,9 @@ class Processor:
             self._record_seconds.observe(elapsed / processed)
         return processed
 
-    def _observe_label_wait(self, source: Source, run: list[InputRecord]) -> None:
+    def _observe_label_wait(self, task: Task, source: Source, run: list[InputRecord]) -> None:
         """How long each label of a live run sat between its fetch and its learning."""
-        arrivals = self._label_arrivals[source]
+        arrivals = task.label_arrivals[source]
         now = time.monotonic()
         observe = self._label_wait.observe
         for record in run:
@@ -428,76 +572,21 @@ class Processor:
         log.error("engine error: record dead-lettered", exc_info=exc,
                   extra={"fields": {"kind": record.kind, "partition": record.partition, "offset": record.offset}})
         return [DeadLetter(record, "internal_error", repr(exc)[:500])]
-    def _lag_check(self) -> Callable[[Source], int | None]:
-        """How many records an empty source is behind its partition's end, memoized for one
-        batch; None when that is not known (the merger then waits, as for a known lag).
-
-        The high watermark librdkafka caches from every fetch response is compared with the
-        next offset to fetch: the last fetched record's, the offset an end-of-partition event
-        reported (past any transaction marker), or where the partition was assigned. Before
-        the first fetch response the broker is asked (KIP-695), at most every 200 ms.
-        """
-        memo: dict[Source, int | None] = {}
-        eof_at, fetched, tps, consumer = self._eof_at, self._fetched, self._tps, self._consumer
-        positions, marks = self.positions, self._broker_marks
-
-        def lag(source: Source) -> int | None:
-            if source in memo:
-                return memo[source]
-            try:
-                low, high = consumer.get_watermark_offsets(tps[source], cached=True)
-            except KafkaException:
-                low = high = -1
-            if high < 0:
-                self._ask_broker(source, min_interval_s=0.2)
-                low, high = marks.get(source, (-1, -1))
-            nxt = max(fetched.get(source, -1), eof_at.get(source, -1), positions.get(source, -1))
-            if nxt < 0:  # assigned at the beginning, nothing fetched yet
-                nxt = low
-            behind = memo[source] = None if high < 0 or nxt < 0 else max(0, high - nxt)
-            return behind
-
-        return lag
-
-    def _ask_broker(self, source: Source, min_interval_s: float = 0.0) -> None:
-        """Ask the broker for a partition's watermarks (a round trip; bounded rate)."""
-        now = time.monotonic()
-        if now - self._asked_at.get(source, -1e9) < min_interval_s:
-            return
-        self._asked_at[source] = now
-        try:
-            self._broker_marks[source] = self._consumer.get_watermark_offsets(self._tps[source], timeout=5,
-                                                                              cached=False)
-        except KafkaException as exc:
-            log.warning("cannot read watermarks", extra={"fields": {"source": source_key(source),
-                                                                    "error": str(exc)}})
 
     # -- the order log -------------------------------------------------------------------
 
-    def _follow_order_log(self) -> None:
-        """Read the merge decisions recorded since the restored version was cut."""
-        start = self._snapshot_order_offset
-        entries, end = read_order_log(self.config, start)
-        self._order_next = end
-        if start is None:
-            if self.committed:
-                log.warning("the restored version predates the order log: replaying by the event-time rules",
-                            extra={"fields": {"model": self.config.name}})
-            return
-        if entries:
-            self._follower = OrderFollower(entries)
-            log.info("following the recorded order", extra={"fields": {"entries": len(entries),
-                                                                       "runs": len(self._follower)}})
-
-    def _drain_recorded(self, merger: EventTimeMerger) -> int:
-        """Replay the records in the order the order log recorded; 0 while a run is not fetched."""
-        follower = self._follower
-        engine = self.engine
+    def _drain_recorded(self, task: Task) -> int:
+        """Replay a task's records in the order its order log recorded; 0 while a run is not
+        fetched."""
+        follower, engine, merger = task.follower, task.engine, task.merger
         assert follower is not None and engine is not None
-        positions, committed = self.positions, self.committed
+        positions, committed = task.positions, self.work.committed
         processed = 0
         while processed < self.config.processor.batch_size and (run := follower.next_run()) is not None:
             now_ms, source, first, last = run
+            if source not in task.sources:  # single-partition logs of older versions: not ours
+                follower.advance()
+                continue
             position = positions.get(source, 0)
             if last < position:  # already in the restored version
                 follower.advance()
@@ -533,49 +622,53 @@ class Processor:
             follower.advance()
         self.collector.end_batch()
         if not len(follower):
-            self._follower = None
+            task.follower = None
             log.info("recorded order replayed: merging by the event-time rules",
-                     extra={"fields": {"positions": {source_key(s): o for s, o in positions.items()}}})
+                     extra={"fields": {"task": task.name,
+                                       "positions": {source_key(s): o for s, o in positions.items()}}})
         return processed
 
     def _write_order(self) -> None:
-        """Add this unit of work's merge decisions to the order log (inside its transaction)."""
-        if not self._order:
-            return
-        self.work.produce(self.topics.order, None, self._order.flush(), on_delivery=self._order_delivered)
-        self._order_unacked += 1
+        """Add each task's merge decisions to its order log partition (inside the transaction)."""
+        for task in self.tasks.values():
+            if task.order:
+                self.work.produce(self.topics.order, None, task.order.flush(), partition=task.order_partition,
+                                  on_delivery=self._order_delivered(task))
+                task.order_unacked += 1
+
+    def _order_delivered(self, task: Task) -> Callable[[KafkaError | None, Any], None]:
+        def delivered(err: KafkaError | None, msg: Any) -> None:
+            task.order_delivered(err, msg)
+            if not self.exactly_once:
+                self.work.on_delivery(err, msg)
+        return delivered
 
     def _flush_order(self) -> None:
         """Before a cut: serve the delivery reports of committed order entries (their offsets)."""
-        if self._order_unacked:
+        if any(task.order_unacked for task in self.tasks.values()):
             self._producer.flush(30)
 
-    def _order_delivered(self, err: KafkaError | None, msg: Any) -> None:
-        self._order_unacked -= 1
-        if err is None:
-            self._order_next = max(self._order_next, msg.offset() + 1)
-        if not self.exactly_once:
-            self.work.on_delivery(err, msg)
+    # -- keyed mode: pointers to each task's latest version --------------------------------
 
-    def _replaying(self) -> bool:
-        """Still below the committed offsets, or following the order log: no cut yet (a
-        version cut here would name an order log offset its positions are not at)."""
-        if self._follower is not None:
-            return True
-        positions = self.positions
-        return any(positions.get(source, 0) < offset for source, offset in self.committed.items())
+    def _pointer(self, index: int, meta: dict[str, Any], now_ms: int) -> None:
+        """A task's latest version on the compacted ``.checkpoints`` topic (key = task)."""
+        body = {"task": index, "version": meta["version"], "store": task_store_name(self.config, index),
+                "positions": meta["positions"], "examples_seen": meta["examples_seen"],
+                "created_at": meta["created_at"], "instance": self.config.scale.instance}
+        headers = ce_headers("checkpoint", f"{self.config.name}/task-{index}/v{meta['version']}", self.config.name,
+                             meta["version"], now_ms)
+        self.work.produce(self.topics.checkpoints, str(index).encode(), orjson.dumps(body), headers)
 
     # -- observability -----------------------------------------------------------------
 
-    def _backpressure(self, consumer, merger: EventTimeMerger) -> None:
+    def _backpressure(self, consumer) -> None:
         """Pause partitions whose buffer is full while another one catches up."""
         cap = self.config.processor.max_buffered_per_partition
-        topic_of = self._topic_of
-        for source in self._eof:
-            n = merger.buffered(source)
+        for source, task in self._task_of.items():
+            n = task.merger.buffered(source)
             if n < cap // 2 and source not in self._paused:
                 continue  # the common case, once per source per poll: nothing to build
-            tp = TopicPartition(topic_of[source[0]], source[1])
+            tp = TopicPartition(self._topic_of[source[0]], source[1])
             if n >= cap and source not in self._paused:
                 consumer.pause([tp])
                 self._paused.add(source)
@@ -589,30 +682,23 @@ class Processor:
                 log.info("backpressure: partition resumed",
                          extra={"fields": {"source": source_key(source), "buffered": n, "cap": cap}})
 
-    def _update_lag(self, consumer) -> None:
-        topic_of = self._topic_of
-        for source in self._eof:
-            tp = TopicPartition(topic_of[source[0]], source[1])
-            try:
-                _, high = consumer.get_watermark_offsets(tp, cached=True)
-            except KafkaException:
-                continue
-            if high >= 0:
-                self._lag[source_key(source)] = max(0, high - self.positions.get(source, 0))
-
     def _state(self) -> dict[str, Any]:
-        engine = self.engine
-        if engine is None:
+        engines = [t.engine for t in self.tasks.values() if t.engine is not None]
+        if not engines:
             return {}
+        first = engines[0]
+        merge: dict[str, int] = collections.Counter()
+        for task in self.tasks.values():
+            merge.update(vars(task.merger.stats))
         return {
-            "version": engine.version,
-            "n_learned": engine.n_learned,
-            "scores": engine.scores.values(),
-            "pending_features": engine.join.pending_features,
-            "pending_labels": engine.join.pending_labels,
-            "expired_features": engine.counters.expired_features,
-            "expired_labels": engine.counters.expired_labels,
-            "lag": dict(self._lag),
-            "merge": vars(self.merger.stats) if self.merger is not None else {},
+            "version": first.version if not self.keyed else max(e.version for e in engines),
+            "n_learned": sum(e.n_learned for e in engines),
+            "scores": first.scores.values() if len(engines) == 1 else {},
+            "pending_features": sum(e.join.pending_features for e in engines),
+            "pending_labels": sum(e.join.pending_labels for e in engines),
+            "expired_features": sum(e.counters.expired_features for e in engines),
+            "expired_labels": sum(e.counters.expired_labels for e in engines),
+            "lag": dict(self.marks.lag),
+            "merge": dict(merge),
+            "tasks": len(self.tasks),
         }
-

@@ -118,15 +118,17 @@ class UnitOfWork:
     # -- producing -------------------------------------------------------------------------
 
     def produce(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None,
-                on_delivery: Callable[[KafkaError | None, Any], None] | None = None) -> None:
+                on_delivery: Callable[[KafkaError | None, Any], None] | None = None, partition: int = -1) -> None:
         """Hand one message to the producer (waiting while its queue is full) and count it."""
         producer = self._producer
+        extra: dict[str, Any] = {}
+        if on_delivery is not None:
+            extra["on_delivery"] = on_delivery
+        if partition >= 0:
+            extra["partition"] = partition
         while True:
             try:
-                if on_delivery is None:
-                    producer.produce(topic, value=value, key=key, headers=headers)
-                else:
-                    producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+                producer.produce(topic, value=value, key=key, headers=headers, **extra)
                 self._produced += 1
                 return
             except BufferError:
