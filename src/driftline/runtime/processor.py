@@ -796,14 +796,16 @@ class Processor:
         elif now - self._ckpt_time >= ckpt.every_seconds and engine.n_learned > self._ckpt_learned:
             self._checkpoint("periodic", wait=False)
 
-    def _checkpoint(self, trigger: str, wait: bool = True) -> dict[str, Any] | None:
+    def _checkpoint(self, trigger: str, wait: bool = True, commit: bool = True) -> dict[str, Any] | None:
         """Cut a version of the engine at the current positions.
 
         With ``wait`` (start-up, shutdown, lifecycle commands) the version is stored,
         registered and announced before this returns its metadata. Without it, a forked
         child writes it (runtime/snapshots.py) and :meth:`_saved` registers it once the
         child is done. Predictions name the new version from the cut on; if its write fails,
-        they go back to the last good one and the failed number is never reused.
+        they go back to the last good one and the failed number is never reused. Without
+        ``commit`` the announcement is left in an open transaction (a lifecycle command adds
+        its event and commits, see runtime/lifecycle.py).
         """
         engine = self.engine
         assert engine is not None
@@ -842,7 +844,7 @@ class Processor:
         self._range_start, self._time_range = dict(self.positions), []
         self.saver.start(version, meta, state)
         if wait or not self.saver.forking:
-            stored = self._saved(self.saver.wait())
+            stored = self._saved(self.saver.wait(), commit)
             if stored is None:  # nothing was stored: the next version still covers this range
                 self._range_start, self._time_range = range_start, time_range
             return stored
