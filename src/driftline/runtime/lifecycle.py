@@ -283,6 +283,8 @@ class LifecycleRuntime:
         p._range_start, p._time_range, p._ckpt_learned, p._ckpt_time = saved
         if stored is not None:
             p._failed_version = max(p._failed_version, stored["version"])
+            log.warning("command failed: its version is deleted, the previous model serves on",
+                        extra={"fields": {"version": stored["version"], "serving": before.version if before else 0}})
             try:
                 p.store.delete(stored["version"])
             except DriftlineError as exc:
