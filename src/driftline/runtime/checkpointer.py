@@ -106,14 +106,16 @@ class Checkpointer:
             self.cut(engine, positions, order_offset, "periodic", wait=False)
 
     def cut(self, engine: Engine, positions: dict[Source, int], order_offset: int, trigger: str,
-            wait: bool = True) -> dict[str, Any] | None:
+            wait: bool = True, commit: bool = True) -> dict[str, Any] | None:
         """Cut a version of ``engine`` at ``positions``.
 
         With ``wait`` (start-up, shutdown, lifecycle commands) the version is stored,
         registered and announced before this returns its metadata. Without it, a forked
         child writes it (runtime/snapshots.py) and :meth:`saved` registers it once the
         child is done. Predictions name the new version from the cut on; if its write fails,
-        they go back to the last good one and the failed number is never reused.
+        they go back to the last good one and the failed number is never reused. Without
+        ``commit`` the announcement is left in the open unit of work (a lifecycle command
+        adds its event and commits, see runtime/lifecycle.py).
         """
         if self.saver.busy:
             self.saved(engine, self.saver.wait())
@@ -146,7 +148,7 @@ class Checkpointer:
         self._range_start, self._time_range = dict(positions), []
         self.saver.start(version, meta, state)
         if wait or not self.saver.forking:
-            stored = self.saved(engine, self.saver.wait())
+            stored = self.saved(engine, self.saver.wait(), commit)
             if stored is None:  # nothing was stored: the next version still covers this range
                 self._range_start, self._time_range = range_start, time_range
             return stored
@@ -182,6 +184,18 @@ class Checkpointer:
         self.announce_to(meta, _now_ms())
         if commit:
             self.commit()
+
+    def cadence(self) -> tuple[Any, ...]:
+        """What a cut changes in the cadence, for :meth:`undo` when a command fails."""
+        return self._range_start, self._time_range, self._learned_at_cut, self._time_of_cut
+
+    def undo(self, cadence: tuple[Any, ...], stored: dict[str, Any] | None) -> None:
+        """Forget a cut whose command failed: its cadence, and its stored version (deleted;
+        the number is never reused: predictions may have carried it)."""
+        self._range_start, self._time_range, self._learned_at_cut, self._time_of_cut = cadence
+        if stored is not None:
+            self._failed_version = max(self._failed_version, stored["version"])
+            self.store.delete(stored["version"])
 
     def wait(self) -> None:
         """Let a version being written land (it is complete and consistent); the next

@@ -141,11 +141,17 @@ class OutputCollector:
             self.sink(self.topics.dlq, rec.key, rec.value, headers)
             self.metrics.events_out.labels(model, "dlq").inc()
 
-    def lifecycle(self, event: LifecycleEvent) -> None:
-        """Send a lifecycle event (inside the open unit of work) and hand it to the registry."""
+    def lifecycle(self, event: LifecycleEvent, record: bool = True) -> None:
+        """Send a lifecycle event (inside the open unit of work) and, with ``record``, hand
+        it to the registry at once (a command records it only after its commit)."""
         body = event.body()
         self.sink(self.topics.lifecycle, event.id.encode(), orjson.dumps(body, default=str),
                   ce_headers("lifecycle", event.id, self.config.name, event.model_version, event.at))
+        if record:
+            self.recorded(event)
+
+    def recorded(self, event: LifecycleEvent) -> None:
+        body = event.body()
         self.on_lifecycle(body)
         log.info("lifecycle event", extra={"fields": {k: body[k] for k in ("id", "action", "actor")}})
 

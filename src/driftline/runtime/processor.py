@@ -55,7 +55,7 @@ from driftline.runtime.lifecycle import LifecycleRuntime, lifecycle_meta
 from driftline.runtime.liveness import LivenessMember
 from driftline.runtime.task import Task, task_store_name
 from driftline.runtime.topics import check_copartitioned
-from driftline.runtime.unit_of_work import EXIT_HUNG, HANG_TIMEOUT_S, UnitOfWork, retrying
+from driftline.runtime.unit_of_work import EXIT_HUNG, HANG_TIMEOUT_S, UnitOfWork, fenced, retrying
 from driftline.runtime.watermarks import Watermarks
 from driftline.versions.store import VersionStore
 
@@ -71,19 +71,6 @@ EXIT_FENCED = 3
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _kafka_error(exc: KafkaException) -> KafkaError | None:
-    return exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-
-
-def _fenced(exc: KafkaException) -> bool:
-    """Whether a Kafka error says a newer producer with our transactional.id fenced us."""
-    err = _kafka_error(exc)
-    if err is None:
-        return False
-    return err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH) or (
-        err.code() == KafkaError._FATAL and "fenced" in err.str().lower())
 
 
 class Processor:
@@ -153,6 +140,11 @@ class Processor:
         return self._single.engine
 
     @property
+    def checkpointer(self) -> Checkpointer:
+        """The serving task's checkpointer (single mode)."""
+        return self._single.checkpointer
+
+    @property
     def positions(self) -> dict[Source, int]:
         return self._single.positions
 
@@ -213,7 +205,7 @@ class Processor:
         try:
             return self._run(exit_when_idle_s, max_seconds)
         except KafkaException as exc:
-            if not _fenced(exc):
+            if not fenced(exc):
                 raise
             message = (f"another instance of deployment {self.config.name} took over (same transactional.id "
                        f"{self.config.transactional_id}): this one stops")

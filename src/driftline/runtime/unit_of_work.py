@@ -24,7 +24,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-__all__ = ["UnitOfWork", "HANG_TIMEOUT_S", "EXIT_HUNG", "retrying"]
+__all__ = ["UnitOfWork", "HANG_TIMEOUT_S", "EXIT_HUNG", "retrying", "fenced"]
 
 log = logging.getLogger("driftline.processor")
 
@@ -39,6 +39,17 @@ _COORDINATOR_ERRORS = {
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
     KafkaError.COORDINATOR_NOT_AVAILABLE,
 }
+
+
+def fenced(exc: BaseException) -> bool:
+    """Whether a Kafka error says a newer producer with our transactional.id fenced us."""
+    if not isinstance(exc, KafkaException):
+        return False
+    err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    if err is None:
+        return False
+    return err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH) or (
+        err.code() == KafkaError._FATAL and "fenced" in err.str().lower())
 
 
 def retrying(call: Callable[[], Any], deadline_s: float = 60.0) -> Any:
@@ -174,13 +185,20 @@ class UnitOfWork:
         self._committed(offsets)
 
     def abort(self) -> None:
-        """Abort an open transaction (shutdown after an error, a lost partition)."""
+        """Abort an open transaction (shutdown after an error, a lost partition, a failed
+        lifecycle command)."""
         if self.in_txn and self.exactly_once:
             try:
                 self._producer.abort_transaction(10)
-            except KafkaException:
-                pass
+            except KafkaException as exc:  # fenced: the broker aborts it for us
+                log.warning("abort failed", extra={"fields": {"error": str(exc)}})
         self.in_txn = False
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Serve every delivery report (at-least-once: a failed delivery shows at once)."""
+        self._producer.flush(timeout_s)
+        if self._delivery_error is not None:
+            raise KafkaException(self._delivery_error)
 
     def _committed(self, offsets: list[TopicPartition]) -> None:
         self.in_txn = False
