@@ -228,6 +228,7 @@ class Processor:
         self.engine = state["engine"]
         self.positions = dict(state["positions"])
         self._snapshot_order_offset = state.get("order_offset")  # None: a version older than the log
+        self.metrics.last_version.labels(self.config.name).set(meta.get("created_at", 0) / 1000)
         log.info(
             "restored version",
             extra={"fields": {"model": self.config.name, "version": latest, "examples_seen": meta["examples_seen"]}},
@@ -614,7 +615,7 @@ class Processor:
             self.metrics.dead_letters.labels(self.config.name, output.reason).inc()
             self._dead_lettered(output)
         elif isinstance(output, DriftEvent):
-            self.metrics.drift_events.labels(self.config.name, output.detector).inc()
+            self.metrics.drift_events.labels(self.config.name, output.drift_kind, output.detector).inc()
 
     def _dead_lettered(self, output: DeadLetter) -> None:
         """Count a dead letter; warn when they come in a row (N, 10 N, 100 N, ...).
@@ -863,6 +864,7 @@ class Processor:
             return None
         stored = self.store.meta(done.version)
         self.metrics.versions.labels(self.config.name, stored["trigger"]).inc()
+        self.metrics.last_version.labels(self.config.name).set(stored["created_at"] / 1000)
         self.metrics.snapshot_seconds.labels(self.config.name).observe(done.seconds)
         log.info("version cut", extra={"fields": {"version": done.version, "trigger": stored["trigger"],
                                                   "examples_seen": stored["examples_seen"],
@@ -941,5 +943,7 @@ class Processor:
             "expired_labels": engine.counters.expired_labels,
             "lag": dict(self._lag),
             "merge": vars(self.merger.stats) if self.merger is not None else {},
+            "served": {v: s.values() for v, s in engine.arena.served.items()} if engine.arena is not None else {},
+            "data_drift": engine.data_watch.last if engine.data_watch is not None else {},
         }
 
