@@ -152,3 +152,14 @@ def exported_metrics() -> set[str]:
         if family.type == "histogram":
             names.update(family.name + s for s in ("_bucket", "_sum", "_count"))
     return names
+
+
+@pytest.fixture(scope="session")
+def grafana_dashboard() -> ModuleType:
+    """scripts/grafana_dashboard.py, imported from its path."""
+    spec = importlib.util.spec_from_file_location("grafana_dashboard", ROOT / "scripts" / "grafana_dashboard.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("grafana_dashboard", module)
+    spec.loader.exec_module(module)
+    return module

@@ -107,3 +107,8 @@ def test_the_routing_has_a_route_for_every_severity() -> None:
     routed = {m.split("=")[1].strip('"') for r in config["route"]["routes"] for m in r.get("matchers", [])
               if m.startswith("severity=")}
     assert {rule["labels"]["severity"] for rule in ALERT_RULES} <= routed
+
+
+def test_promtool_accepts_the_example_prometheus_config(promtool, run) -> None:
+    result = run([promtool, "check", "config", str(PROMETHEUS_DIR / "prometheus.yml")])
+    assert result.returncode == 0, result.stdout + result.stderr
