@@ -67,6 +67,15 @@ def single(title: str, description: str, target: prometheus.Dataquery, unit: str
     return panel
 
 
+def new_events(counter: str, window: str) -> str:
+    """Events of a counter in each ``window``, by model, kind and detector, counting series
+    that appeared within it with their whole value (a detector's series appears with its
+    first event, and increase() does not count a series' first sample)."""
+    now = f"{counter}{{{M}}}"
+    appeared = f"({now} unless {now} offset {window})"
+    return (f"sum by (model, kind, detector) ((increase({now}[{window}]) unless {appeared}) or {appeared}) > 0")
+
+
 def variables() -> list[Any]:
     return [
         dash.DatasourceVariable("datasource").label("Data source").type("prometheus"),
@@ -90,7 +99,7 @@ def variables() -> list[Any]:
 def annotations() -> list[dash.AnnotationQuery]:
     return [
         dash.AnnotationQuery().name("Drift events").datasource(DS).enable(True).icon_color("red")
-        .expr(f"sum by (model, kind, detector) (increase(driftline_drift_events_total{{{M}}}[1m])) > 0"),
+        .expr(new_events("driftline_drift_events_total", "1m")),
         dash.AnnotationQuery().name("Version changes").datasource(DS).enable(True).icon_color("blue")
         .expr(f"changes(driftline_model_version{{{M}}}[1m]) > 0"),
     ]
@@ -120,9 +129,9 @@ def overview() -> list[Any]:
                query(f"model:driftline_last_version:age_seconds{{{M}}}", "{{model}}"), unit="s"),
         series("Inputs / s", "Feature and label records read, by kind",
                [query(f"model_kind:driftline_events_in:rate5m{{{M}}}", "{{model}} {{kind}}")], unit="reqps"),
-        series("Dead letters by reason", "Records sent to the dead-letter topic, by dl_reason",
-               [query(f"model_reason:driftline_dead_letters:rate5m{{{M}}} > 0", "{{model}} {{reason}}")],
-               unit="reqps"),
+        series("Dead letters by reason", "Records sent to the dead-letter topic since the processor started, "
+               "by dl_reason (a reason's series appears with its first record)",
+               [query(f"sum by (model, reason) (driftline_dead_letters_total{{{M}}})", "{{model}} {{reason}}")]),
     ]
 
 
@@ -156,8 +165,8 @@ def drift() -> list[Any]:
         series("PSI per feature", "Population stability index on the reference-quantile bins",
                [query(f"driftline_feature_psi{{{M}}}", "{{feature}}")]),
         series("Drift events", "Drift events by kind and detector (concept, data, performance, importance)",
-               [query(f"sum by (model, kind, detector) (increase(driftline_drift_events_total{{{M}}}"
-                      f"[$__rate_interval])) > 0", "{{model}} {{kind}} {{detector}}")], width=24),
+               [query(new_events("driftline_drift_events_total", "$__rate_interval"),
+                      "{{model}} {{kind}} {{detector}}")], width=24),
     ]
 
 

@@ -45,6 +45,9 @@ class ProcessorMetrics:
         self.snapshot_failures = Counter(
             "driftline_snapshot_failures", "Snapshot writes that failed", ["model"], registry=registry
         )
+        # Exported at 0 from the start: rate() and increase() miss the first failure of a
+        # series that appears with it (DriftlineSnapshotFailures fires on one failure).
+        self.snapshot_failures.labels(model)
         self.last_version = Gauge(
             "driftline_last_version_timestamp_seconds", "Creation time of the newest version stored (Unix s)",
             ["model"], registry=registry,
