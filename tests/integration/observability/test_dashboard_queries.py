@@ -162,10 +162,11 @@ def test_prometheus_scraping_a_processor_answers_every_dashboard_query(make_conf
         while '"processing"' not in log_path.read_text():
             assert run.poll() is None and time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.2)
-        prom = subprocess.Popen([prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
-                                 f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                 f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
-                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "w"))
+        with open(tmp_path / "prometheus.log", "w") as prom_log:
+            prom = subprocess.Popen([prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
+                                     f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                     f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
+                                    stdout=subprocess.DEVNULL, stderr=prom_log)
 
         produced = subprocess.run([DRIFTLINE, "-c", toml, "produce", "synth:sea", "--limit", str(N_EVENTS),
                                    "--drift-every", "3000", "--noise", "0", "--label-delay", "10"],

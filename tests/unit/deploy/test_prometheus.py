@@ -116,3 +116,12 @@ def test_the_routing_has_a_route_for_every_severity() -> None:
 def test_promtool_accepts_the_example_prometheus_config(promtool, run) -> None:
     result = run([promtool, "check", "config", str(PROMETHEUS_DIR / "prometheus.yml")])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("rule", ALERT_RULES, ids=ALERT_NAMES)
+def test_amtool_routes_each_alert_by_its_severity(amtool, run, rule: dict) -> None:
+    receiver = {"critical": "driftline-pager", "warning": "driftline-tickets", "info": "driftline-ml-channel"}
+    result = run([amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER}",
+                  f"alertname={rule['alert']}", f"severity={rule['labels']['severity']}", "model=elec"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [receiver[rule["labels"]["severity"]]]
