@@ -22,7 +22,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 # promtool and amtool (tests/unit/deploy/test_prometheus.py) and the Prometheus server of the
 # dashboard's integration test: Debian's prometheus and prometheus-alertmanager, as root after
-# apt-get update; skipped when present. They start no daemon in a container.
+# apt-get update; skipped when present. In a container they start no daemon; on a host with
+# systemd their services start too (the tests use their own loopback ports).
 case ",$extras," in
   *,test,*)
     if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null; then
