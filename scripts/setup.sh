@@ -20,6 +20,22 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[$extras]"
   echo "$want" > "$stamp"
 fi
+# promtool and amtool (tests/unit/deploy/test_prometheus.py) and the Prometheus server of the
+# dashboard's integration test: Debian's prometheus and prometheus-alertmanager, as root after
+# apt-get update; skipped when present. In a container they start no daemon; on a host with
+# systemd their services start too (the tests use their own loopback ports).
+case ",$extras," in
+  *,test,*)
+    if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup.sh: apt-get install prometheus prometheus-alertmanager" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+          prometheus prometheus-alertmanager >/dev/null
+      else
+        echo "setup.sh: WARNING: promtool/amtool missing; as root: apt-get install prometheus prometheus-alertmanager" >&2
+      fi
+    fi ;;
+esac
 # The validators of tests/unit/deploy (kubeconform, compose-check, Kubernetes schemas) in
 # .cache/deploy-tools/; instant once installed. Without Go this warns and goes on (the demo
 # does not need them); those tests then fail and say how to install them.

@@ -109,7 +109,7 @@ def test_a_run_that_dead_letters_everything_says_so(make_config, tmp_path):
     assert result.returncode == 0, result.stderr
     warnings = [orjson.loads(line) for line in result.stderr.splitlines()
                 if line.startswith("{") and "dead letters in a row" in line]
-    assert [(w["level"], w["in_a_row"], w["reason"]) for w in warnings] == [("WARNING", 50, "missing_feature")]
+    assert [(w["severity_text"], w["attributes"]["in_a_row"], w["attributes"]["reason"]) for w in warnings] == [("WARNING", 50, "missing_feature")]
     summary = orjson.loads(result.stdout)
     assert summary["dead_letters"] == {"this_run": 120, "by_reason": {"missing_feature": 120}}
     assert "warning: 120 input records of this run were dead-lettered (missing_feature 120)" in result.stderr
@@ -239,7 +239,7 @@ def test_a_fenced_processor_says_another_instance_took_over_and_exits_3(make_con
     assert plain == [f"Error: another instance of deployment {config.name} took over (same transactional.id "
                      f"{config.transactional_id}): this one stops\n"], stderr
     logged = [orjson.loads(line) for line in lines if line.startswith("{") and "took over" in line]
-    assert [entry["level"] for entry in logged] == ["ERROR"], stderr
+    assert [entry["severity_text"] for entry in logged] == ["ERROR"], stderr
 
 
 TOKEN = {"DRIFTLINE_ADMIN_TOKEN": "cli-test-token"}
