@@ -20,6 +20,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[$extras]"
   echo "$want" > "$stamp"
 fi
+# The live page's browser test (tests/integration/dashboard) drives Debian's chromium through
+# playwright, which downloads no browser. Installed as root when missing; quick once there.
+case ",$extras," in
+  *,test,*) if ! command -v chromium >/dev/null 2>&1; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup.sh: installing Debian's chromium (browser test)" >&2
+        (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null \
+          || echo "setup.sh: WARNING: chromium not installed; the dashboard browser test will fail" >&2
+      else
+        echo "setup.sh: WARNING: no chromium (apt-get install chromium as root); the dashboard browser test will fail" >&2
+      fi
+    fi ;;
+esac
 # The validators of tests/unit/deploy (kubeconform, compose-check, Kubernetes schemas) in
 # .cache/deploy-tools/; instant once installed. Without Go this warns and goes on (the demo
 # does not need them); those tests then fail and say how to install them.

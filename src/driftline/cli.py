@@ -104,11 +104,14 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
         admin_port_set = admin_port is not None
         admin_port = admin_port if admin_port_set else config.lifecycle.admin_port
         if admin_port:
+            from driftline.dashboard import LiveFeed, Sampler
             from driftline.lifecycle.admin import AdminServer
 
+            feed = LiveFeed()  # the live page, /dashboard: sampled from the processor's state once a second
+            Sampler(feed, lambda: processor.engine, processor._state).start()
             admin = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit,
                                 processor.store, os.environ.get(config.lifecycle.token_env) or None,
-                                host=config.lifecycle.admin_host, port=admin_port)
+                                host=config.lifecycle.admin_host, port=admin_port, feed=feed)
             with _port("admin API", admin_port, "--admin-port", "[lifecycle] admin_port", not admin_port_set):
                 served = admin.start()
                 log.info("admin API", extra={"fields": {"port": served}})
