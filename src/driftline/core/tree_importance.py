@@ -58,8 +58,8 @@ def tree_importances(model: Any) -> dict[str, float] | None:
         members = list(model) if hasattr(model, "__iter__") and hasattr(model, "models") else None
     except TypeError:
         members = None
-    if not members:
-        return None
+    if not members:  # a River forest builds its trees on the first example
+        return {} if type(model).__module__.startswith("river.forest") else None
     found = [imp for imp in (_single(m) for m in members) if imp is not None]
     if not found:
         return None

@@ -59,6 +59,10 @@ def serve_page(handler: Any, server: Any, path: str) -> bool:
         else:
             _send(handler, 200, _static(name), STATIC[name])
         return True
+    if path == "/favicon.ico":  # browsers ask for it: nothing, rather than a 404 in the console
+        handler.send_response(204)
+        handler.end_headers()
+        return True
     if path == "/events":
         _stream(handler, server.feed)
         return True

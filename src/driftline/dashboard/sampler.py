@@ -88,7 +88,7 @@ class Sampler:
                 variants[name] = member.scores.values()
         lag = state.get("lag") or {}
         self.feed.publish("tick", {
-            "t": now, "version": version, "predictions_per_s": rate_p, "learned_per_s": rate_l,
+            "t": now, "model": engine.config.name, "version": version, "predictions_per_s": rate_p, "learned_per_s": rate_l,
             "n_learned": learned, "predictions": predictions, "metrics": variants,
             "backlog": {"features": state.get("pending_features"), "labels": state.get("pending_labels")},
             "expired": {"features": state.get("expired_features"), "labels": state.get("expired_labels")},

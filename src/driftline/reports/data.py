@@ -16,7 +16,7 @@ from driftline.reports import svg
 
 __all__ = ["report_data"]
 
-_EVIDENCE_CHARS = 1200
+_EVIDENCE_CHARS = 700
 
 
 def _neglog(p: float | None) -> float:
@@ -37,22 +37,37 @@ def _proportions(counts: list[float]) -> list[float]:
 
 
 def _strip(value: Any) -> Any:
-    """Evidence without the bulky per-feature histograms (they are drawn above)."""
+    """Evidence without the bulky per-feature histograms (they are drawn above), numbers to 4 digits."""
     if isinstance(value, dict):
         return {k: _strip(v) for k, v in value.items() if k != "histogram"}
     if isinstance(value, list):
         return [_strip(v) for v in value]
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
     return value
 
 
 def _evidence(event: dict[str, Any]) -> str:
     import orjson
 
-    keep = {k: event.get(k) for k in ("statistic", "threshold", "p_value", "params", "settings", "input",
-                                       "features", "windows", "evidence", "source", "metrics_before",
-                                       "metrics_after") if event.get(k) not in (None, {}, [])}
+    keep = {k: event.get(k) for k in ("statistic", "threshold", "p_value", "input", "features", "windows",
+                                       "evidence", "source") if event.get(k) not in (None, {}, [])}
     text = orjson.dumps(_strip(keep), option=orjson.OPT_NON_STR_KEYS, default=str).decode()
     return text if len(text) <= _EVIDENCE_CHARS else text[:_EVIDENCE_CHARS] + " …"
+
+
+def _summary(event: dict[str, Any]) -> str:
+    """One line: the statistic against its threshold, and the features named."""
+    stat = event.get("statistic") or {}
+    main = ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in list(stat.items())[:3])
+    parts = [main] if main else []
+    if event.get("threshold") is not None:
+        parts.append(f"threshold {event['threshold']:.4g}")
+    if event.get("p_value") is not None:
+        parts.append(f"p {event['p_value']:.3g}")
+    if event.get("features"):
+        parts.append("features " + ", ".join(map(str, event["features"][:6])))
+    return "; ".join(parts) or "evidence"
 
 
 def _features(engine: Any, history: Any, marks: list[float]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -121,7 +136,7 @@ def report_data(meta: dict[str, Any], engine: Any, lineage: list[dict[str, Any]]
     return {
         "model": meta.get("name"), "version": meta.get("version"), "meta": meta,
         "summary": summary, "features": features,
-        "events": [{**e, "evidence_text": _evidence(e)} for e in events],
+        "events": [{**e, "evidence_text": _evidence(e), "summary_text": _summary(e)} for e in events],
         "timeline": timeline if events else "",
         "metric_charts": metric_charts, "metrics_now": meta.get("metrics") or {},
         "importance": _importance(history, engine),

@@ -70,6 +70,7 @@
     charts.metrics.setData([s.t, ...s.variants.map((v) => s.mvals[v])]);
     for (const id of ["throughput", "backlog", "metrics"]) $(id).dataset.points = String(s.t.length);
     $("learned").textContent = d.n_learned + " examples learned";
+    $("model").textContent = d.model;
   }
 
   function item(list, text, attrs) {
