@@ -80,7 +80,7 @@ class ImportanceWatch:
         self.windows += 1
         if current is None:
             current = importances(model, self.categorical)
-        if current is None or self.windows < self.warmup:
+        if not current or self.windows < self.warmup:  # none yet (e.g. a tree before its first split)
             return None
         if self.reference is None:
             self.reference = current

@@ -60,6 +60,8 @@ def test_report_of_a_drifting_elec2_version(make_config, reader, signing_key, tm
                                        "report", "--version", str(version), "-o", str(out)])
     assert result.exit_code == 0, result.output
     html = out.read_text()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out, ARTIFACTS / "report-elec2.html")
 
     drift = [orjson.loads(m.value()) for m in reader(config, config.topics.drift)]
     assert {"data", "concept"} <= {d["kind"] for d in drift}
@@ -89,6 +91,8 @@ def test_report_of_a_drifting_elec2_version(make_config, reader, signing_key, tm
         page.on("request", lambda r: requests.append(r.url))
         page.goto(out.as_uri())
         page.screenshot(path=str(ARTIFACTS / "report-elec2.png"), full_page=True)
+        page.set_viewport_size({"width": 1100, "height": 1700})
+        page.screenshot(path=str(ARTIFACTS / "report-elec2-top.png"))  # the picture in docs/monitoring-page.md
         browser.close()
     assert requests == [out.as_uri()]  # nothing but the file itself
     assert (ARTIFACTS / "report-elec2.png").stat().st_size > 10_000

@@ -73,3 +73,22 @@ def test_importance_shift_watch_takes_any_family():
     assert watch.check(None, {"a": 3.0, "b": 2.0, "c": 1.0}) is None  # the reference
     shift = watch.check(None, {"a": 1.0, "b": 2.0, "c": 3.0})
     assert shift is not None and shift[0] < 0.5
+
+
+def test_a_tree_emits_an_importance_shift_when_the_informative_features_change():
+    from driftline.core.outputs import DriftEvent
+
+    engine = Engine(DeploymentConfig(name="imp", model=ModelConfig(preset="hoeffding_adaptive_tree"), drift={
+        "metrics_window": 500, "importance_min_tau": 0.9, "importance_warmup": 2, "policy": "none",
+        "detectors": []}))
+    rng = random.Random(3)
+    events = []
+    for i in range(12000):
+        x = {"a": rng.random(), "b": rng.random(), "c": rng.random(), "d": rng.random()}
+        y = x["a"] + x["b"] > 1 if i < 4000 else x["c"] + x["d"] > 1
+        key = f"e{i}".encode()
+        for rec in (InputRecord("features", 0, i, 2 * i, key, orjson.dumps({"id": f"e{i}", "features": x})),
+                    InputRecord("labels", 0, i, 2 * i + 1, key, orjson.dumps({"id": f"e{i}", "label": y}))):
+            events += [o for o in engine.process(rec, 0) if isinstance(o, DriftEvent) and o.drift_kind == "importance"]
+    assert events and events[0].position > 4000 and events[0].detector == "kendall_tau"
+    assert events[0].id in {e["id"] for e in engine.history.events}
