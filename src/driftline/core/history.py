@@ -6,7 +6,8 @@ Three rings, each with a fixed capacity so that the state (and every version) st
   the window's metrics and the feature importances at that moment;
 - ``windows``: one entry per data-drift evaluation: per feature the statistic, the adjusted
   p-value, the PSI and whether it drifted (``[statistic, p_adjusted, psi, drift]``);
-- ``events``: every drift event's body, as published on ``.drift``.
+- ``events``: every drift event's body, as published on ``.drift`` (less the per-feature
+  histograms of a data drift event's tests: the report draws the version's own).
 
 Each entry is appended once per window, evaluation or event, never per record, so the hot
 path pays nothing. A report (:mod:`driftline.reports`) rebuilds everything from a stored
@@ -33,7 +34,7 @@ __all__ = ["MonitorHistory"]
 class MonitorHistory:
     """Rings of per-window metrics, per-evaluation data-drift statistics and drift events."""
 
-    def __init__(self, max_metrics: int = 500, max_windows: int = 300, max_events: int = 500) -> None:
+    def __init__(self, max_metrics: int = 500, max_windows: int = 200, max_events: int = 500) -> None:
         self.max_metrics = max_metrics
         self.max_windows = max_windows
         self.max_events = max_events
@@ -51,4 +52,8 @@ class MonitorHistory:
             name: [t["statistic"], t["p_adjusted"], t.get("psi"), bool(t["drift"])] for name, t in tests.items()}})
 
     def add_event(self, body: dict[str, Any]) -> None:
+        tests = (body.get("evidence") or {}).get("tests")
+        if tests:
+            body = {**body, "evidence": {**body["evidence"], "tests": {
+                name: {k: v for k, v in t.items() if k != "histogram"} for name, t in tests.items()}}}
         self.events.append(body)
