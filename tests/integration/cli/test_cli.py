@@ -160,14 +160,16 @@ def test_the_demo_prints_commands_that_work_as_printed(make_config, tmp_path):
                "--drift-every", "500", "--label-delay", "10", "--rate", "3000", timeout=180)
     assert demo.returncode == 0, demo.stderr
     commands = demo.stdout.split("\nExplore:\n")[1].strip().splitlines()
-    assert len(commands) == 3 and all("--bootstrap " + config.kafka.bootstrap_servers in c for c in commands)
+    assert len(commands) == 4 and all("--bootstrap " + config.kafka.bootstrap_servers in c for c in commands)
+    assert "live page: http://127.0.0.1:" in demo.stdout
     for command in commands:  # from another directory's shell, without DRIFTLINE_BOOTSTRAP_SERVERS
         argv = shlex.split(command)
         assert argv[0] == DRIFTLINE
-        result = cli(*argv[1:])
+        result = cli(*argv[1:], cwd=tmp_path)
         assert result.returncode == 0, (command, result.stderr)
         assert result.stdout.strip(), command
     assert "key=" in cli(*shlex.split(commands[1])[1:]).stdout
+    assert "<svg" in (tmp_path / "report.html").read_text()  # the last command wrote the report
 
 
 def test_the_readme_commands_work_as_printed(make_config, tmp_path):
