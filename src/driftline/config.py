@@ -36,6 +36,9 @@ __all__ = [
     "ChallengerSpec",
     "PromotionConfig",
     "LifecycleConfig",
+    "ExplainConfig",
+    "AuditConfig",
+    "GovernanceConfig",
     "DeploymentConfig",
     "load_config",
 ]
@@ -375,6 +378,27 @@ class ProcessorConfig(_Frozen):
     metrics_port: int = 0
 
 
+class ExplainConfig(_Frozen):
+    """Per-prediction explanations (core/explain, docs/governance-explain.md): the ``top_k``
+    largest contributions and reason codes in every prediction record and ``POST /predict``."""
+
+    enabled: bool = False
+    top_k: int = Field(default=5, ge=1)
+
+
+class AuditConfig(_Frozen):
+    """The hash-chained, signed audit log on ``<prefix>.<model>.audit`` (docs/governance-explain.md)."""
+
+    enabled: bool = True
+    # Art. 19 of the EU AI Act asks for at least six months; None keeps entries forever.
+    retention_ms: int | None = Field(default=183 * 24 * 3600 * 1000, gt=0)
+
+
+class GovernanceConfig(_Frozen):
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+
+
 class DeploymentConfig(_Frozen):
     """Everything one model deployment needs."""
 
@@ -389,6 +413,7 @@ class DeploymentConfig(_Frozen):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     processor: ProcessorConfig = Field(default_factory=ProcessorConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
 
     @field_validator("name", "topic_prefix")
     @classmethod

@@ -199,8 +199,11 @@ class LifecycleRuntime:
             event = decode_features(orjson.dumps({"id": "predict", "features": params.get("features")}),
                                     engine.schema, self.config.name)
             prediction, proba = engine.predict(event.features)
-            return {"prediction": prediction, "proba": proba, "model_version": engine.version,
-                    "model_examples": engine.n_learned, "variant": "champion"}
+            answer = {"prediction": prediction, "proba": proba, "model_version": engine.version,
+                      "model_examples": engine.n_learned, "variant": "champion"}
+            if engine.explainer is not None:  # [governance.explain]
+                answer["explanation"] = engine.explain(event.features, prediction)
+            return answer
         if cmd.action == "promote" and params.get("challenger"):
             if engine.arena is None or params["challenger"] not in engine.arena.members:
                 raise LifecycleError(f"no challenger named {params['challenger']!r}", status=404)

@@ -118,6 +118,7 @@ def test_every_output_kind_matches_the_documented_contract(make_config, reader, 
         lifecycle={"challengers": [{"name": "hat", "model": {"preset": "hoeffding_adaptive_tree"}}],
                    "promotion": policy},
         drift={"detectors": [{"name": "binary.HDDMA"}, {"name": "ADWIN"}]},
+        governance={"explain": {"enabled": True, "top_k": 3}},  # the optional explanation member, checked too
     )
     rows = [(encode_features(x), y) for x, y in stream("synth:agrawal", limit=6000, seed=7, drift_every=2000)]
     replay(config, rows, label_delay=50, n_rows=len(rows))

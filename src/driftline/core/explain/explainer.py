@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from driftline.core.explain.explanation import Explanation, unexplained
+from driftline.core.outputs import json_key
 from driftline.core.explain.linear import explain_linear, linear_step
 from driftline.core.explain.trees import TreeExplainer, supports_tree
 
@@ -71,3 +72,26 @@ class Explainer:
         """The ``explanation`` member of a prediction record (top-k contributions, reason codes)."""
         e = self.explanation(model, x, target)
         return unexplained(model) if e is None else e.body(self.top_k)
+
+    def explain_prediction(self, model: Any, x: dict[str, Any], prediction: Any, task: str,
+                           classes: tuple[Any, ...], binary_codec: bool) -> dict[str, Any] | None:
+        """What the engine puts in a prediction record: the explanation of the last class's
+        logit or probability when there are two classes, else of the predicted class's.
+
+        ``binary_codec``: the model answers True/False for "the last class" (a logistic
+        regression over two named classes); the record names the class. None if the
+        explainer itself fails: an explanation never costs the prediction.
+        """
+        if task != "classification":
+            target = None
+        elif len(classes) == 2:
+            target = True if binary_codec else classes[-1]
+        else:
+            target = prediction
+        try:
+            member = self.explain(model, x, target)
+        except Exception:  # noqa: BLE001 - a model shape the explainer did not foresee
+            return None
+        if binary_codec and member.get("target") == "true":
+            member["target"] = json_key(classes[-1])
+        return member

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftline.core.outputs import json_key
+
 __all__ = ["Explanation", "unexplained"]
 
 
@@ -34,8 +36,7 @@ class Explanation:
 
     def top(self, k: int) -> dict[str, float]:
         """The ``k`` largest contributions by magnitude, largest first (ties by name)."""
-        items = sorted(self.contributions.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
-        return dict(items[:k])
+        return dict(sorted(self.contributions.items(), key=_by_magnitude)[:k])
 
     def reasons(self, k: int) -> list[str]:
         """Reason codes: the features that pushed the output down most, most negative first."""
@@ -44,8 +45,6 @@ class Explanation:
 
     def body(self, top_k: int) -> dict[str, Any]:
         """The ``explanation`` member of a prediction record (docs/schemas/prediction.schema.json)."""
-        from driftline.core.outputs import json_key
-
         return {
             "method": self.method,
             "target": None if self.target is None else json_key(self.target),
@@ -56,6 +55,10 @@ class Explanation:
             "contributions": self.top(top_k),
             "reasons": self.reasons(top_k),
         }
+
+
+def _by_magnitude(item: tuple[str, float]) -> tuple[float, str]:
+    return -abs(item[1]), item[0]
 
 
 def unexplained(model: Any) -> dict[str, Any]:

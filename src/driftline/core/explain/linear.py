@@ -36,9 +36,10 @@ def linear_step(model: Any) -> Any | None:
     return model if type(model) in _LINEAR else None
 
 
-def explain_linear(model: Any, x: dict[str, Any], target: Any,
+def explain_linear(model: Any, x: dict[str, Any], target: Any = True,
                    name_of: Callable[[str], str] = str) -> Any:
-    """``Explanation`` of one prediction of a (pipelined) linear model."""
+    """``Explanation`` of one prediction of a (pipelined) linear model (``target`` is ignored:
+    a logistic regression explains the logit of True, a linear regression its output)."""
     from driftline.core.explain.explanation import Explanation
 
     glm = linear_step(model)
@@ -53,5 +54,6 @@ def explain_linear(model: Any, x: dict[str, Any], target: Any,
         contributions[name] = contributions.get(name, 0.0) + c
     intercept = float(glm.intercept)
     classifier = isinstance(glm, linear_model.LogisticRegression)
-    return Explanation("linear", target if classifier else None, "logit" if classifier else "value",
+    # A River logistic regression is binary: its logit is always that of True.
+    return Explanation("linear", True if classifier else None, "logit" if classifier else "value",
                        intercept + total, intercept, contributions)

@@ -73,14 +73,15 @@ class TreeExplainer:
         return dist.get(target, 0.0)
 
     def _path(self, ht: Any, x: dict[str, Any], target: Any, name_of: Callable[[str], str],
-              contributions: dict[str, float], weight: float, normalise: bool) -> tuple[float, float]:
-        """Add one tree's path steps (times ``weight``) to ``contributions``; (base, residual).
+              contributions: dict[str, float], weight: float, normalise: bool) -> tuple[float, float, float]:
+        """Add one tree's path steps (times ``weight``) to ``contributions``; (base, residual,
+        the sum of the leaf's distribution).
 
         ``normalise``: explain the leaf's distribution divided by its sum (an ARF member's
         vote) rather than as ``predict_proba_one`` returns it.
         """
         if isinstance(ht, tree.HoeffdingAdaptiveTreeClassifier):
-            return self._adaptive(ht, x, target, name_of, contributions, weight)
+            return (*self._adaptive(ht, x, target, name_of, contributions, weight), 1.0)
         root = ht._root
         frozen = not isinstance(ht, tree.ExtremelyFastDecisionTreeClassifier)  # EFDT branches keep counting
         node, value = root, None
@@ -100,10 +101,10 @@ class TreeExplainer:
             value = base = _normalised(root.stats, target)
         dist = node.prediction(x, tree=ht)
         predicted = dist.get(target, 0.0)
+        total = sum(dist.values()) if dist else 0.0
         if normalise:
-            total = sum(dist.values())
             predicted = predicted / total if total > 0 else 0.0
-        return base, predicted - value
+        return base, predicted - value, total
 
     def _adaptive(self, ht: Any, x: dict[str, Any], target: Any, name_of: Callable[[str], str],
                   contributions: dict[str, float], weight: float) -> tuple[float, float]:
@@ -148,37 +149,40 @@ class TreeExplainer:
         try:
             if isinstance(model, forest.ARFClassifier):
                 return self._forest(model, x, target, name_of)
-            if model._root is None:
-                return None
+            if model._root is None:  # untrained: predict_proba_one gives every class 0
+                return Explanation("saabas", target, "probability", 0.0, 0.0, {})
             contributions: dict[str, float] = {}
-            base, residual = self._path(model, x, target, name_of, contributions, 1.0, False)
+            base, residual, _ = self._path(model, x, target, name_of, contributions, 1.0, False)
         except _Unsupported:
             return None
         value = base + sum(contributions.values()) + residual
         return Explanation("saabas", target, "probability", value, base, contributions, residual)
 
-    def _forest(self, arf: Any, x: dict[str, Any], target: Any, name_of: Callable[[str], str]) -> Explanation | None:
+    def _forest(self, arf: Any, x: dict[str, Any], target: Any, name_of: Callable[[str], str]) -> Explanation:
         """ARF: each member's path, weighted as its vote is (its metric, times its proba's sum)."""
+        empty = Explanation("saabas_mean", target, "probability", 0.0, 0.0, {})
         if len(arf) == 0:
-            return None  # predict_proba_one would build the ensemble: nothing to explain yet
-        votes = []
+            return empty  # predict_proba_one builds the ensemble and answers {}: nothing learned yet
+        members = []
         for i, member in enumerate(arf):
-            dist = member.predict_proba_one(x)
+            if member._root is None:
+                continue
             metric = arf._metrics[i].get()
             w = metric if (not arf.disable_weighted_vote and metric > 0.0) else 1.0
-            votes.append((member, w * sum(dist.values())))
-        grand = sum(v for _, v in votes)
+            own: dict[str, float] = {}
+            base, residual, total = self._path(member, x, target, name_of, own, 1.0, True)
+            members.append((w * total, base, residual, own))
+        grand = sum(m[0] for m in members)
         if grand <= 0:
-            return None
+            return empty
         contributions: dict[str, float] = {}
         base = residual = 0.0
-        for member, vote in votes:
-            if vote <= 0 or member._root is None:
-                continue
+        for vote, b, r, own in members:
             share = vote / grand
-            b, r = self._path(member, x, target, name_of, contributions, share, True)
             base += share * b
             residual += share * r
+            for name, c in own.items():
+                contributions[name] = contributions.get(name, 0.0) + share * c
         value = base + sum(contributions.values()) + residual
         return Explanation("saabas_mean", target, "probability", value, base, contributions, residual)
 
