@@ -476,5 +476,28 @@ def models_history(ctx: click.Context, model, key, at) -> None:
                            (e["reason"] or "")[:70]] for e in events]))
 
 
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log (.audit): a hash chain of signed entries."""
+
+
+@audit.command("verify")
+@click.pass_context
+def audit_verify(ctx: click.Context) -> None:
+    """Check the whole chain with the snapshot key; name the first bad entry (exit 1)."""
+    from driftline.runtime.audit import verify_topic
+
+    config = _config(ctx)
+    try:
+        result = verify_topic(config, config.checkpoint.signing_key())
+    except DriftlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not result.ok:
+        seq = "" if result.seq is None else f" (seq {result.seq})"
+        raise click.ClickException(f"audit log {config.topics.audit}: entry at offset {result.first_bad}{seq} "
+                                   f"does not verify: {result.reason}; {result.entries} entries before it verify")
+    click.echo(f"audit log {config.topics.audit}: {result.entries} entries verify")
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -143,9 +143,15 @@ class TopicNames(_Frozen):
         written in the transactions of the outputs they produced: recovery repeats them."""
         return self._name("order")
 
+    @property
+    def audit(self) -> str:
+        """The hash-chained, signed audit log (core/audit.py): one entry per lifecycle event."""
+        return self._name("audit")
+
     def all(self) -> dict[str, str]:
         """Kind -> topic name, for every topic of the deployment."""
-        kinds = ("features", "labels", "predictions", "drift", "versions", "dlq", "shadow", "lifecycle", "order")
+        kinds = ("features", "labels", "predictions", "drift", "versions", "dlq", "shadow", "lifecycle", "order",
+                 "audit")
         return {k: self._name(k) for k in kinds}
 
 

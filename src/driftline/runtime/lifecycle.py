@@ -105,6 +105,7 @@ class LifecycleRuntime:
         self.registry = Registry(registry_path(processor.config))
         self.queue = CommandQueue()
         self._pending_events: list[dict[str, Any]] = []
+        self._audit = None  # the audit chain's head, read from .audit at the first entry
 
     # -- outputs of the engine -----------------------------------------------------------
 
@@ -122,8 +123,21 @@ class LifecycleRuntime:
         body = output.body()
         p._produce(self.config.topics.lifecycle, output.id.encode(), orjson.dumps(body, default=str),
                    _ce_headers("lifecycle", output.id, model, output.model_version, output.at))
+        if self.config.governance.audit.enabled:  # its audit entry, in the same transaction
+            entry_id, value = self.audit_entry("lifecycle", output.id, body, output.at)
+            p._produce(self.config.topics.audit, entry_id.encode(), value,
+                       _ce_headers("audit", entry_id, model, output.model_version, output.at))
         self.registry.record_event(body)
         log.info("lifecycle event", extra={"fields": {k: body[k] for k in ("id", "action", "actor")}})
+
+    def audit_entry(self, kind: str, subject: str, record: dict[str, Any], at: int) -> tuple[str, bytes]:
+        """The next entry of the audit chain (runtime/audit.py resumes it from the topic once)."""
+        if self._audit is None:
+            from driftline.runtime.audit import open_chain
+
+            self._audit = open_chain(self.config, self.processor.store.signing_key)
+        entry_id = f"audit-{self._audit.seq}"
+        return entry_id, self._audit.append(kind, subject, record, at)
 
     def publish(self, event: LifecycleEvent) -> None:
         """Publish a lifecycle event in a transaction of its own (between batches)."""

@@ -86,6 +86,8 @@ def topic_specs(config: DeploymentConfig) -> list[NewTopic]:
         names.lifecycle: {"retention.ms": str(-1)},
         # Recovery reads it from the last version's cut on; a week covers any sane cadence.
         names.order: {"retention.ms": str(WEEK_MS)},
+        # Art. 19 of the EU AI Act: at least six months by default ([governance.audit] retention_ms).
+        names.audit: {"retention.ms": str(config.governance.audit.retention_ms or -1)},
     }
     return [
         NewTopic(
