@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 SCHEMA_OF = {"predictions": "prediction", "shadow": "prediction", "drift": "drift", "versions": "version",
-             "lifecycle": "lifecycle"}
+             "lifecycle": "lifecycle", "audit": "audit"}
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
