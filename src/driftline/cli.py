@@ -362,6 +362,39 @@ def models_show(ctx: click.Context, version, model) -> None:
         click.echo(f"{key:<19} {value}")
 
 
+@models.command("card")
+@click.argument("version")
+@click.option("--model", help="Model name (default: the deployment's).")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print the card as Markdown instead of JSON.")
+@click.pass_context
+def models_card(ctx: click.Context, version, model, as_markdown) -> None:
+    """The model card of VERSION (Model Card Toolkit v0.0.2 JSON, or --markdown)."""
+    from driftline.exceptions import SnapshotNotFoundError
+    from driftline.lifecycle.card import build_card, markdown
+    from driftline.versions.store import VersionStore
+
+    config = _model_name(ctx, model)
+    try:
+        registry = _registry(config)
+        number = registry.resolve(config.name, version)
+        store = VersionStore(config.checkpoint.store_url, config.name, key=b"")
+        lineage, current = [], number
+        while current is not None and len(lineage) < 10_000:
+            try:
+                meta = store.meta(current)
+            except SnapshotNotFoundError:
+                if not lineage:
+                    raise
+                lineage.append({"version": current, "trigger": "deleted by retention"})
+                break
+            lineage.append(meta)
+            current = meta.get("parent")
+        card = build_card(config, lineage[0], lineage, registry.events(config.name))
+    except DriftlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(markdown(card) if as_markdown else orjson.dumps(card, option=orjson.OPT_INDENT_2).decode())
+
+
 @models.command("diff")
 @click.argument("a")
 @click.argument("b")
