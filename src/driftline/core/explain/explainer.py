@@ -62,8 +62,9 @@ class Explainer:
 
     def explanation(self, model: Any, x: dict[str, Any], target: Any) -> Explanation | None:
         """The full explanation (every contribution), or None when the model has no exact method."""
-        if linear_step(model) is not None:
-            return explain_linear(model, x, target, self.name_of)
+        glm = linear_step(model)
+        if glm is not None:
+            return explain_linear(model, x, target, self.name_of if self.categorical else None, glm)
         if supports_tree(model):
             return self._trees.explain(model, x, target, self.name_of)
         return None

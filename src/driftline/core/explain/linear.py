@@ -24,6 +24,8 @@ from typing import Any
 
 from river import compose, linear_model
 
+from driftline.core.explain.explanation import Explanation
+
 __all__ = ["linear_step", "explain_linear"]
 
 _LINEAR = (linear_model.LogisticRegression, linear_model.LinearRegression)
@@ -37,23 +39,23 @@ def linear_step(model: Any) -> Any | None:
 
 
 def explain_linear(model: Any, x: dict[str, Any], target: Any = True,
-                   name_of: Callable[[str], str] = str) -> Any:
+                   name_of: Callable[[str], str] | None = None, glm: Any = None) -> Explanation:
     """``Explanation`` of one prediction of a (pipelined) linear model (``target`` is ignored:
-    a logistic regression explains the logit of True, a linear regression its output)."""
-    from driftline.core.explain.explanation import Explanation
-
-    glm = linear_step(model)
+    a logistic regression explains the logit of True, a linear regression its output).
+    ``name_of`` maps an input column to the reported name; ``glm``: the linear step, if known."""
+    if glm is None:
+        glm = linear_step(model)
     z = model.transform_one(x) if isinstance(model, compose.Pipeline) else x
-    weights = glm._weights
-    contributions: dict[str, float] = {}
-    total = 0.0
-    for key, value in z.items():
-        c = weights.get(key, 0.0) * value
-        total += c
-        name = name_of(key)
-        contributions[name] = contributions.get(name, 0.0) + c
+    get = glm._weights.get
+    if name_of is None:
+        contributions = {key: get(key, 0.0) * value for key, value in z.items()}
+    else:
+        contributions = {}
+        for key, value in z.items():
+            name = name_of(key)
+            contributions[name] = contributions.get(name, 0.0) + get(key, 0.0) * value
     intercept = float(glm.intercept)
-    classifier = isinstance(glm, linear_model.LogisticRegression)
     # A River logistic regression is binary: its logit is always that of True.
-    return Explanation("linear", True if classifier else None, "logit" if classifier else "value",
-                       intercept + total, intercept, contributions)
+    if type(glm) is linear_model.LogisticRegression:
+        return Explanation("linear", True, "logit", intercept + sum(contributions.values()), intercept, contributions)
+    return Explanation("linear", None, "value", intercept + sum(contributions.values()), intercept, contributions)
