@@ -515,21 +515,24 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option("--from-genesis", is_flag=True,
+              help="Require the chain's first entry (seq 0): fails once retention has removed it.")
 @click.pass_context
-def audit_verify(ctx: click.Context) -> None:
-    """Check the whole chain with the snapshot key; name the first bad entry (exit 1)."""
+def audit_verify(ctx: click.Context, from_genesis) -> None:
+    """Check the chain with the snapshot key; name the first bad entry (exit 1)."""
     from driftline.runtime.audit import verify_topic
 
     config = _config(ctx)
     try:
-        result = verify_topic(config, config.checkpoint.signing_key())
+        result = verify_topic(config, config.checkpoint.signing_key(), from_any=not from_genesis)
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
     if not result.ok:
         seq = "" if result.seq is None else f" (seq {result.seq})"
         raise click.ClickException(f"audit log {config.topics.audit}: entry at offset {result.first_bad}{seq} "
                                    f"does not verify: {result.reason}; {result.entries} entries before it verify")
-    click.echo(f"audit log {config.topics.audit}: {result.entries} entries verify")
+    since = f", from seq {result.seq} (older entries past retention)" if result.seq else ""
+    click.echo(f"audit log {config.topics.audit}: {result.entries} entries verify{since}")
 
 
 if __name__ == "__main__":

@@ -83,14 +83,27 @@ class Verification:
     ok: bool
     entries: int  # entries that verified
     first_bad: int | None = None  # the position (topic offset) of the first bad entry
-    seq: int | None = None  # its sequence number, when it could be read
+    seq: int | None = None  # its sequence number, when it could be read (ok: the first entry's)
     reason: str = ""
 
 
-def verify(records: Iterable[tuple[int, bytes]], key: bytes) -> Verification:
-    """Check a chain from its first entry: ``records`` are (position, value) in topic order."""
+def verify(records: Iterable[tuple[int, bytes]], key: bytes, from_any: bool = False) -> Verification:
+    """Check a chain: ``records`` are (position, value) in topic order.
+
+    ``from_any``: the first record may be any entry of the chain (the ones before it were
+    removed by retention): its ``seq`` and ``prev`` are taken as given, its hash and
+    signature are checked, and everything after it links strictly.
+    """
     head, expected, n = GENESIS, 0, 0
+    first = True
     for position, value in records:
+        if first and from_any:
+            try:
+                start = orjson.loads(value)
+                head, expected = bytes.fromhex(start["prev"]), start["seq"]
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                return Verification(False, 0, position, None, f"unreadable entry ({type(exc).__name__})")
+        first = False
         try:
             body = orjson.loads(value)
             seq = body["seq"]
@@ -108,4 +121,4 @@ def verify(records: Iterable[tuple[int, bytes]], key: bytes) -> Verification:
         if not hmac.compare_digest(_sign(key, digest), sig):
             return Verification(False, n, position, seq, "bad signature (another key, or a forged entry)")
         head, expected, n = digest, expected + 1, n + 1
-    return Verification(True, n)
+    return Verification(True, n, seq=expected - n if n else None)

@@ -75,5 +75,7 @@ def read_entries(config: DeploymentConfig) -> list[tuple[int, bytes]]:
     return [(m.offset(), m.value()) for m in read_committed(config, config.topics.audit)]
 
 
-def verify_topic(config: DeploymentConfig, key: bytes) -> Verification:
-    return verify(read_entries(config), key)
+def verify_topic(config: DeploymentConfig, key: bytes, from_any: bool = True) -> Verification:
+    """Verify the committed log; by default from its oldest retained entry (retention
+    removes the chain's start after ``[governance.audit] retention_ms``)."""
+    return verify(read_entries(config), key, from_any)

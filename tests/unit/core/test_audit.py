@@ -56,3 +56,14 @@ def test_resume_continues_the_chain_and_names_the_key():
     more = chain.append("lifecycle", "m-alias-3", {"action": "alias"}, at=9)
     assert verify(records + [(13, more)], b"secret").ok
     assert orjson.loads(more)["key_id"] == key_id(b"secret") != key_id(b"rotated")
+
+
+def test_after_retention_the_chain_verifies_from_its_oldest_retained_entry():
+    records = _chain(6)
+    assert not verify(records[2:], b"secret").ok  # strict: seq 0 is gone
+    result = verify(records[2:], b"secret", from_any=True)
+    assert result.ok and result.entries == 4 and result.seq == 2
+    tampered = list(records[2:])
+    tampered[0] = (12, tampered[0][1].replace(b"promote", b"demote", 1))
+    assert verify(tampered, b"secret", from_any=True).first_bad == 12  # its own hash still binds it
+    assert verify(records[2:3] + records[4:], b"secret", from_any=True).first_bad == 14
