@@ -64,7 +64,8 @@ def openapi(model: str) -> dict[str, Any]:
             f"{p}/history": {"get": {"summary": "Serving intervals; with ?key=&at= which version and variant "
                                                 "served that key at that event time", "responses": read}},
             f"{p}/events": {"get": {"summary": "Lifecycle events (audit trail)", "responses": read}},
-            "/predict": {"post": {"summary": "Predict with the current champion", "responses": read,
+            "/predict": {"post": {"summary": "Predict with the current champion (with [governance.explain]: and "
+                                             "explain the prediction)", "responses": read,
                                   "requestBody": body({"features": {"type": "object"}}, ["features"])}},
             f"{p}/promote": {"post": {"summary": "Promote a challenger, or a stored version (blue/green)",
                                       "security": secured, "responses": ok, "requestBody": body(

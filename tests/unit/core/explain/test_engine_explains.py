@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import orjson
+import pytest
 
 from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
@@ -45,3 +47,24 @@ def test_top_k_bounds_the_record_and_trees_explain_the_probability():
     for p in _run(config):
         e = p.body()["explanation"]
         assert e["method"] == "saabas" and len(e["contributions"]) <= 2 and len(e["reasons"]) <= 2
+
+
+@pytest.mark.parametrize("preset", ["logistic_regression", "hoeffding_tree"])
+def test_an_engine_pickled_mid_stream_explains_as_the_uninterrupted_one(preset):
+    config = DeploymentConfig(name="t", model={"preset": preset}, governance={"explain": {"enabled": True}})
+    rows = list(stream("synth:agrawal", limit=1200, seed=9))
+
+    def feed(engine, part, start):
+        out = []
+        for i, (x, y) in enumerate(part, start):
+            out += engine.process(InputRecord("features", 0, 2 * i, 10 * i, b"k", orjson.dumps({"id": f"e{i}", "features": x})), 0)
+            out += engine.process(InputRecord("labels", 0, 2 * i + 1, 10 * i + 1, b"k", orjson.dumps({"id": f"e{i}", "label": y})), 0)
+        return [o.body() for o in out if isinstance(o, Prediction)]
+
+    whole = Engine(config)
+    expected = feed(whole, rows, 0)
+    half = Engine(config)
+    first = feed(half, rows[:600], 0)
+    restored = pickle.loads(pickle.dumps(half))
+    assert first + feed(restored, rows[600:], 600) == expected
+    assert all("explanation" in body for body in expected)
