@@ -184,7 +184,7 @@ def produce(ctx: click.Context, dataset, label_delay, limit, rate, target, seed,
 
 @main.command()
 @click.argument("kind", type=click.Choice(["predictions", "drift", "versions", "dlq", "features", "labels",
-                                           "shadow", "lifecycle"]))
+                                           "shadow", "lifecycle", "audit"]))
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest message.")
 @click.option("-n", "--last", default=10, show_default=True,
               help="Without --from-beginning: start this many messages before the end of each partition.")
