@@ -36,6 +36,9 @@ __all__ = [
     "ChallengerSpec",
     "PromotionConfig",
     "LifecycleConfig",
+    "ExplainConfig",
+    "AuditConfig",
+    "GovernanceConfig",
     "DeploymentConfig",
     "load_config",
 ]
@@ -145,10 +148,15 @@ class TopicNames(_Frozen):
         """Keyed mode: per task, a pointer to its latest snapshot (compacted, key = task)."""
         return self._name("checkpoints")
 
+    @property
+    def audit(self) -> str:
+        """The hash-chained, signed audit log (core/audit.py): one entry per lifecycle event."""
+        return self._name("audit")
+
     def all(self) -> dict[str, str]:
         """Kind -> topic name, for every topic of the deployment."""
         kinds = ("features", "labels", "predictions", "drift", "versions", "dlq", "shadow", "lifecycle", "order",
-                 "checkpoints")
+                 "checkpoints", "audit")
         return {k: self._name(k) for k in kinds}
 
 
@@ -404,6 +412,27 @@ class ScaleConfig(_Frozen):
         return value
 
 
+class ExplainConfig(_Frozen):
+    """Per-prediction explanations (core/explain, docs/governance-explain.md): the ``top_k``
+    largest contributions and reason codes in every prediction record and ``POST /predict``."""
+
+    enabled: bool = False
+    top_k: int = Field(default=5, ge=1)
+
+
+class AuditConfig(_Frozen):
+    """The hash-chained, signed audit log on ``<prefix>.<model>.audit`` (docs/governance-explain.md)."""
+
+    enabled: bool = True
+    # Art. 19 of the EU AI Act asks for at least six months; None keeps entries forever.
+    retention_ms: int | None = Field(default=183 * 24 * 3600 * 1000, gt=0)
+
+
+class GovernanceConfig(_Frozen):
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+
+
 class DeploymentConfig(_Frozen):
     """Everything one model deployment needs."""
 
@@ -419,6 +448,7 @@ class DeploymentConfig(_Frozen):
     processor: ProcessorConfig = Field(default_factory=ProcessorConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     scale: ScaleConfig = Field(default_factory=ScaleConfig)
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
 
     @field_validator("name", "topic_prefix")
     @classmethod

@@ -67,6 +67,9 @@ class Engine:
     # What the serving model had learned when it was installed, and the stream's count then
     # (see model_examples); engines pickled before it existed count from the stream's start.
     _model_base: tuple[int, int] = (0, 0)
+    # Per-prediction explanations ([governance.explain], core/explain); None: off. A class
+    # attribute so that engines pickled before it existed restore without one.
+    explainer: Any = None
 
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
@@ -114,6 +117,11 @@ class Engine:
             self.task == "classification" and len(classes) == 2
             and not getattr(self.model, "_multiclass", True) and not all(type(c) is bool for c in classes)
         )
+        if config.governance.explain.enabled:
+            from driftline.core.explain import Explainer
+
+            self.explainer = Explainer(config.governance.explain.top_k,
+                                       tuple(n for n, k in config.model.features.items() if k == "cat"))
         if config.lifecycle.challengers:
             from driftline.core.arena import Arena
 
@@ -170,6 +178,13 @@ class Engine:
             return self.model.predict_one(features), None
         except Exception as exc:  # noqa: BLE001 - any model failure is this input's fault
             raise BadEventError("model_error", f"predict failed: {exc!r}") from exc
+
+    def explain(self, features: dict[str, Any], prediction: Any) -> dict[str, Any] | None:
+        """The champion's explanation of its prediction (core/explain); None when off."""
+        if self.explainer is None:
+            return None
+        return self.explainer.explain_prediction(self.model, features, prediction, self.task,
+                                                 self.schema.classes, self._binary_codec)
 
     def train(self, pending: Pending, label: Any, record: InputRecord, now_ms: int) -> list[Output]:
         """Stage 3: score the stored prediction, watch the error, then learn.
@@ -285,6 +300,8 @@ class Engine:
                 prediction, proba, record.timestamp, now_ms,
             )
         ]
+        if self.explainer is not None:
+            out[0].explanation = self.explain(event.features, prediction)
         if self.data_watch is not None:
             self._on_data(event.features, record, now_ms, out)
         if self.arena is not None:

@@ -36,10 +36,11 @@ class Prediction:
     event_time: int
     predicted_at: int
     variant: str = "champion"  # who served it: the champion or a challenger's name (canary)
+    explanation: dict[str, Any] | None = None  # [governance.explain]: contributions, reason codes
     kind: str = field(default="prediction", init=False)
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "id": self.id,
             "model": self.model,
             "model_version": self.model_version,
@@ -50,6 +51,9 @@ class Prediction:
             "predicted_at": self.predicted_at,
             "variant": self.variant,
         }
+        if self.explanation is not None:
+            body["explanation"] = self.explanation
+        return body
 
 
 @dataclass(frozen=True, slots=True)
