@@ -130,14 +130,11 @@ def _empty(names: Sequence[str]) -> dict[str, dict[str, GroupCounts]]:
     return {name: {} for name in names}
 
 
-def _bump(table: dict[str, dict[str, GroupCounts]], names, keys, field: str, by: int = 1) -> GroupCounts | None:
-    for name, key in zip(names, keys):
-        groups = table[name]
-        counts = groups.get(key)
-        if counts is None:
-            counts = groups[key] = GroupCounts()
-        setattr(counts, field, getattr(counts, field) + by)
-    return None
+def _cell(groups: dict[str, GroupCounts], key: str) -> GroupCounts:
+    counts = groups.get(key)
+    if counts is None:
+        counts = groups[key] = GroupCounts()
+    return counts
 
 
 class GroupViews:
@@ -173,16 +170,20 @@ class GroupViews:
         if version != self.version:
             self.version, self.cumulative = version, _empty(names)
         self._roll(event_time)
+        step = 1 if favourable else 0
         for table in (self.sliding, self.cumulative, self.tumbling):
-            _bump(table, names, keys, "n")
-            if favourable:
-                _bump(table, names, keys, "pp")
+            for name, key in zip(names, keys):
+                counts = _cell(table[name], key)
+                counts.n += 1
+                counts.pp += step
         self._predictions.append((keys, favourable))
         if len(self._predictions) > self.window:
             old, was = self._predictions.popleft()
-            _bump(self.sliding, names, old, "n", -1)
-            if was:
-                _bump(self.sliding, names, old, "pp", -1)
+            step = 1 if was else 0
+            for name, key in zip(names, old):
+                counts = self.sliding[name][key]
+                counts.n -= 1
+                counts.pp -= step
 
     def joined(self, features: dict[str, Any], predicted: bool, actual: bool, delay_ms: int, event_time: int) -> None:
         """A label was joined with its prediction (both as "is it the favourable outcome?")."""
@@ -190,13 +191,17 @@ class GroupViews:
         cell = ("tp" if actual else "fp") if predicted else ("fn" if actual else "tn")
         self._roll(event_time)
         for table in (self.sliding, self.cumulative, self.tumbling):
-            _bump(table, names, keys, cell)
-        for table in (self.cumulative, self.tumbling):
-            _bump(table, names, keys, "delay_ms", delay_ms)
+            for name, key in zip(names, keys):
+                counts = _cell(table[name], key)
+                setattr(counts, cell, getattr(counts, cell) + 1)
+                if table is not self.sliding:
+                    counts.delay_ms += delay_ms
         self._labels.append((keys, cell))
         if len(self._labels) > self.window:
             old, old_cell = self._labels.popleft()
-            _bump(self.sliding, names, old, old_cell, -1)
+            for name, key in zip(names, old):
+                counts = self.sliding[name][key]
+                setattr(counts, old_cell, getattr(counts, old_cell) - 1)
 
     def views(self) -> dict[str, dict[str, dict[str, GroupCounts]]]:
         """View name -> dimension -> group -> counts."""
