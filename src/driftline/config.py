@@ -404,7 +404,8 @@ class FairnessConfig(_Frozen):
 
     A group's rate is compared with the reference group's: a violation needs the ratio outside
     ``[tau, 1/tau]`` and a one-sided two-proportion z-test significant at the look's level
-    (``alpha * check_every / window``, Holm-corrected across groups and metrics). Groups below
+    (``alpha * check_every / alpha_horizon``: ``alpha`` is spent over ``alpha_horizon`` monitor
+    events, predictions plus joined labels; Holm-corrected across groups and metrics). Groups below
     ``min_group`` (or ``min_denominator`` in a rate's denominator) are ``insufficient_data``.
     """
 
@@ -421,6 +422,7 @@ class FairnessConfig(_Frozen):
     min_denominator: int = Field(default=30, ge=1)
     window: int = Field(default=2000, ge=10)
     check_every: int = Field(default=200, ge=1)
+    alpha_horizon: int = Field(default=100_000, ge=1)
     tumbling_ms: int | None = Field(default=None, gt=0)
     # Label-coverage guard: a warning when a group's share of labelled events falls below this.
     coverage_min: float | None = Field(default=None, gt=0, le=1)

@@ -62,6 +62,8 @@ class Engine:
     # Mini-batch learning (core/minibatch.py, docs/minibatch.md); None learns one example at a
     # time. A class attribute so that engines pickled before it existed restore without one.
     minibatch: MiniBatchLearner | None = None
+    # Fairness by group (core/fairness, docs/governance.md); None when [governance.fairness] is off.
+    fairness: Any = None
 
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
@@ -103,6 +105,10 @@ class Engine:
             self.task == "classification" and len(classes) == 2
             and not getattr(self.model, "_multiclass", True) and not all(type(c) is bool for c in classes)
         )
+        if config.governance.fairness.enabled:
+            from driftline.core.fairness.watch import FairnessWatch
+
+            self.fairness = FairnessWatch(config.governance.fairness, self.schema.classes)
         if config.lifecycle.challengers:
             from driftline.core.arena import Arena
 
@@ -164,6 +170,9 @@ class Engine:
                 out.extend(self._on_drift(detections, record, now_ms, before))
             elif self.watch.warning and self.adapt.uses_warning and self.adapt.background is None:
                 out.extend(self._on_warning(record, now_ms))
+            if self.fairness is not None:
+                out.extend(self.fairness.on_label(self, pending.features, pending.prediction, label,
+                                                  pending.event_time, record, now_ms))
         target = label == self.schema.classes[-1] if self._binary_codec else label
         adapt = self.adapt
         batch = self.minibatch
@@ -252,6 +261,8 @@ class Engine:
         ]
         if self.data_watch is not None:
             self._on_data(event.features, record, now_ms, out)
+        if self.fairness is not None:
+            out.extend(self.fairness.on_prediction(self, event.features, prediction, record, now_ms))
         if self.arena is not None:
             self.arena.on_features(self, event.id, event.features, out, record.timestamp)
         if waiting is not None:

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["ProcessorMetrics", "EngineCollector"]
+__all__ = ["ProcessorMetrics", "EngineCollector", "fairness_families"]
 
 
 class ProcessorMetrics:
@@ -111,6 +111,7 @@ class EngineCollector(Collector):
         for source, value in state.get("lag", {}).items():
             lag.add_metric([self.model, source], value)
         yield from (version, learned, score, pending, expired, lag)
+        yield from fairness_families(self.model, state.get("fairness"))
         merge = state.get("merge", {})
         for name, doc in (
             ("waits", "Times an empty input partition with data to fetch (or unknown lag) held the stream back"),
@@ -120,3 +121,29 @@ class EngineCollector(Collector):
             family = CounterMetricFamily(f"driftline_merge_{name}", doc, labels=["model"])
             family.add_metric([self.model], merge.get(name, 0))
             yield family
+
+
+_FAIRNESS = {
+    "rate": ("driftline_fairness_rate", "A group's rate (selection_rate, tpr, ...) in a window", "metric"),
+    "disparity": ("driftline_fairness_disparity", "A group's rate over the reference group's", "metric"),
+    "group_n": ("driftline_fairness_group_n", "Predictions for a group in a window", None),
+    "state": ("driftline_fairness_state", "1 for the current state (ok, violation, insufficient_data) of an "
+              "attribute's metric, 0 for the others", "state"),
+}
+
+
+def fairness_families(model: str, samples: dict[str, list[tuple[dict[str, str], float]]] | None):
+    """Gauge families from the engine's fairness samples (``FairnessWatch.gauges``); none when off.
+
+    >>> [f.name for f in fairness_families("m", {"group_n": [({"attribute": "a", "group": "x", "window": "sliding"}, 3.0)]})]
+    ['driftline_fairness_group_n']
+    """
+    for key, rows in (samples or {}).items():
+        name, doc, _ = _FAIRNESS[key]
+        if not rows:
+            continue
+        names = ["model", *rows[0][0]]
+        family = GaugeMetricFamily(name, doc, labels=names)
+        for labels, value in rows:
+            family.add_metric([model, *labels.values()], value)
+        yield family

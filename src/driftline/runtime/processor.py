@@ -941,5 +941,6 @@ class Processor:
             "expired_labels": engine.counters.expired_labels,
             "lag": dict(self._lag),
             "merge": vars(self.merger.stats) if self.merger is not None else {},
+            "fairness": engine.fairness.gauges() if engine.fairness is not None else None,
         }
 

@@ -4,8 +4,9 @@ Every ``check_every`` events it tests each dimension (attribute or intersection)
 on the sliding window: each group against the reference group. A group is in violation when
 its ratio is outside ``[tau, 1/tau]`` and the one-sided two-proportion z-test in that
 direction is significant after Holm's correction across the dimension's groups and
-metrics, at the look's level ``alpha * check_every / window`` (the windows of successive
-looks overlap: this spends about ``alpha`` per window of events). A violation lasts while the
+metrics, at the look's level ``alpha * check_every / alpha_horizon``: Bonferroni over the
+looks of a horizon, so repeated looks do not inflate the alarms (successive windows overlap,
+which makes it conservative). A violation lasts while the
 ratio stays outside the band and the test stays significant at ``alpha`` (hysteresis).
 
 >>> from driftline.config import FairnessConfig
@@ -83,7 +84,7 @@ class FairnessMonitor:
         self.views = GroupViews(self.grouping, config.window, config.tumbling_ms)
         self.states: dict[tuple[str, str], str] = {
             (d, m): INSUFFICIENT for d in self.grouping.names for m in config.metrics}
-        self.look_alpha = config.alpha * min(1.0, config.check_every / config.window)
+        self.look_alpha = config.alpha * min(1.0, config.check_every / config.alpha_horizon)
         self.events = 0
         self.checks = 0
         self.last: dict[tuple[str, str], StateChange] = {}  # the latest test of each (dimension, metric)
