@@ -103,12 +103,14 @@ def delay(seeds: int) -> None:
 
 def cost(events: int) -> None:
     rows = list(itertools.islice(lending(seed=1), events))
-    mon = FairnessMonitor(FairnessConfig(enabled=True, attributes=[{"name": "group"}], metrics=METRICS))
-    start = time.perf_counter()
-    for i, (x, y, _) in enumerate(rows):
-        mon.predicted(x, y, i, 0)
-        mon.joined(x, y, y, 0, i)
-    per = (time.perf_counter() - start) / events * 1e6
+    per = float("inf")
+    for _ in range(5):  # CPU time, best of 5: the machine is shared
+        mon = FairnessMonitor(FairnessConfig(enabled=True, attributes=[{"name": "group"}], metrics=METRICS))
+        start = time.process_time()
+        for i, (x, y, _) in enumerate(rows):
+            mon.predicted(x, y, i, 0)
+            mon.joined(x, y, y, 0, i)
+        per = min(per, (time.process_time() - start) / events * 1e6)
     print(f"cost monitor: {per:.2f} us per labelled event (one prediction + one join, 1 attribute, 4 metrics)")
     records = []
     for i, (x, y, _) in enumerate(rows[:20_000]):
@@ -122,15 +124,15 @@ def cost(events: int) -> None:
     for name, fairness in (("off", {}), ("on", {"enabled": True, "attributes": [{"name": "group"}],
                                              "metrics": METRICS})):
         best = float("inf")
-        for _ in range(3):
+        for _ in range(5):
             engine = Engine(DeploymentConfig(name="bench", model=model, drift={"policy": "none"},
                                              governance={"fairness": fairness}))
-            start = time.perf_counter()
+            start = time.process_time()
             for record in records:
                 engine.process(record, now_ms=0)
-            best = min(best, time.perf_counter() - start)
+            best = min(best, time.process_time() - start)
         timings[name] = best / (len(records) // 2) * 1e6
-    print(f"cost engine (LR, 20k labelled events, best of 3): off {timings['off']:.1f} us/event, "
+    print(f"cost engine (LR, 20k labelled events, CPU time, best of 5): off {timings['off']:.1f} us/event, "
           f"on {timings['on']:.1f} us/event, fairness adds {timings['on'] - timings['off']:.1f} us/event")
 
 
