@@ -124,11 +124,11 @@ class EngineCollector(Collector):
 
 
 _FAIRNESS = {
-    "rate": ("driftline_fairness_rate", "A group's rate (selection_rate, tpr, ...) in a window", "metric"),
-    "disparity": ("driftline_fairness_disparity", "A group's rate over the reference group's", "metric"),
-    "group_n": ("driftline_fairness_group_n", "Predictions for a group in a window", None),
+    "rate": ("driftline_fairness_rate", "A group's rate (selection_rate, tpr, ...) in a window"),
+    "disparity": ("driftline_fairness_disparity", "A group's rate over the reference group's"),
+    "group_n": ("driftline_fairness_group_n", "Predictions for a group in a window"),
     "state": ("driftline_fairness_state", "1 for the current state (ok, violation, insufficient_data) of an "
-              "attribute's metric, 0 for the others", "state"),
+              "attribute's metric, 0 for the others"),
 }
 
 
@@ -139,7 +139,7 @@ def fairness_families(model: str, samples: dict[str, list[tuple[dict[str, str], 
     ['driftline_fairness_group_n']
     """
     for key, rows in (samples or {}).items():
-        name, doc, _ = _FAIRNESS[key]
+        name, doc = _FAIRNESS[key]
         if not rows:
             continue
         names = ["model", *rows[0][0]]
