@@ -426,6 +426,12 @@ class FairnessConfig(_Frozen):
     tumbling_ms: int | None = Field(default=None, gt=0)
     # Label-coverage guard: a warning when a group's share of labelled events falls below this.
     coverage_min: float | None = Field(default=None, gt=0, le=1)
+    # Mitigation (docs/governance.md#mitigation) on the first attribute: "reweigh" (Kamiran-Calders
+    # weights over mitigation_window examples) or "group_threshold" (per-group decision thresholds:
+    # disparate treatment under US credit law, so it needs acknowledge_disparate_treatment = true).
+    mitigation: Literal["none", "reweigh", "group_threshold"] = "none"
+    mitigation_window: int = Field(default=30_000, ge=100)
+    acknowledge_disparate_treatment: bool = False
 
     @model_validator(mode="after")
     def _known_attributes(self) -> FairnessConfig:
@@ -435,6 +441,11 @@ class FairnessConfig(_Frozen):
         for combo in self.intersections:
             if len(combo) < 2 or not set(combo) <= set(names):
                 raise ValueError(f"intersection {combo}: name two or more of the attributes {names}")
+        if self.mitigation == "group_threshold" and not self.acknowledge_disparate_treatment:
+            raise ValueError("mitigation group_threshold decides by group (disparate treatment, unlawful "
+                             "in US credit decisions): set acknowledge_disparate_treatment = true to use it")
+        if self.mitigation != "none" and not names:
+            raise ValueError(f"mitigation {self.mitigation} needs an attribute")
         return self
 
 

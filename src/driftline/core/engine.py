@@ -172,7 +172,7 @@ class Engine:
                 out.extend(self._on_warning(record, now_ms))
             if self.fairness is not None:
                 out.extend(self.fairness.on_label(self, pending.features, pending.prediction, label,
-                                                  pending.event_time, record, now_ms))
+                                                  pending.event_time, record, now_ms, pending.proba))
         target = label == self.schema.classes[-1] if self._binary_codec else label
         adapt = self.adapt
         batch = self.minibatch
@@ -186,7 +186,10 @@ class Engine:
                 return out
         else:
             try:
-                self.model.learn_one(pending.features, target)
+                if self.fairness is not None and self.fairness.reweigher is not None:
+                    self.fairness.learn(self.model, pending.features, target, label)
+                else:
+                    self.model.learn_one(pending.features, target)
             except Exception as exc:  # noqa: BLE001 - never let one example stop the stream
                 self.counters.dead_letters += 1
                 out.append(DeadLetter(record, "model_error", f"learn failed: {exc!r}"))
@@ -250,6 +253,8 @@ class Engine:
         event = decode_features(record.value, self.schema, self.config.name)
         self.counters.features += 1
         prediction, proba = self.predict(event.features)
+        if self.fairness is not None and self.fairness.thresholds is not None:
+            prediction = self.fairness.decide(event.features, prediction, proba)
         pending = Pending(event.features, prediction, proba, self.version, record.timestamp)
         waiting = self.join.add_features(event.id, pending)
         self.counters.predictions += 1

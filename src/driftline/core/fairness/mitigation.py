@@ -27,7 +27,7 @@ import random
 from collections import Counter, deque
 from typing import Any
 
-__all__ = ["Reweigher", "learn_weighted", "takes_weight", "GroupThresholds"]
+__all__ = ["Reweigher", "learn_weighted", "takes_weight", "last_step", "GroupThresholds"]
 
 
 class Reweigher:
@@ -59,7 +59,8 @@ class Reweigher:
         return self._a[group] * self._y[label] / (len(self._pairs) * n_ay)
 
 
-def _last_step(model: Any) -> Any:
+def last_step(model: Any) -> Any:
+    """A Pipeline's last step, or the model itself."""
     steps = getattr(model, "steps", None)
     return list(steps.values())[-1] if steps else model
 
@@ -67,7 +68,7 @@ def _last_step(model: Any) -> Any:
 def takes_weight(model: Any) -> bool:
     """Does ``learn_one`` take a sample weight ``w`` (a Pipeline passes it to its last step)?"""
     try:
-        return "w" in inspect.signature(_last_step(model).learn_one).parameters
+        return "w" in inspect.signature(last_step(model).learn_one).parameters
     except (TypeError, ValueError):
         return False
 

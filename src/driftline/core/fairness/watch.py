@@ -20,10 +20,12 @@ True
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from driftline.config import FairnessConfig
 from driftline.core.events import InputRecord
+from driftline.core.fairness.mitigation import GroupThresholds, Reweigher, last_step, learn_weighted, takes_weight
 from driftline.core.fairness.monitor import FairnessMonitor, StateChange
 from driftline.core.outputs import Output
 
@@ -40,6 +42,31 @@ class FairnessWatch:
         self.favourable = config.favourable if config.favourable is not None else (classes[-1] if classes else True)
         self.monitor = FairnessMonitor(config)
         self._warned: set[tuple[str, str]] = set()
+        self.reweigher = Reweigher(config.mitigation_window) if config.mitigation == "reweigh" else None
+        self.thresholds = (GroupThresholds(min(config.mitigation_window, 5000), 100)
+                           if config.mitigation == "group_threshold" else None)
+        self._rng = random.Random(0)  # Poisson repeats for models without a weight: seeded
+        self._weighted: dict[type, bool] = {}  # learn_one takes w? by the type of the (last) estimator
+
+    def _group(self, features: dict[str, Any]) -> str:
+        return self.monitor.grouping.keys(features)[0]
+
+    def learn(self, model: Any, features: dict[str, Any], target: Any, label: Any) -> None:
+        """Reweighing: the model learns the example with its Kamiran-Calders weight."""
+        group = self._group(features)
+        self.reweigher.observe(group, label == self.favourable)
+        kind = type(last_step(model))
+        if kind not in self._weighted:
+            self._weighted[kind] = takes_weight(model)
+        learn_weighted(model, features, target, self.reweigher.weight(group, label == self.favourable),
+                       self._rng, self._weighted[kind])
+
+    def decide(self, features: dict[str, Any], prediction: Any, proba: dict[Any, float] | None) -> Any:
+        """Group thresholds: the favourable outcome when the score passes the group's threshold."""
+        if not proba or len(proba) != 2 or self.favourable not in proba:
+            return prediction
+        other = next(c for c in proba if c != self.favourable)
+        return self.favourable if self.thresholds.decide(self._group(features), proba[self.favourable]) else other
 
     def on_prediction(self, engine: Any, features: dict[str, Any], prediction: Any, record: InputRecord,
                       now_ms: int) -> list[Output]:
@@ -47,8 +74,10 @@ class FairnessWatch:
         return [self._event(engine, c, record, now_ms) for c in changes] if changes else []
 
     def on_label(self, engine: Any, features: dict[str, Any], prediction: Any, label: Any, predicted_at: int,
-                 record: InputRecord, now_ms: int) -> list[Output]:
+                 record: InputRecord, now_ms: int, proba: dict[Any, float] | None = None) -> list[Output]:
         fav = self.favourable
+        if self.thresholds is not None and proba:
+            self.thresholds.observe(self._group(features), proba.get(fav, 0.0), label == fav)
         changes = self.monitor.joined(features, prediction == fav, label == fav,
                                       max(0, record.timestamp - predicted_at), record.timestamp)
         if not changes:
