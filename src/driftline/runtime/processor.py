@@ -705,4 +705,5 @@ class Processor:
             "served": {v: s.values() for v, s in first.arena.served.items()}
             if first.arena is not None and not self.keyed else {},
             "data_drift": first.data_watch.last if first.data_watch is not None and not self.keyed else {},
+            "fairness": first.fairness.gauges() if first.fairness is not None and not self.keyed else None,
         }
