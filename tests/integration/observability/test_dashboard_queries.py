@@ -168,6 +168,18 @@ def test_prometheus_scraping_a_processor_answers_every_dashboard_query(make_conf
                                      f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
                                     stdout=subprocess.DEVNULL, stderr=prom_log)
 
+        # Produce only once Prometheus scrapes the processor: a version change that happens
+        # before its first scrape is no change to it (seen on a loaded machine).
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                up = _query(prom_port, "up")
+            except OSError:  # not listening yet
+                up = {}
+            if any(r["value"][1] == "1" for r in up.get("data", {}).get("result", [])):
+                break
+            assert prom.poll() is None and time.monotonic() < deadline, (tmp_path / "prometheus.log").read_text()
+            time.sleep(0.5)
         produced = subprocess.run([DRIFTLINE, "-c", toml, "produce", "synth:sea", "--limit", str(N_EVENTS),
                                    "--drift-every", "3000", "--noise", "0", "--label-delay", "10"],
                                   capture_output=True, text=True, timeout=180, env=env)
