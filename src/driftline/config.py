@@ -28,6 +28,7 @@ __all__ = [
     "ModelConfig",
     "JoinConfig",
     "DriftConfig",
+    "GuardConfig",
     "DetectorSpec",
     "PerformanceRule",
     "DataDriftConfig",
@@ -243,6 +244,27 @@ class DataDriftConfig(_Frozen):
     features: list[str] = Field(default_factory=list)
 
 
+class GuardConfig(_Frozen):
+    """The ``guarded`` policy (``core/guarded.py``): a candidate started on drift replaces the
+    serving model only once it is better on the same labels.
+
+    ``start``: ``fresh`` (an unfitted copy) or ``warm`` (linear models: a copy of the serving
+    model's weights and scaler; other models start fresh). ``replay``: the bounded ring of
+    recent examples from which a new candidate first learns those since the detector's
+    estimated change point (0: off). The candidate is compared on the last ``window`` paired
+    labels (once it has ``min_pairs`` of them), every ``check_every`` labels, by McNemar's exact test at ``alpha``; it is given up
+    after ``max_examples`` labels without a win.
+    """
+
+    start: Literal["fresh", "warm"] = "warm"
+    replay: int = Field(default=2000, ge=0)
+    window: int = Field(default=500, ge=10)
+    min_pairs: int = Field(default=200, ge=1)
+    check_every: int = Field(default=50, ge=1)
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    max_examples: int = Field(default=5000, ge=1)
+
+
 class DriftConfig(_Frozen):
     """Concept drift (detectors on the per-example error), performance rules, data drift,
     and what to do about it (``policy``)."""
@@ -253,7 +275,11 @@ class DriftConfig(_Frozen):
     # "reset" (a fresh model when the detector confirms drift) beats "none" on every drifting
     # stream of docs/drift-benchmark.md and on Elec2. "none" keeps River's own semantics
     # (exactly progressive_val_score) and is what a deployment with challengers usually wants.
-    policy: Literal["none", "reset", "background", "periodic"] = "reset"
+    policy: Literal["none", "reset", "background", "periodic", "guarded"] = "reset"
+    guard: GuardConfig = Field(default_factory=GuardConfig)
+    # Detectors see no error for this many examples after a model (re)starts: a young model's
+    # falling error is learning, not drift.
+    grace_examples: int = Field(default=300, ge=0)
     metrics_window: int = Field(default=1000, gt=0)
     # reset/background/periodic: train the new model on the last ``warm_start`` examples.
     warm_start: int = Field(default=0, ge=0)

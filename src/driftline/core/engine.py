@@ -78,7 +78,7 @@ class Engine:
             max_abs_value=config.processor.max_abs_feature,
         )
         self.scores = OnlineScores(self.task, config.drift.metrics_window, self.schema.classes)
-        self.watch = ErrorWatch(config.drift.detectors, self.task)
+        self.watch = ErrorWatch(config.drift.detectors, self.task, config.drift.grace_examples)
         self.adapt = Adaptation(config.drift)
         self.perf = PerformanceWatch(config.drift.performance) if config.drift.performance else None
         self.data_watch = (
@@ -166,6 +166,9 @@ class Engine:
                 out.extend(self._on_warning(record, now_ms))
         target = label == self.schema.classes[-1] if self._binary_codec else label
         adapt = self.adapt
+        guard = adapt.guard
+        if guard is not None and guard.candidate is not None:  # guarded: pair the two before they learn
+            guard.compare(self.model, pending.features, target, self.task)
         batch = self.minibatch
         if batch is not None:
             # Learned when the buffer is full, or early so that a periodic version falls on its multiple.
@@ -184,11 +187,15 @@ class Engine:
                 return out
             self.n_learned += 1
             self.counters.joined += 1
-            if adapt.buffer is not None or adapt.background is not None:
+            if adapt.buffer is not None or adapt.background is not None or guard is not None:
                 adapt.learned(pending.features, target)
         if adapt.period and self.n_learned % adapt.period == 0:
             self.model = adapt.retrain(self.model)
             self.checkpoint_due = self.checkpoint_due or "periodic"
+        if guard is not None and guard.candidate is not None:
+            decision = guard.decide(self.n_learned)
+            if decision is not None:
+                out.append(self._on_candidate(decision, record, now_ms))
         return out
 
     def _learn_batch(self, record: InputRecord | None, out: list[Output]) -> int:
@@ -199,7 +206,7 @@ class Engine:
         """
         batch, adapt = self.minibatch, self.adapt
         size = batch.pending
-        rows = batch.rows() if adapt.buffer is not None or adapt.background is not None else ()
+        rows = batch.rows() if adapt.buffer is not None or adapt.background is not None or adapt.guard else ()
         try:
             learned = batch.flush(self.model)
         except Exception as exc:  # noqa: BLE001 - never let one batch stop the stream
@@ -303,12 +310,14 @@ class Engine:
             # Before a new model replaces it, the model in service learns the buffer, as one at a
             # time it would have: the drift position and a warm start see every example joined so far.
             self._learn_batch(record, events)
-        model, action = self.adapt.on_drift(self.model)
+        model, action = self.adapt.on_drift(self.model, detections, self.n_learned)
+        started = {"candidate": dict(self.adapt.guard.origin)} if action == "candidate_start" else {}
         events += [
             self._drift_event(
                 f"drift-{self.n_learned}-{det.detector}", "concept", det.detector, record, now_ms, action, before,
                 params=det.params, statistic=det.statistic, threshold=det.threshold,
-                settings=det.settings, input=det.input, evidence={**det.evidence, "configured": det.configured},
+                settings=det.settings, input=det.input,
+                evidence={**det.evidence, "configured": det.configured, **started},
             )
             for det in detections
         ]
@@ -320,6 +329,25 @@ class Engine:
         if self.config.checkpoint.on_drift:
             self.checkpoint_due = self.checkpoint_due or "drift"
         return events
+
+    def _on_candidate(self, decision: str, record: InputRecord, now_ms: int) -> DriftEvent:
+        """Guarded policy: the candidate won its paired test (it serves now) or ran out of time."""
+        guard = self.adapt.guard
+        model, evidence = guard.finish(decision)
+        if model is not None:
+            self.model = model
+            self.watch.reset()
+            if self.perf is not None:
+                self.perf.rebase()
+            if self.config.checkpoint.on_drift:
+                self.checkpoint_due = self.checkpoint_due or "drift"
+        test = evidence["test"]
+        return self._drift_event(
+            f"candidate-{decision}-{self.n_learned}", "concept", guard.origin.get("detector", ""), record, now_ms,
+            f"candidate_{decision}", params=guard.config.model_dump(),
+            statistic={k: float(v) for k, v in test.items()}, threshold=guard.config.alpha,
+            p_value=test.get("p_value"), evidence=evidence,
+        )
 
     def _on_warning(self, record: InputRecord, now_ms: int) -> list[Output]:
         """Background policy: a detector entered its warning zone; a background model starts."""
