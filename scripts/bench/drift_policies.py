@@ -4,6 +4,7 @@ Usage: python scripts/bench/drift_policies.py [--streams elec,sea,sine,mixed,sta
        [--models logistic_regression,hoeffding_tree,hoeffding_adaptive_tree]
        [--delays 0,10,100,1000,random] [--policies none,reset,guarded] [--limit N]
        [--out bench-results/drift-policies.json]
+       python scripts/bench/drift_policies.py --render bench-results/drift-policies.json
 
 Every run is the real :class:`~driftline.core.engine.Engine` fed InputRecords: features of
 event i at time i, its label at i + delay (``random``: a seeded delay uniform in [0, 1000]),
@@ -81,7 +82,48 @@ def run(records, drift: dict[str, Any], preset: str) -> dict[str, Any]:
             "seconds": time.perf_counter() - started}
 
 
+def render(report: dict[str, Any]) -> str:
+    """Markdown: one table per stream, a row per (model, policy), a column per delay.
+
+    A cell is the accuracy, then for ``guarded`` the swaps/abandoned candidates, for ``reset``
+    the resets; ``Δ`` rows give guarded minus none.
+    """
+    lines = []
+    runs = report["runs"]
+    for name in dict.fromkeys(r["stream"] for r in runs):
+        mine = [r for r in runs if r["stream"] == name]
+        delays = list(dict.fromkeys(r["delay"] for r in mine))
+        lines += [f"\n**{name}**\n", "| model | policy | " + " | ".join(f"delay {d}" for d in delays) + " |",
+                  "|---|---|" + "---|" * len(delays)]
+        for model in dict.fromkeys(r["model"] for r in mine):
+            cells: dict[str, dict[str, Any]] = {}
+            for r in mine:
+                if r["model"] == model:
+                    cells.setdefault(r["policy"], {})[r["delay"]] = r
+            for policy, by_delay in cells.items():
+                row = []
+                for d in delays:
+                    r = by_delay.get(d)
+                    if r is None:
+                        row.append("–")
+                        continue
+                    a = r["actions"]
+                    extra = (f" ({a.get('candidate_swap', 0)}/{a.get('candidate_abandon', 0)})" if policy == "guarded"
+                             else f" ({a.get('reset', 0)})" if policy == "reset" else "")
+                    row.append(f"{100 * r['accuracy']:.2f}%{extra}")
+                lines.append(f"| {model} | {policy} | " + " | ".join(row) + " |")
+            if "guarded" in cells and "none" in cells:
+                diff = [f"{100 * (cells['guarded'][d]['accuracy'] - cells['none'][d]['accuracy']):+.2f}"
+                        if d in cells["guarded"] and d in cells["none"] else "–" for d in delays]
+                lines.append(f"| {model} | Δ guarded − none | " + " | ".join(diff) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--render":
+        with open(sys.argv[2]) as fh:
+            print(render(json.load(fh)))
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--streams", default="elec,sea,sine,mixed,stagger,agrawal")
     parser.add_argument("--models", default="logistic_regression,hoeffding_tree,hoeffding_adaptive_tree")

@@ -126,7 +126,9 @@ class Guard:
             test = mcnemar_exact(pairs.b, pairs.c)
             self.last_test = {**test, "n": n, "serving_accuracy": pairs.champion_ok / n,
                               "candidate_accuracy": pairs.challenger_ok / n, "alpha": config.alpha, "age": age}
-            if pairs.c > pairs.b and test["p_value"] < config.alpha:
+            lead = (pairs.c - pairs.b) / n
+            self.last_test["lead"] = lead
+            if pairs.c > pairs.b and lead >= config.margin and test["p_value"] < config.alpha:
                 return "swap"
         if age >= config.max_examples:
             return "abandon"

@@ -162,3 +162,19 @@ def test_each_policy_is_deterministic_and_a_snapshot_continues_exactly(timeline,
     if drift["policy"] == "guarded":
         actions = {o.action for o in reference_out if isinstance(o, DriftEvent)}
         assert "candidate_start" in actions
+
+
+def test_candidate_events_follow_the_drift_schema(timeline):
+    import json
+    from pathlib import Path
+
+    import jsonschema
+    import orjson
+
+    schema = json.loads((Path(__file__).resolve().parents[3] / "docs" / "schemas" / "drift.schema.json").read_text())
+    engine = engine_for(policy="guarded", grace_examples=0, guard={"max_examples": 400})
+    events = drift_events(engine, timeline(NOISY, 0))
+    actions = {e.action for e in events}
+    assert {"candidate_start", "candidate_swap"} <= actions, actions
+    for event in events:
+        jsonschema.validate(json.loads(orjson.dumps(event.body())), schema)
