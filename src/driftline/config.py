@@ -29,6 +29,7 @@ __all__ = [
     "JoinConfig",
     "DriftConfig",
     "GuardConfig",
+    "AugmentConfig",
     "DetectorSpec",
     "PerformanceRule",
     "DataDriftConfig",
@@ -147,6 +148,22 @@ class TopicNames(_Frozen):
         return {k: self._name(k) for k in kinds}
 
 
+class AugmentConfig(_Frozen):
+    """Learning-time data augmentation for imbalanced classes (``core/augment.py``).
+
+    ``smote``: each time the model learns an example of a class rarer than ``ratio`` times the
+    most frequent one, it also learns ``k`` synthetic examples interpolated (numeric features)
+    between it and random recent examples of that class, kept in a ring of ``ring`` per class;
+    seeded. Predictions and metrics never see them.
+    """
+
+    kind: Literal["none", "smote"] = "none"
+    k: int = Field(default=3, ge=1)
+    ratio: float = Field(default=0.5, gt=0, le=1)
+    ring: int = Field(default=200, ge=2)
+    seed: int = 42
+
+
 class ModelConfig(_Frozen):
     """Which River estimator to run: a preset name or a ``module:factory`` path.
 
@@ -162,6 +179,7 @@ class ModelConfig(_Frozen):
     task: Literal["classification", "regression"] | None = None
     features: dict[str, Literal["num", "cat"]] = Field(default_factory=dict)
     classes: list[Any] = Field(default_factory=list)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     mini_batch: int | None = Field(
         default=None, ge=2,
         description=(

@@ -26,6 +26,7 @@ from river import base
 
 from driftline.config import DeploymentConfig
 from driftline.core.datadrift import DataDriftWatch
+from driftline.core.augment import Oversampler
 from driftline.core.detectors import ErrorWatch
 from driftline.core.importance import ImportanceWatch
 from driftline.core.events import EventSchema, InputRecord, decode_features, decode_label
@@ -62,6 +63,8 @@ class Engine:
     # Mini-batch learning (core/minibatch.py, docs/minibatch.md); None learns one example at a
     # time. A class attribute so that engines pickled before it existed restore without one.
     minibatch: MiniBatchLearner | None = None
+    # Learning-time augmentation (core/augment.py); None learns the real examples alone.
+    augment: Oversampler | None = None
 
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
@@ -70,6 +73,8 @@ class Engine:
         if config.model.mini_batch is not None:
             check_supported(self.model)
             self.minibatch = MiniBatchLearner(config.model.mini_batch)
+        if config.model.augment.kind == "smote":
+            self.augment = Oversampler(config.model.augment)
         self.schema = EventSchema(
             features=dict(config.model.features),
             classes=tuple(config.model.classes),
@@ -167,8 +172,10 @@ class Engine:
         target = label == self.schema.classes[-1] if self._binary_codec else label
         adapt = self.adapt
         guard = adapt.guard
-        if guard is not None and guard.candidate is not None:  # guarded: pair the two before they learn
-            guard.compare(self.model, pending.features, target, self.task)
+        if guard is not None and guard.candidate is not None and pending.prediction is not None:
+            # guarded: the served prediction against the candidate's for the same features
+            guard.pair(error_of(self.task, label, pending.prediction), getattr(pending, "candidate", None),
+                       target, self.task)
         batch = self.minibatch
         if batch is not None:
             # Learned when the buffer is full, or early so that a periodic version falls on its multiple.
@@ -185,6 +192,8 @@ class Engine:
                 self.counters.dead_letters += 1
                 out.append(DeadLetter(record, "model_error", f"learn failed: {exc!r}"))
                 return out
+            if self.augment is not None:
+                self.augment.learned(self.model, pending.features, target)
             self.n_learned += 1
             self.counters.joined += 1
             if adapt.buffer is not None or adapt.background is not None or guard is not None:
@@ -249,6 +258,9 @@ class Engine:
         self.counters.features += 1
         prediction, proba = self.predict(event.features)
         pending = Pending(event.features, prediction, proba, self.version, record.timestamp)
+        guard = self.adapt.guard
+        if guard is not None and guard.candidate is not None:
+            pending.candidate = guard.foresee(event.features)
         waiting = self.join.add_features(event.id, pending)
         self.counters.predictions += 1
         out: list[Output] = [

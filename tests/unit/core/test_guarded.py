@@ -48,7 +48,8 @@ def test_a_better_candidate_is_swapped_in_and_a_worse_one_abandoned():
     better.start(linear_model.LogisticRegression(), None, "binary.HDDMA", {}, 0)
     decisions = []
     for i in range(1, 300):
-        better.compare(serving, {"x": 1.0}, True, "classification")
+        better.pair(float(serving.predict_one({"x": 1.0}) is not True), better.foresee({"x": 1.0}), True,
+                    "classification")
         serving.learn_one({"x": 1.0}, True)
         better.learned({"x": 1.0}, True)
         decisions.append(better.decide(i))
@@ -62,7 +63,8 @@ def test_a_better_candidate_is_swapped_in_and_a_worse_one_abandoned():
     worse.start(linear_model.LogisticRegression(), None, "binary.HDDMA", {}, 0)
     decisions = []
     for i in range(1, 301):
-        worse.compare(serving, {"x": 1.0}, True, "classification")
+        worse.pair(float(serving.predict_one({"x": 1.0}) is not True), worse.foresee({"x": 1.0}), True,
+                   "classification")
         serving.learn_one({"x": 1.0}, True)
         decisions.append(worse.decide(i))  # the candidate never learns: never better
     assert decisions[-1] == "abandon" and "swap" not in decisions
@@ -113,6 +115,18 @@ def test_guarded_keeps_serving_while_the_candidate_learns(timeline):
     assert engine.adapt.guard.candidate is not None and engine.adapt.guard.candidate is not serving
     engine.process(records[i + 1], 0)
     assert engine.model is serving
+
+
+def test_predictions_made_before_a_candidate_started_are_not_paired():
+    guard = Guard(GuardConfig())
+    guard.start(linear_model.LogisticRegression(), None, "d", {}, 0)
+    old = guard.foresee({"x": 1.0})
+    guard.start(linear_model.LogisticRegression(), None, "d", {}, 5)
+    guard.pair(1.0, old, True, "classification")
+    guard.pair(1.0, None, True, "classification")
+    assert len(guard.pairs) == 0
+    guard.pair(1.0, guard.foresee({"x": 1.0}), True, "classification")
+    assert len(guard.pairs) == 1
 
 
 def test_grace_period_feeds_no_detector_while_the_model_is_young():
