@@ -127,6 +127,8 @@ class Engine:
         self.model = model
         self._binary_codec = binary_codec(self.task, self.schema.classes, model)
         self.watch.reset()
+        if self.adapt.guard is not None:
+            self.adapt.guard.candidate = None  # it was racing the outgoing model
 
     # -- the three stages ------------------------------------------------------------
 
