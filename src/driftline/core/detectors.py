@@ -237,12 +237,23 @@ def _settings(detector: Any) -> dict[str, Any]:
 class ErrorWatch:
     """A set of detectors updated together with each example's error.
 
-    ``update`` returns an empty tuple (no allocation) on the common path.
+    ``update`` returns an empty tuple (no allocation) on the common path. For the first
+    ``grace`` updates after the watch is built or reset the detectors are not fed: a young
+    model's error is still falling, and its level is not the one to compare later errors with.
+
+    >>> watch = ErrorWatch(None, "classification", grace=100)
+    >>> [watch.update(1.0) for _ in range(100)].count(()), watch.young
+    (100, 0)
     """
 
-    def __init__(self, specs: list[DetectorSpec] | None, task: str) -> None:
+    # Snapshots pickled before the grace period existed restore with none.
+    grace = 0
+    young = 0
+
+    def __init__(self, specs: list[DetectorSpec] | None, task: str, grace: int = 0) -> None:
         self.specs = list(default_detectors(task) if specs is None else specs)
         self.task = task
+        self.grace = grace
         self._names = [spec.name.rpartition(".")[2] for spec in self.specs]
         self._inverted = [name in _INVERTED for name in self._names]
         self.has_warning_zone = any(name in _WARNING_ZONE for name in self._names)
@@ -259,9 +270,13 @@ class ErrorWatch:
         self._slots = list(zip(self.specs, self._detectors, self._inverted, self._names, self._run_settings))
         self._warners = [d for d, n in zip(self._detectors, self._names) if n in _WARNING_ZONE]
         self.warning = False
+        self.young = self.grace
 
     def update(self, error: float) -> tuple[Detection, ...] | list[Detection]:
         """Feed one error; return the detections it caused (usually none)."""
+        if self.young:
+            self.young -= 1
+            return _NOTHING
         fired: list[Detection] | None = None
         for spec, detector, inverted, name, settings in self._slots:
             detector.update(1.0 - error if inverted else error)

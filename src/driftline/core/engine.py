@@ -26,6 +26,7 @@ from river import base
 
 from driftline.config import DeploymentConfig
 from driftline.core.datadrift import DataDriftWatch
+from driftline.core.augment import Oversampler
 from driftline.core.detectors import ErrorWatch
 from driftline.core.history import MonitorHistory
 from driftline.core.importance import ImportanceWatch, importances
@@ -72,6 +73,8 @@ class Engine:
     explainer: Any = None
     # Fairness by group (core/fairness, docs/governance.md); None when [governance.fairness] is off.
     fairness: Any = None
+    # Learning-time augmentation (core/augment.py); None learns the real examples alone.
+    augment: Oversampler | None = None
 
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
@@ -80,6 +83,8 @@ class Engine:
         if config.model.mini_batch is not None:
             check_supported(self.model)
             self.minibatch = MiniBatchLearner(config.model.mini_batch)
+        if config.model.augment.kind == "smote":
+            self.augment = Oversampler(config.model.augment)
         self.schema = EventSchema(
             features=dict(config.model.features),
             classes=tuple(config.model.classes),
@@ -88,7 +93,7 @@ class Engine:
             max_abs_value=config.processor.max_abs_feature,
         )
         self.scores = OnlineScores(self.task, config.drift.metrics_window, self.schema.classes)
-        self.watch = ErrorWatch(config.drift.detectors, self.task)
+        self.watch = ErrorWatch(config.drift.detectors, self.task, config.drift.grace_examples)
         self.adapt = Adaptation(config.drift)
         self.perf = PerformanceWatch(config.drift.performance) if config.drift.performance else None
         self.data_watch = (
@@ -161,6 +166,8 @@ class Engine:
         self.scores = scores if scores is not None else OnlineScores(
             self.task, self.config.drift.metrics_window, self.schema.classes)
         self._model_base = (examples, self.n_learned)
+        if self.adapt.guard is not None:
+            self.adapt.guard.candidate = None  # it was racing the outgoing model
 
     def feature_importances(self) -> dict[str, float] | None:
         """Linear weights, tree split shares, or permutation importance (core/importance.py)."""
@@ -225,6 +232,11 @@ class Engine:
             self.permutation.observe(self.predict, pending.features, label)
         target = label == self.schema.classes[-1] if self._binary_codec else label
         adapt = self.adapt
+        guard = adapt.guard
+        if guard is not None and guard.candidate is not None and pending.prediction is not None:
+            # guarded: the served prediction against the candidate's for the same features
+            guard.pair(error_of(self.task, label, pending.prediction), getattr(pending, "candidate", None),
+                       target, self.task)
         batch = self.minibatch
         if batch is not None:
             # Learned when the buffer is full, or early so that a periodic version falls on its multiple.
@@ -244,13 +256,19 @@ class Engine:
                 self.counters.dead_letters += 1
                 out.append(DeadLetter(record, "model_error", f"learn failed: {exc!r}"))
                 return out
+            if self.augment is not None:
+                self.augment.learned(self.model, pending.features, target)
             self.n_learned += 1
             self.counters.joined += 1
-            if adapt.buffer is not None or adapt.background is not None:
+            if adapt.buffer is not None or adapt.background is not None or guard is not None:
                 adapt.learned(pending.features, target)
         if adapt.period and self.n_learned % adapt.period == 0:
             self.model = adapt.retrain(self.model)
             self.checkpoint_due = self.checkpoint_due or "periodic"
+        if guard is not None and guard.candidate is not None:
+            decision = guard.decide(self.n_learned)
+            if decision is not None:
+                out.append(self._on_candidate(decision, record, now_ms))
         return out
 
     def _learn_batch(self, record: InputRecord | None, out: list[Output]) -> int:
@@ -261,7 +279,7 @@ class Engine:
         """
         batch, adapt = self.minibatch, self.adapt
         size = batch.pending
-        rows = batch.rows() if adapt.buffer is not None or adapt.background is not None else ()
+        rows = batch.rows() if adapt.buffer is not None or adapt.background is not None or adapt.guard else ()
         try:
             learned = batch.flush(self.model)
         except Exception as exc:  # noqa: BLE001 - never let one batch stop the stream
@@ -306,6 +324,9 @@ class Engine:
         if self.fairness is not None and self.fairness.thresholds is not None:
             prediction = self.fairness.decide(event.features, prediction, proba)
         pending = Pending(event.features, prediction, proba, self.version, record.timestamp)
+        guard = self.adapt.guard
+        if guard is not None and guard.candidate is not None:
+            pending.candidate = guard.foresee(event.features)
         waiting = self.join.add_features(event.id, pending)
         self.counters.predictions += 1
         out: list[Output] = [
@@ -373,12 +394,14 @@ class Engine:
             # Before a new model replaces it, the model in service learns the buffer, as one at a
             # time it would have: the drift position and a warm start see every example joined so far.
             self._learn_batch(record, events)
-        model, action = self.adapt.on_drift(self.model)
+        model, action = self.adapt.on_drift(self.model, detections, self.n_learned)
+        started = {"candidate": dict(self.adapt.guard.origin)} if action == "candidate_start" else {}
         events += [
             self._drift_event(
                 f"drift-{self.n_learned}-{det.detector}", "concept", det.detector, record, now_ms, action, before,
                 params=det.params, statistic=det.statistic, threshold=det.threshold,
-                settings=det.settings, input=det.input, evidence={**det.evidence, "configured": det.configured},
+                settings=det.settings, input=det.input,
+                evidence={**det.evidence, "configured": det.configured, **started},
             )
             for det in detections
         ]
@@ -390,6 +413,25 @@ class Engine:
         if self.config.checkpoint.on_drift:
             self.checkpoint_due = self.checkpoint_due or "drift"
         return events
+
+    def _on_candidate(self, decision: str, record: InputRecord, now_ms: int) -> DriftEvent:
+        """Guarded policy: the candidate won its paired test (it serves now) or ran out of time."""
+        guard = self.adapt.guard
+        model, evidence = guard.finish(decision)
+        if model is not None:
+            self.model = model
+            self.watch.reset()
+            if self.perf is not None:
+                self.perf.rebase()
+            if self.config.checkpoint.on_drift:
+                self.checkpoint_due = self.checkpoint_due or "drift"
+        test = evidence["test"]
+        return self._drift_event(
+            f"candidate-{decision}-{self.n_learned}", "concept", guard.origin.get("detector", ""), record, now_ms,
+            f"candidate_{decision}", params=guard.config.model_dump(),
+            statistic={k: float(v) for k, v in test.items()}, threshold=guard.config.alpha,
+            p_value=test.get("p_value"), evidence=evidence,
+        )
 
     def _on_warning(self, record: InputRecord, now_ms: int) -> list[Output]:
         """Background policy: a detector entered its warning zone; a background model starts."""

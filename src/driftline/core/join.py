@@ -32,6 +32,9 @@ class Pending:
     proba: dict[Any, float] | None
     model_version: int
     event_time: int
+    # The guarded policy's candidate prediction for the same features: (generation, prediction).
+    # Pending objects pickled before it existed have the slot unset: read it with getattr.
+    candidate: Any = None
 
 
 @dataclass(slots=True)

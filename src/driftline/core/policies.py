@@ -5,6 +5,8 @@
 - ``background``: when a detector enters its warning zone a fresh background model starts
   and learns alongside; when drift is confirmed it replaces the current model (a plain reset
   if no warning came first, e.g. with detectors that have no warning zone).
+- ``guarded``: on drift a candidate starts beside the serving model and replaces it only
+  once a paired test says it is better on the same labels (:mod:`driftline.core.guarded`).
 - ``periodic``: every ``period_examples`` learned examples a version is cut (trigger
   ``periodic``); with ``retrain_last`` > 0 a fresh model trained on the last
   ``retrain_last`` examples replaces the current one first.
@@ -38,12 +40,17 @@ from typing import Any
 from river import base
 
 from driftline.config import DriftConfig
+from driftline.core.guarded import Guard
 
 __all__ = ["Adaptation"]
 
 
 class Adaptation:
-    """Holds the extra state a policy needs (buffer of recent examples, background model)."""
+    """Holds the extra state a policy needs (buffer of recent examples, background model, guard)."""
+
+    # The guarded policy's candidate and ring; a class attribute so that snapshots pickled
+    # before the policy existed restore without one.
+    guard: Guard | None = None
 
     def __init__(self, config: DriftConfig) -> None:
         self.policy = config.policy
@@ -55,6 +62,8 @@ class Adaptation:
         self.background: base.Estimator | None = None
         self.background_since = -1  # position (examples learned) when the background started
         self.uses_warning = config.policy == "background"
+        if config.policy == "guarded":
+            self.guard = Guard(config.guard)
 
     def learned(self, features: dict[str, Any], target: Any) -> None:
         """The current model learned this example: feed the buffer and the background model."""
@@ -62,6 +71,8 @@ class Adaptation:
             self.buffer.append((features, target))
         if self.background is not None:
             self.background.learn_one(features, target)
+        if self.guard is not None:
+            self.guard.learned(features, target)
 
     def fresh(self, model: base.Estimator, last: int | None = None) -> base.Estimator:
         """An unfitted copy of ``model``, trained on the last ``last`` (default ``warm_start``) examples."""
@@ -95,8 +106,14 @@ class Adaptation:
         self.background_since = position
         return True
 
-    def on_drift(self, model: base.Estimator) -> tuple[base.Estimator, str]:
+    def on_drift(self, model: base.Estimator, detections=(), position: int = 0) -> tuple[base.Estimator, str]:
         """The model to serve after a confirmed drift, and the action taken."""
+        if self.guard is not None:
+            if self.guard.candidate is not None or not detections:
+                return model, "none"  # one candidate at a time
+            first = detections[0]
+            self.guard.start(self._unfitted(model), model, first.detector, first.evidence, position)
+            return model, "candidate_start"
         if self.policy == "reset":
             return self.fresh(model), "reset"
         if self.policy == "background":

@@ -71,7 +71,7 @@ def abrupt_change(n: int = 3000, seed: int = 3) -> list[InputRecord]:
 def concept_events(name: str, params: dict, **drift_config) -> list[DriftEvent]:
     engine = Engine(DeploymentConfig(
         name="t", model=ModelConfig(preset="logistic_regression"),
-        drift={"detectors": [DetectorSpec(name=name, params=params)], **drift_config},
+        drift={"policy": "reset", "grace_examples": 0, "detectors": [DetectorSpec(name=name, params=params)], **drift_config},
     ))
     return [o for r in abrupt_change() for o in engine.process(r, 0) if isinstance(o, DriftEvent)]
 

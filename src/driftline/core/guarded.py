@@ -1,0 +1,168 @@
+"""The guarded policy: a candidate model that must beat the serving model before it serves.
+
+On a detection the serving model is kept. A candidate starts beside it (``fresh``, or for a
+linear model ``warm`` from the serving model's weights) and first learns, from a bounded
+ring of recent examples, those since the detector's estimated change point (HDDM_A's cut,
+ADWIN's kept window). From then on both learn every label, and the candidate predicts
+every feature event too: when the label comes, its prediction is paired with the one the
+serving model published for the same event, made with the same knowledge and the same
+label delay (comparing them at label time instead favoured young models that fit the
+present but predict the delayed future worse: on Elec2 with labels 1000 late it lost to
+doing nothing). Every ``check_every`` labels McNemar's exact test (``core/arena.py``) runs
+over the last ``window`` pairs: a candidate right significantly more often than the
+serving model replaces it (``swap``); one that has not won after ``max_examples`` labels
+is given up (``abandon``). Everything here is plain state that pickles with the engine, so
+a restored snapshot takes the same decisions; nothing reads a clock or draws at random.
+
+Why not River's ways: ``DriftRetrainingClassifier`` and ARF swap on the detection itself,
+so with labels ``delay`` examples late the new model starts that far behind and nobody
+checks that it is better; on Elec2 with labels 100 late that loses about 6 points to
+doing nothing (docs/drift-benchmark.md).
+
+>>> from river import linear_model
+>>> from driftline.config import GuardConfig
+>>> guard = Guard(GuardConfig(replay=10, window=20, min_pairs=10, check_every=10, max_examples=40))
+>>> for i in range(10):
+...     guard.learned({"x": float(i)}, True)
+>>> guard.start(linear_model.LogisticRegression(), None, "ADWIN", {"windows": {"kept": 4}}, 10)["replayed"]
+4
+>>> decision = None
+>>> for i in range(30):   # the served model keeps predicting False (error 1)
+...     guard.pair(1.0, guard.foresee({"x": 1.0}), True, "classification")
+...     guard.learned({"x": 1.0}, True)
+...     decision = decision or guard.decide(11 + i)
+>>> decision, guard.last_test["c"] > guard.last_test["b"]
+('swap', True)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from typing import Any
+
+from river import base
+
+from driftline.config import GuardConfig
+from driftline.core.arena import PairedErrors, mcnemar_exact
+
+__all__ = ["Guard", "change_point", "linear_estimator"]
+
+
+def change_point(evidence: dict[str, Any]) -> int | None:
+    """Examples since the change a detection estimated: HDDM_A's ``after_cut``, ADWIN's ``kept``.
+
+    >>> change_point({"windows": {"before_cut": 900, "after_cut": 60}}), change_point({"windows": {}})
+    (60, None)
+    """
+    windows = evidence.get("windows") or {}
+    for name in ("after_cut", "kept"):
+        value = windows.get(name)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def linear_estimator(model: base.Estimator) -> Any:
+    """The linear estimator in ``model`` (the last step of a pipeline), or None for other models."""
+    last = model
+    steps = getattr(model, "steps", None)
+    if steps:
+        last = list(steps.values())[-1]
+    return last if hasattr(last, "_weights") else None
+
+
+class Guard:
+    """The candidate, its paired record against the serving model, and the replay ring."""
+
+    def __init__(self, config: GuardConfig) -> None:
+        self.config = config
+        self.ring: deque[tuple[dict[str, Any], Any]] | None = deque(maxlen=config.replay) if config.replay else None
+        self.candidate: base.Estimator | None = None
+        self.pairs = PairedErrors(config.window)
+        self.since = -1  # position (examples learned) when the candidate started
+        self.origin: dict[str, Any] = {}
+        self.last_test: dict[str, float] = {}
+        self.swaps = 0
+        self.abandons = 0
+        self.generation = 0  # which candidate a foreseen prediction came from
+
+    def learned(self, features: dict[str, Any], target: Any) -> None:
+        """The serving model learned this example: so do the ring and the candidate."""
+        if self.ring is not None:
+            self.ring.append((features, target))
+        if self.candidate is not None:
+            self.candidate.learn_one(features, target)
+
+    def start(self, fresh: base.Estimator, serving: base.Estimator | None, detector: str,
+              evidence: dict[str, Any], position: int) -> dict[str, Any]:
+        """Start a candidate (``fresh``, or warm from ``serving``); return how it started."""
+        start = "fresh"
+        model = fresh
+        if self.config.start == "warm" and serving is not None and linear_estimator(serving) is not None:
+            model, start = copy.deepcopy(serving), "warm"
+        since = change_point(evidence)
+        replay = list(self.ring)[-since:] if since and self.ring else []
+        for features, target in replay:
+            model.learn_one(features, target)
+        self.candidate = model
+        self.generation += 1
+        self.pairs = PairedErrors(self.config.window)
+        self.since = position
+        self.last_test = {}
+        self.origin = {"detector": detector, "start": start, "position": position,
+                       "estimated_change": since, "replayed": len(replay)}
+        return dict(self.origin)
+
+    def foresee(self, features: dict[str, Any]) -> tuple[int, Any]:
+        """The candidate's prediction for a feature event, kept with it until its label comes."""
+        try:
+            return self.generation, self.candidate.predict_one(features)
+        except Exception:  # noqa: BLE001 - a failing candidate is simply wrong on this example
+            return self.generation, None
+
+    def pair(self, served_error: float, foreseen: tuple[int, Any] | None, target: Any, task: str) -> None:
+        """A label: pair the served prediction's error with this candidate's for the same event.
+
+        Events predicted before this candidate started (or by an earlier one) are not paired.
+        """
+        if foreseen is None or foreseen[0] != self.generation:
+            return
+        theirs = _error(task, target, foreseen[1])
+        self.pairs.add(served_error < theirs, theirs < served_error, served_error == 0, theirs == 0)
+
+    def decide(self, position: int) -> str | None:
+        """``swap``, ``abandon`` or None, after the example at ``position`` was learned."""
+        pairs, config = self.pairs, self.config
+        age = position - self.since
+        if pairs.since_check >= config.check_every and len(pairs) >= config.min_pairs:
+            pairs.since_check = 0
+            n = len(pairs)
+            test = mcnemar_exact(pairs.b, pairs.c)
+            self.last_test = {**test, "n": n, "serving_accuracy": pairs.champion_ok / n,
+                              "candidate_accuracy": pairs.challenger_ok / n, "alpha": config.alpha, "age": age}
+            lead = (pairs.c - pairs.b) / n
+            self.last_test["lead"] = lead
+            if pairs.c > pairs.b and lead >= config.margin and test["p_value"] < config.alpha:
+                return "swap"
+        if age >= config.max_examples:
+            return "abandon"
+        return None
+
+    def finish(self, decision: str) -> tuple[base.Estimator | None, dict[str, Any]]:
+        """End the candidate's life; the model that serves next (None: keep), with the evidence."""
+        model, self.candidate = self.candidate, None
+        evidence = {"candidate": dict(self.origin), "test": dict(self.last_test)}
+        if decision == "swap":
+            self.swaps += 1
+            return model, evidence
+        self.abandons += 1
+        return None, evidence
+
+
+def _error(task: str, target: Any, prediction: Any) -> float:
+    if prediction is None:
+        return float("inf") if task == "regression" else 1.0
+    if task == "regression":
+        return abs(float(target) - float(prediction))
+    return 0.0 if prediction == target else 1.0

@@ -1,0 +1,110 @@
+"""Kill -9 the processor while a guarded candidate learns; the restored candidate is exact."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from driftline.core.engine import Engine
+from driftline.core.events import InputRecord
+from driftline.datasets import stream
+from driftline.runtime.replay import encode_features, replay
+from driftline.versions.store import VersionStore
+
+pytestmark = pytest.mark.integration
+
+N_EVENTS, DELAY, KILLS = 9_000, 100, 3
+# A candidate that never wins (alpha far below any exact p-value) and is never given up lives
+# from the first detection to the end, so every kill after it is a kill mid-candidate.
+DRIFT = {"policy": "guarded", "grace_examples": 0, "guard": {"alpha": 1e-300, "max_examples": 1_000_000}}
+
+
+def _write_toml(config, path) -> None:
+    path.write_text(
+        f"""
+name = "{config.name}"
+[kafka]
+bootstrap_servers = "{config.kafka.bootstrap_servers}"
+[model]
+preset = "{config.model.preset}"
+[drift]
+policy = "guarded"
+grace_examples = 0
+[drift.guard]
+alpha = 1e-300
+max_examples = 1000000
+[checkpoint]
+store_url = "{config.checkpoint.store_url}"
+every_examples = {config.checkpoint.every_examples}
+[processor]
+commit_interval_ms = {config.processor.commit_interval_ms}
+batch_size = {config.processor.batch_size}
+"""
+    )
+
+
+def _reference_engine(config, rows) -> Engine:
+    engine = Engine(config)
+    records = []
+    for i, (x, y) in enumerate(rows):
+        key = f"e{i}".encode()
+        records.append(InputRecord("features", 0, i, i, key, orjson.dumps({"id": f"e{i}", "features": x})))
+        records.append(InputRecord("labels", 0, i, i + DELAY, key, orjson.dumps({"id": f"e{i}", "label": y})))
+    records.sort(key=lambda r: (r.timestamp, r.kind != "labels", r.offset))
+    for record in records:
+        engine.process(record, now_ms=0)
+    return engine
+
+
+def test_kill_minus_nine_mid_candidate_restores_it_exactly(make_config, signing_key, tmp_path):
+    config = make_config(model={"preset": "hoeffding_tree"}, drift=DRIFT, checkpoint={"every_examples": 1500},
+                         processor={"commit_interval_ms": 50, "batch_size": 200})
+    all_rows = [(encode_features(x), y) for x, y in stream("synth:sine", limit=N_EVENTS + 300, seed=5,
+                                                             drift_every=2000, noise=0.05)]
+    rows, held_out = all_rows[:N_EVENTS], all_rows[N_EVENTS:]
+    replay(config, rows, label_delay=DELAY, n_rows=len(rows))
+    toml = tmp_path / "deployment.toml"
+    _write_toml(config, toml)
+    env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": signing_key.decode()}
+    command = [sys.executable, "-m", "driftline.cli", "-c", str(toml), "run", "--exit-when-idle", "4"]
+    store = VersionStore(config.checkpoint.store_url, config.name, signing_key)
+    rng = random.Random(7)
+
+    kills, mid_candidate = 0, 0
+    for _ in range(KILLS):
+        before = store.latest() or 0
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while (store.latest() or 0) <= before + 1 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.3))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+            latest = store.latest()
+            if latest is not None and store.load(latest)[1]["engine"].adapt.guard.candidate is not None:
+                mid_candidate += 1
+        proc.wait()
+    final = subprocess.run(command, env=env, capture_output=True, timeout=300)
+    assert final.returncode == 0, final.stderr.decode()[-2000:]
+    assert kills >= 2 and mid_candidate >= 1, (kills, mid_candidate)
+
+    _, state = store.load(store.latest())
+    engine = state["engine"]
+    reference = _reference_engine(config, rows)
+    assert engine.n_learned == reference.n_learned == N_EVENTS
+    assert engine.scores.values() == reference.scores.values()
+    guard, expected = engine.adapt.guard, reference.adapt.guard
+    assert guard.candidate is not None and guard.origin == expected.origin
+    assert (guard.pairs.b, guard.pairs.c, len(guard.pairs)) == (expected.pairs.b, expected.pairs.c, len(expected.pairs))
+    assert list(guard.ring) == list(expected.ring)
+    for x, _ in held_out:
+        assert engine.model.predict_proba_one(x) == reference.model.predict_proba_one(x)
+        assert guard.candidate.predict_proba_one(x) == expected.candidate.predict_proba_one(x)
