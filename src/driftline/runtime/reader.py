@@ -10,8 +10,11 @@ confluent-kafka at-least-once pattern (``enable.auto.offset.store=false``).
 
 A deployment running ``processor.guarantee = "at_least_once"`` may publish an output again
 after a crash, with the same ``ce_id`` header; the reader then drops repeats of the last
-``dedupe_window`` ids it yielded (on by default for such deployments). The window lives in
-memory: a reader restarted between an output and its repeat can yield the repeat once.
+``dedupe_window`` ids it saw (on by default for such deployments). When it resumes a group,
+it first reads back up to ``lookback`` records before the committed offset of each
+partition it is assigned, without yielding them, so a repeat published after the reader
+stopped is still recognised: repeats follow their original by at most the outputs of one
+processor commit interval plus the crash, far fewer than the default 10,000.
 
 Nothing connects until the first record is asked for:
 
@@ -34,7 +37,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from driftline.client.records import RECORD_TYPES, Record
 from driftline.config import DeploymentConfig
@@ -45,6 +48,8 @@ from driftline.runtime.topics import cluster_metadata
 __all__ = ["Reader"]
 
 DEDUPE_WINDOW = 100_000  # ce_ids remembered: far more than the outputs of one commit interval
+LOOKBACK = 10_000  # records per partition read back on resume to refill the window
+_LOOKBACK_LIMIT_S = 60.0
 
 
 class Reader:
@@ -58,7 +63,8 @@ class Reader:
 
     def __init__(self, config: DeploymentConfig, kind: str = "predictions", group_id: str | None = None,
                  start: Literal["earliest", "latest"] = "earliest", dedupe: bool | None = None,
-                 dedupe_window: int = DEDUPE_WINDOW, settings: Mapping[str, Any] | None = None) -> None:
+                 dedupe_window: int = DEDUPE_WINDOW, lookback: int = LOOKBACK,
+                 settings: Mapping[str, Any] | None = None) -> None:
         if kind not in RECORD_TYPES:
             raise ValueError(f"a Reader reads one of {', '.join(sorted(RECORD_TYPES))}, not {kind!r}")
         self.config = config
@@ -68,6 +74,7 @@ class Reader:
         self.start = start
         self.dedupe = config.processor.guarantee == "at_least_once" if dedupe is None else dedupe
         self.dedupe_window = dedupe_window
+        self.lookback = lookback
         self.settings = dict(settings or {})
         self.duplicates = 0  # records dropped as repeats of a ce_id already yielded
         self._type = RECORD_TYPES[kind]
@@ -86,7 +93,7 @@ class Reader:
             if described is None or described.error is not None or not described.partitions:
                 consumer.close()
                 raise KafkaSetupError(f"topic {self.topic} does not exist: run `driftline topics create`")
-            consumer.subscribe([self.topic], on_revoke=self._on_revoke)
+            consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._consumer = consumer
         return self
 
@@ -144,6 +151,42 @@ class Reader:
                 self._consumer.close()
                 self._consumer = None
 
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Refill the dedupe window from the records before each committed offset."""
+        if not self.dedupe or self.lookback <= 0 or not partitions:
+            return
+        committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=30) if tp.offset > 0}
+        if not committed:
+            return
+        back = make_consumer(self.config, group_id=f"driftline-reader-lookback-{uuid.uuid4().hex[:8]}",
+                             **{"enable.partition.eof": False})
+        try:
+            starts = {}
+            for p, end in committed.items():
+                low, _high = back.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)
+                starts[p] = max(low, end - self.lookback)
+            pending = {p for p in committed if starts[p] < committed[p]}
+            back.assign([TopicPartition(self.topic, p, starts[p]) for p in pending])
+            deadline = time.monotonic() + _LOOKBACK_LIMIT_S
+            while pending and time.monotonic() < deadline:
+                for msg in back.consume(500, timeout=0.2):
+                    if msg.error() is not None or msg.partition() not in pending:
+                        continue
+                    if msg.offset() < committed[msg.partition()]:
+                        self._remember(dict(msg.headers() or []).get("ce_id"))
+                # Transaction markers take offsets: done once the position reaches the commit.
+                for tp in back.position([TopicPartition(self.topic, p) for p in pending]):
+                    if tp.offset >= committed[tp.partition]:
+                        pending.discard(tp.partition)
+        finally:
+            back.close()
+
+    def _remember(self, ce_id: bytes | None) -> None:
+        if ce_id is not None:
+            self._seen[ce_id.decode(errors="replace")] = None
+            if len(self._seen) > self.dedupe_window:
+                self._seen.popitem(last=False)
+
     def _on_revoke(self, consumer: Consumer, _partitions) -> None:
         try:
             consumer.commit(asynchronous=False)
@@ -157,9 +200,7 @@ class Reader:
             if ce_id in self._seen:
                 self.duplicates += 1
                 return None
-            self._seen[ce_id] = None
-            if len(self._seen) > self.dedupe_window:
-                self._seen.popitem(last=False)
+            self._remember(ce_id.encode())
         try:
             body = orjson.loads(msg.value() or b"null")
         except orjson.JSONDecodeError:

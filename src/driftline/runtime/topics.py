@@ -113,8 +113,16 @@ def create_topics(config: DeploymentConfig, timeout: float = 30.0) -> dict[str, 
                 result[name] = "exists"
             else:
                 raise KafkaSetupError(f"cannot create {name}: {exc.args[0].str()}") from exc
-    check_copartitioned(config, timeout)
-    return result
+    # Topics just created can be missing from the metadata for a moment (seen on a loaded broker).
+    settle = time.monotonic() + 10.0
+    while True:
+        try:
+            check_copartitioned(config, timeout)
+            return result
+        except KafkaSetupError as exc:
+            if not str(exc).startswith("missing topics") or time.monotonic() > settle:
+                raise
+        time.sleep(0.2)
 
 
 def partition_counts(config: DeploymentConfig, timeout: float = 10.0) -> dict[str, int]:
