@@ -24,7 +24,7 @@ N_EVENTS, DELAY = 2000, 30
 
 def test_a_faust_agent_predicts_and_learns_like_the_engine(make_config, reader, tmp_path):
     config = make_config(partitions=2, drift={"detectors": [{"name": "ADWIN"}], "policy": "reset"})
-    rows = list(stream("synth:agrawal", limit=N_EVENTS + 100, seed=3, drift_every=1000))
+    rows = list(stream("synth:sine", limit=N_EVENTS + 100, seed=3, drift_every=500))
     rows, held_out = rows[:N_EVENTS], rows[N_EVENTS:]
     with Publisher(config) as publisher:
         for i, (x, y) in enumerate(rows):
