@@ -71,6 +71,8 @@ def event_time_ms(time: int | float | dt.datetime | None) -> int:
     >>> event_time_ms(1796169600000)
     1796169600000
     """
+    if type(time) is int:  # the common case first
+        return time
     if time is None:
         return int(_time.time() * 1000)
     if isinstance(time, dt.datetime):
@@ -118,11 +120,14 @@ class Publisher:
             if fixed in self.settings:
                 raise ValueError(f"{fixed} is set by the publisher (co-partitioning and delivery depend on it)")
         self._schema = _schema(config) if validate else None
+        topics = config.topics  # built on each access: resolved once, not per record
+        self._features_topic, self._labels_topic = topics.features, topics.labels
         self._producer: Producer | None = None
         self._finalizer: weakref.finalize | None = None
         self.delivered = 0
         self.failed = 0
         self._first_error: str | None = None
+        self._delivered = self._on_delivery  # bound once: it is passed with every record
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -167,14 +172,14 @@ class Publisher:
         value = orjson.dumps(body)
         if self._schema is not None:
             self._check(value, "features", id)
-        self._send(self.config.topics.features, id, value, event_time_ms(time))
+        self._send(self._features_topic, id, value, event_time_ms(time))
 
     def label(self, id: str, value: Any, *, time: int | float | dt.datetime | None = None) -> None:
         """Queue the label of event ``id``, known at ``time`` (epoch ms or an aware datetime)."""
         encoded = orjson.dumps({"id": self._id(id), "label": value})
         if self._schema is not None:
             self._check(encoded, "label", id)
-        self._send(self.config.topics.labels, id, encoded, event_time_ms(time))
+        self._send(self._labels_topic, id, encoded, event_time_ms(time))
 
     def flush(self, timeout: float = FLUSH_TIMEOUT_S) -> None:
         """Wait until every queued record is acknowledged; :class:`DeliveryError` says how many
@@ -216,12 +221,11 @@ class Publisher:
             self._first_error = err.str()
 
     def _send(self, topic: str, id: str, value: bytes, timestamp: int) -> None:
-        producer = self.open()._producer
+        producer = self._producer or self.open()._producer
         assert producer is not None
         while True:
             try:
-                producer.produce(topic, value=value, key=id.encode(), timestamp=timestamp,
-                                 on_delivery=self._on_delivery)
+                producer.produce(topic, value, id.encode(), timestamp=timestamp, on_delivery=self._delivered)
                 break
             except BufferError:  # the local queue is full: serve delivery reports, then retry
                 producer.poll(0.1)
