@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from driftline.client import Publisher, Reader, partition_for
+from driftline.client import Publisher, Reader, VersionAnnouncement, partition_for
 from driftline.datasets import stream
 from driftline.runtime.clients import make_consumer
 from driftline.runtime.processor import Processor
@@ -177,4 +177,9 @@ def test_reader_yields_each_prediction_once_across_kill_minus_nine(make_config, 
     ids = seen + [r.value.id for r in rest]
     assert sorted(ids) == sorted(raw)  # every prediction once, across the restart of the reader too
     assert all(r.ce_id == f"{config.name}/{r.value.id}" and r.key == r.value.id for r in rest)
-    assert VersionStore(config.checkpoint.store_url, config.name, signing_key).latest() >= 2
+    # Versions, typed, once each (the processor announces a version again after a crash too).
+    versions = list(Reader(config, "versions").records(idle_timeout=3))
+    numbers = [r.value.version for r in versions]
+    assert len(numbers) == len(set(numbers)) >= 2
+    assert all(isinstance(r.value, VersionAnnouncement) and r.key == str(r.value.version) for r in versions)
+    assert max(numbers) == VersionStore(config.checkpoint.store_url, config.name, signing_key).latest()
