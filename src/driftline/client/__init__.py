@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 from driftline.client.partitioning import murmur2, partition_for
-from driftline.client.records import DriftEvent, Prediction, Record, VersionAnnouncement
+from driftline.client.records import DriftEvent, LifecycleRecord, Prediction, Record, VersionAnnouncement
 
-__all__ = ["Publisher", "Reader", "Prediction", "DriftEvent", "VersionAnnouncement", "Record", "murmur2",
+__all__ = ["Publisher", "Reader", "Prediction", "DriftEvent", "VersionAnnouncement", "LifecycleRecord", "Record", "murmur2",
            "partition_for"]
 
 _LAZY = {"Publisher": "driftline.runtime.publisher", "Reader": "driftline.runtime.reader"}

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from driftline.exceptions import RecordFormatError
 
-__all__ = ["Prediction", "DriftEvent", "VersionAnnouncement", "Record", "RECORD_TYPES"]
+__all__ = ["Prediction", "DriftEvent", "VersionAnnouncement", "LifecycleRecord", "Record", "RECORD_TYPES"]
 
 T = TypeVar("T")
 
@@ -122,9 +122,25 @@ class VersionAnnouncement(_Body):
     body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
+@dataclass(frozen=True)
+class LifecycleRecord(_Body):
+    """A record of ``.lifecycle`` (the audit trail): ``docs/schemas/lifecycle.schema.json``."""
+
+    schema: ClassVar[str] = "lifecycle"
+    id: str
+    model: str
+    action: str
+    actor: str
+    reason: str
+    model_version: int
+    details: dict[str, Any]
+    at: int
+    body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
 # Topic kind -> record type, for the topics :class:`~driftline.client.Reader` reads.
 RECORD_TYPES: dict[str, type] = {"predictions": Prediction, "shadow": Prediction, "drift": DriftEvent,
-                                 "versions": VersionAnnouncement}
+                                 "versions": VersionAnnouncement, "lifecycle": LifecycleRecord}
 
 
 @dataclass(frozen=True)

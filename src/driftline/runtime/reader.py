@@ -25,7 +25,7 @@ Nothing connects until the first record is asked for:
 >>> Reader(load_config(name="elec"), "features")
 Traceback (most recent call last):
 ...
-ValueError: a Reader reads one of drift, predictions, shadow, versions, not 'features'
+ValueError: a Reader reads one of drift, lifecycle, predictions, shadow, versions, not 'features'
 """
 
 from __future__ import annotations
