@@ -109,7 +109,8 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
 
             admin = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit,
                                 processor.store, os.environ.get(config.lifecycle.token_env) or None,
-                                host=config.lifecycle.admin_host, port=admin_port)
+                                host=config.lifecycle.admin_host, port=admin_port,
+                                alert_rules=config.lifecycle.alert_rules)
             with _port("admin API", admin_port, "--admin-port", "[lifecycle] admin_port", not admin_port_set):
                 served = admin.start()
                 log.info("admin API", extra={"fields": {"port": served}})
