@@ -110,6 +110,7 @@ class AdminServer:
                  alert_rules: Sequence[AlertRule] = ()) -> None:
         self.model, self.registry, self.submit, self.store = model, registry, submit, store
         self.alert_rules = tuple(alert_rules)  # POST /alerts/alertmanager (lifecycle/alerts.py)
+        self._alerts_seen: set[tuple[str, str]] = set()  # (fingerprint, startsAt) acted on
         self._token = token.encode() if token else None
         self.host, self.port, self.timeout_s = host, port, timeout_s
         self._server: ThreadingHTTPServer | None = None
@@ -149,7 +150,7 @@ class AdminServer:
         if method == "POST" and path == "/alerts/alertmanager":
             self.authorized(auth)
             done = [self._command(action, params, ACTOR, reason)
-                    for action, params, reason in commands_for(body, self.alert_rules, self.model)]
+                    for action, params, reason in commands_for(body, self.alert_rules, self.model, self._alerts_seen)]
             return 200, {"commands": done}
         m = re.fullmatch(r"/models/([^/]+)/([a-z]+)(?:/([^/]+))?", path)
         if not m or m.group(1) != self.model:

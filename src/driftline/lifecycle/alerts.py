@@ -4,7 +4,8 @@ Each *firing* alert whose ``alertname`` label has a rule in ``[[lifecycle.alert_
 becomes one command (a rollback or a reset), audited like any other: its actor is
 ``alertmanager`` and its reason names the alert, its summary and its fingerprint, so
 ``driftline models history`` shows which alert did what. Resolved alerts, alerts without a
-rule and alerts labelled for another model (``model`` label) do nothing.
+rule, alerts labelled for another model (``model`` label) and repeats of an alert already
+acted on (same fingerprint and start) do nothing.
 
 >>> from driftline.config import AlertRule
 >>> payload = {"version": "4", "status": "firing", "alerts": [
@@ -32,8 +33,14 @@ __all__ = ["commands_for", "ACTOR"]
 ACTOR = "alertmanager"
 
 
-def commands_for(payload: Any, rules: Sequence[AlertRule], model: str) -> list[tuple[str, dict[str, Any], str]]:
-    """(action, params, reason) for every firing alert of ``payload`` that a rule maps."""
+def commands_for(payload: Any, rules: Sequence[AlertRule], model: str,
+                 seen: set[tuple[str, str]] | None = None) -> list[tuple[str, dict[str, Any], str]]:
+    """(action, params, reason) for every firing alert of ``payload`` that a rule maps.
+
+    ``seen`` holds the (fingerprint, startsAt) of alerts already acted on: Alertmanager sends
+    a firing alert again every ``repeat_interval``, and a second rollback would throw away
+    what was learned since the first. Alerts without a fingerprint are never skipped.
+    """
     if not isinstance(payload, dict) or payload.get("version") != "4" or not isinstance(payload.get("alerts"), list):
         version = payload.get("version") if isinstance(payload, dict) else None
         raise LifecycleError(f"not an Alertmanager webhook payload of version 4 (version {version!r})", status=400)
@@ -46,6 +53,11 @@ def commands_for(payload: Any, rules: Sequence[AlertRule], model: str) -> list[t
         rule = by_name.get(labels.get("alertname", ""))
         if rule is None or labels.get("model", model) != model:
             continue
+        if seen is not None and alert.get("fingerprint"):
+            once = (str(alert["fingerprint"]), str(alert.get("startsAt", "")))
+            if once in seen:
+                continue
+            seen.add(once)
         annotations = alert.get("annotations") or {}
         about = annotations.get("summary") or annotations.get("description") or ""
         reason = f"{ACTOR}: {rule.alertname} firing" + (f" ({about})" if about else "")

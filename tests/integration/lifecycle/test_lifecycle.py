@@ -242,7 +242,7 @@ def test_a_firing_alertmanager_alert_rolls_back_with_the_alert_as_reason(make_co
     while (store.latest() or 0) < 3 and time.monotonic() < deadline:  # readiness: versions past the first
         time.sleep(0.05)
     payload = {"version": "4", "status": "firing", "receiver": "driftline", "groupKey": "{}:{}",
-               "alerts": [{"status": "firing", "fingerprint": "f00d",
+               "alerts": [{"status": "firing", "fingerprint": "f00d", "startsAt": "2026-12-02T02:30:00Z",
                            "labels": {"alertname": "DriftlineAccuracyDrop", "model": config.name},
                            "annotations": {"summary": "rolling accuracy below 0.6"}},
                           {"status": "firing", "labels": {"alertname": "SomethingElse"}}]}
@@ -252,6 +252,8 @@ def test_a_firing_alertmanager_alert_rolls_back_with_the_alert_as_reason(make_co
         assert _call(port, "POST", "/alerts/alertmanager", {"version": "3"}, token="alert-token")[0] == 400
         status, answer = _call(port, "POST", "/alerts/alertmanager", payload, token="alert-token")
         assert status == 200, answer
+        repeat = _call(port, "POST", "/alerts/alertmanager", payload, token="alert-token")  # repeat_interval
+        assert repeat == (200, {"commands": []})
         status, history = _call(port, "GET", f"/models/{config.name}/history")
     finally:
         processor.stop()

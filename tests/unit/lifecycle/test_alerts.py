@@ -36,3 +36,13 @@ def test_anything_else_is_refused_with_400(payload):
 def test_a_rollback_rule_needs_a_target():
     with pytest.raises(ConfigError, match="a rollback needs `to`"):
         load_config(name="m", lifecycle={"alert_rules": [{"alertname": "Drop", "action": "rollback"}]})
+
+
+def test_a_repeated_alert_is_acted_on_once():
+    seen: set[tuple[str, str]] = set()
+    alert = {**_alert("Drop"), "fingerprint": "f1", "startsAt": "2026-12-02T00:00:00Z"}
+    payload = {"version": "4", "alerts": [alert]}
+    assert len(commands_for(payload, RULES, "m", seen)) == 1
+    assert commands_for(payload, RULES, "m", seen) == []
+    again = {"version": "4", "alerts": [{**alert, "startsAt": "2026-12-02T05:00:00Z"}]}  # fired anew
+    assert len(commands_for(again, RULES, "m", seen)) == 1
