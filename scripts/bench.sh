@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$docs" = 2 ] && docs=1
 
-DRIFTLINE_EXTRAS="${DRIFTLINE_EXTRAS:-test,bench}" scripts/setup.sh
+DRIFTLINE_EXTRAS="${DRIFTLINE_EXTRAS:-test,bench,faust}" scripts/setup.sh
 
 faust_venv=.cache/venv-faust
 faust_req=scripts/bench/peers/requirements-faust.txt

@@ -12,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 stamp=.venv/.driftline-installed
-extras="${DRIFTLINE_EXTRAS:-test}"
+extras="${DRIFTLINE_EXTRAS:-test,faust}"
 want="$(cat pyproject.toml | sha256sum | cut -c1-16)-$extras"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup.sh: installing driftline[$extras] into .venv" >&2
@@ -48,5 +48,24 @@ esac
 # does not need them); those tests then fail and say how to install them.
 case ",$extras," in
   *,test,*) scripts/deploy_tools.sh \
-    || echo "setup.sh: WARNING: deploy validators not installed; tests/unit/deploy will fail" >&2 ;;
+    || echo "setup.sh: WARNING: deploy validators not installed; tests/unit/deploy will fail" >&2
+    # The AsyncAPI parser that tests/unit/docs/test_asyncapi.py runs on docs/asyncapi.json,
+    # pinned by scripts/asyncapi/package-lock.json, in .cache/asyncapi/node_modules.
+    if ! command -v npm >/dev/null; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup.sh: installing nodejs and npm (apt-get)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+      else
+        echo "setup.sh: WARNING: npm not found (install Node.js 18+); tests/unit/docs/test_asyncapi.py will fail" >&2
+      fi
+    fi
+    lock="$(sha256sum scripts/asyncapi/package-lock.json | cut -c1-16)"
+    if command -v npm >/dev/null && [ "$(cat .cache/asyncapi/.installed 2>/dev/null)" != "$lock" ]; then
+      echo "setup.sh: installing the AsyncAPI parser into .cache/asyncapi" >&2
+      mkdir -p .cache/asyncapi
+      cp scripts/asyncapi/package.json scripts/asyncapi/package-lock.json .cache/asyncapi/
+      (cd .cache/asyncapi && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null) \
+        && echo "$lock" > .cache/asyncapi/.installed \
+        || echo "setup.sh: WARNING: AsyncAPI parser not installed; tests/unit/docs/test_asyncapi.py will fail" >&2
+    fi ;;
 esac

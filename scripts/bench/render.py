@@ -352,9 +352,9 @@ optimised concurrently, so numbers move). Load average at start: {load}. Whole r
   messages (after flushing its producer); the faust agent uses faust's default
   `at_least_once` commits. Neither orders by event time (they join in arrival order, which
   is why their accuracy differs), and their join state is an in-process dict that a crash
-  loses. Both use orjson, as Driftline does. faust-streaming cannot be installed next to
-  Driftline (faust-streaming 0.15.3 requires `click<8.4`, Driftline pins `click==8.5.1`):
-  it runs from its own venv, `.cache/venv-faust`, pinned in
+  loses. Both use orjson, as Driftline does. When this was measured faust-streaming could not be
+  installed next to Driftline (0.15.3 requires `click<8.4`; Driftline then pinned 8.5.1, now
+  8.3.3 with a `faust` extra), so it runs from its own venv, `.cache/venv-faust`, pinned in
   `scripts/bench/peers/requirements-faust.txt`.
 - **Mini-batch mode** (logistic regression): River's learn_many/predict_many loop in memory
   (per batch of 500: build the frame from the event dicts column-wise, `predict_many`, then

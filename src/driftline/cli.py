@@ -55,7 +55,8 @@ def main(ctx: click.Context, config_path, name, bootstrap, preset, store, log_le
         config = load_config(config_path, **overrides)
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
-    secrets = [os.environ.get(config.checkpoint.key_env, ""), os.environ.get(config.lifecycle.token_env, "")]
+    secrets = [os.environ.get(config.checkpoint.key_env, ""), os.environ.get(config.lifecycle.token_env, ""),
+               os.environ.get("DRIFTLINE_WEBHOOK_SECRET", "")]
     if config.kafka.sasl_password is not None:
         secrets.append(config.kafka.sasl_password.get_secret_value())
     configure_logging(log_level, secrets=secrets)
@@ -118,7 +119,8 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
             Sampler(feed, lambda: processor.engine, processor._state).start()
             admin = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit,
                                 processor.store, os.environ.get(config.lifecycle.token_env) or None,
-                                host=config.lifecycle.admin_host, port=admin_port, feed=feed)
+                                host=config.lifecycle.admin_host, port=admin_port, feed=feed,
+                                alert_rules=config.lifecycle.alert_rules)
             with _port("admin API", admin_port, "--admin-port", "[lifecycle] admin_port", not admin_port_set):
                 served = admin.start()
                 log.info("admin API", extra={"fields": {"port": served}})
@@ -227,6 +229,31 @@ def tail(ctx: click.Context, kind, from_beginning, last, keep_following, max_mes
             click.echo(message if as_json else message + "\n")
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--url", required=True, help="Receiver of the CloudEvents (HTTP POST, binary mode).")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(["drift", "lifecycle"]),
+              help="Topics to forward [default: drift and lifecycle].")
+@click.option("--exit-when-idle", type=float, help="Stop after this many seconds without a new record.")
+@click.option("--metrics-port", type=int, help="Serve /metrics (driftline_webhook_failures_total) on this port.")
+@click.pass_context
+def webhooks(ctx: click.Context, url, kinds, exit_when_idle, metrics_port) -> None:
+    """Forward drift and lifecycle events to URL as signed CloudEvents (DRIFTLINE_WEBHOOK_SECRET)."""
+    from driftline.runtime.webhooks import WebhookSink, forward
+
+    config = _config(ctx)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        with _port("metrics", metrics_port, "--metrics-port", "", False):
+            start_http_server(metrics_port, addr="0.0.0.0")
+    try:
+        sink = WebhookSink(url, os.environ.get("DRIFTLINE_WEBHOOK_SECRET", "").encode(), config.name)
+        n = forward(config, sink, kinds or ("drift", "lifecycle"), idle_timeout=exit_when_idle)
+    except (DriftlineError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"delivered {n} events to {url}")
 
 
 @main.command()

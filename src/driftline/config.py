@@ -37,6 +37,7 @@ __all__ = [
     "ProcessorConfig",
     "ChallengerSpec",
     "PromotionConfig",
+    "AlertRule",
     "LifecycleConfig",
     "ExplainConfig",
     "AuditConfig",
@@ -405,6 +406,23 @@ class PromotionConfig(_Frozen):
     patience: int = Field(default=2, gt=0)
 
 
+class AlertRule(_Frozen):
+    """What a firing Alertmanager alert named ``alertname`` makes the deployment do
+    (``POST /alerts/alertmanager`` on the admin API, docs/integrations.md): ``rollback`` to
+    the version or alias ``to`` (re-learning forward when ``replay``), or ``reset`` the model."""
+
+    alertname: str
+    action: Literal["rollback", "reset"]
+    to: str | None = None
+    replay: bool = False
+
+    @model_validator(mode="after")
+    def _rollback_has_a_target(self) -> AlertRule:
+        if self.action == "rollback" and not self.to:
+            raise ValueError(f"alert rule {self.alertname}: a rollback needs `to` (a version or an alias)")
+        return self
+
+
 class LifecycleConfig(_Frozen):
     """Registry, retention, challengers, promotion policy and the admin API."""
 
@@ -415,6 +433,7 @@ class LifecycleConfig(_Frozen):
     admin_port: int = 0
     admin_host: str = "127.0.0.1"
     token_env: str = "DRIFTLINE_ADMIN_TOKEN"
+    alert_rules: list[AlertRule] = Field(default_factory=list)
 
 
 class ProcessorConfig(_Frozen):

@@ -17,6 +17,7 @@ __all__ = [
     "KafkaSetupError",
     "DeliveryError",
     "SchemaMismatchError",
+    "RecordFormatError",
     "RegistryError",
     "LifecycleError",
     "FencedError",
@@ -75,6 +76,11 @@ class DeliveryError(DriftlineError):
 class SchemaMismatchError(DriftlineError, ValueError):
     """Data to publish does not match the deployment's declared schema (``[model] features``,
     ``classes``): the processor would dead-letter it."""
+
+
+class RecordFormatError(DriftlineError, ValueError):
+    """A record read from a Driftline topic does not have the shape of its schema
+    (``docs/schemas/``): not JSON, or a required member missing."""
 
 
 class RegistryError(DriftlineError):

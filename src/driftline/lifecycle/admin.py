@@ -15,7 +15,7 @@ import hmac
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -23,7 +23,9 @@ from urllib.parse import parse_qs, urlparse
 import orjson
 
 from driftline.dashboard.pages import serve_page
+from driftline.config import AlertRule
 from driftline.exceptions import DriftlineError, LifecycleError, RegistryError
+from driftline.lifecycle.alerts import ACTOR, commands_for
 from driftline.lifecycle.commands import Command
 from driftline.lifecycle.registry import Registry
 from driftline.lifecycle.views import diff_versions
@@ -97,6 +99,11 @@ def openapi(model: str) -> dict[str, Any]:
                                                      "responses": ok}},
             f"{p}/reset": {"post": {"summary": "Replace the champion with a fresh model", "security": secured,
                                     "responses": ok}},
+            "/alerts/alertmanager": {"post": {"summary": "Alertmanager webhook (payload version 4): each firing "
+                                                         "alert with a [[lifecycle.alert_rules]] rule runs its action",
+                                              "security": secured, "responses": ok, "requestBody": body(
+                                                  {"version": {"const": "4"}, "alerts": {"type": "array"}},
+                                                  ["version", "alerts"])}},
         },
     }
 
@@ -106,9 +113,11 @@ class AdminServer:
 
     def __init__(self, model: str, registry: Registry, submit: Callable[[Command], Any], store: Any,
                  token: str | None, host: str = "127.0.0.1", port: int = 0, timeout_s: float = 300.0,
-                 feed: Any = None) -> None:
+                 feed: Any = None, alert_rules: Sequence[AlertRule] = ()) -> None:
         self.model, self.registry, self.submit, self.store = model, registry, submit, store
         self.feed = feed  # the live page's events (dashboard/feed.py); None serves no /events
+        self.alert_rules = tuple(alert_rules)  # POST /alerts/alertmanager (lifecycle/alerts.py)
+        self._alerts_seen: set[tuple[str, str]] = set()  # (fingerprint, startsAt) acted on
         self._token = token.encode() if token else None
         self.host, self.port, self.timeout_s = host, port, timeout_s
         self._server: ThreadingHTTPServer | None = None
@@ -147,6 +156,11 @@ class AdminServer:
             return 200, {"status": "ok"}
         if method == "POST" and path == "/predict":
             return 200, self._command("predict", {"features": body.get("features")}, "api:predict", "")
+        if method == "POST" and path == "/alerts/alertmanager":
+            self.authorized(auth)
+            done = [self._command(action, params, ACTOR, reason)
+                    for action, params, reason in commands_for(body, self.alert_rules, self.model, self._alerts_seen)]
+            return 200, {"commands": done}
         m = re.fullmatch(r"/models/([^/]+)/([a-z]+)(?:/([^/]+))?", path)
         if not m or m.group(1) != self.model:
             raise LifecycleError(f"not found: {path}", status=404)

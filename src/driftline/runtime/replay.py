@@ -8,8 +8,10 @@ processor's metrics can be checked against River's.
 Before sending, :func:`replay` checks that the cluster answers and the topics exist
 (within seconds, instead of librdkafka retrying for minutes) and that the first rows match
 the deployment's declared schema (rows the processor would dead-letter are refused with the
-reason). Every message must be acknowledged: otherwise a :class:`DeliveryError` says how
-many were not.
+reason). It sends with :class:`~driftline.runtime.publisher.Publisher`, so keys,
+partitioner and timestamps are what every producer application gets. Every message must
+be acknowledged: otherwise a :class:`~driftline.exceptions.DeliveryError` says how many
+were not, as soon as a flush sees one.
 """
 
 from __future__ import annotations
@@ -24,19 +26,12 @@ import orjson
 
 from driftline.config import DeploymentConfig
 from driftline.core.events import EventSchema, decode_features, decode_label
-from driftline.exceptions import BadEventError, DeliveryError, SchemaMismatchError
-from driftline.runtime.clients import make_producer
-from driftline.runtime.topics import check_copartitioned
+from driftline.exceptions import BadEventError, SchemaMismatchError
+from driftline.runtime.publisher import FLUSH_TIMEOUT_S, Publisher, encode_features
 
 __all__ = ["replay", "encode_features", "check_schema", "pacing_block"]
 
 SCHEMA_CHECK_ROWS = 100  # rows checked against the schema before anything is sent
-FLUSH_TIMEOUT_S = 60.0
-
-
-def encode_features(x: dict[Any, Any]) -> dict[str, Any]:
-    """JSON-ready features: string keys, booleans as 0/1."""
-    return {str(k): (int(v) if isinstance(v, bool) else v) for k, v in x.items()}
 
 
 def pacing_block(rate: float) -> int:
@@ -106,37 +101,16 @@ def replay(
     ``n_rows`` is known, timestamps are synthetic (``step_ms`` apart, ending near the current
     time so brokers never see records from the future); otherwise they are the wall clock.
     """
-    topics = config.topics
     rows = iter(rows)
     head = list(itertools.islice(rows, SCHEMA_CHECK_ROWS))
-    check_schema(config, head)
+    check_schema(config, head)  # the first rows, with the reasons spelled out; then unchecked
     rows = itertools.chain(head, rows)
-    check_copartitioned(config)  # within seconds: an unreachable cluster, bad credentials, missing topics
-    producer = make_producer(config, transactional=False, **{"linger.ms": 20, "acks": "all"})
-    reports = {"delivered": 0, "failed": 0}
-    first_error: list[str] = []
-
-    def on_delivery(err, _msg) -> None:
-        if err is None:
-            reports["delivered"] += 1
-            return
-        reports["failed"] += 1
-        if not first_error:
-            first_error.append(err.str())
-
-    def send(topic: str, key: bytes, body: dict[str, Any], ts: int) -> None:
-        value = orjson.dumps(body)
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, timestamp=ts, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
+    # Opening checks, within seconds, for an unreachable cluster, bad credentials, missing topics.
+    publisher = Publisher(config, validate=False, check_topics=True).open()
 
     synthetic = n_rows is not None or rate == 0
     t0 = int(time.time() * 1000) - ((n_rows or 0) + label_delay) * step_ms
-    pending: deque[tuple[int, bytes, dict[str, Any]]] = deque()  # (due index, key, body)
+    pending: deque[tuple[int, str, Any]] = deque()  # (due index, id, label)
 
     def label_time(due: int) -> int:
         return t0 + due * step_ms if synthetic else int(time.time() * 1000)
@@ -151,49 +125,39 @@ def replay(
     n = 0
     rows_iter = iter(rows)
     done = False
-    while not done:
-        features: list[tuple[str, dict[str, Any], int]] = []
-        for x, y in rows_iter:
-            i = n + len(features)
-            event_id = f"{id_prefix}{i}"
-            features.append((event_id, x, i))
-            pending.append((i + label_delay, event_id.encode(), {"id": event_id, "label": y}))
-            if len(features) >= block:
+    with publisher:  # flushes at the end: every message acknowledged, or DeliveryError
+        while not done:
+            features: list[tuple[str, dict[str, Any], int]] = []
+            for x, y in rows_iter:
+                i = n + len(features)
+                event_id = f"{id_prefix}{i}"
+                features.append((event_id, x, i))
+                pending.append((i + label_delay, event_id, y))
+                if len(features) >= block:
+                    break
+            else:
+                done = True
+            if not features:
                 break
-        else:
-            done = True
-        if not features:
-            break
-        last = features[-1][2]
-        sent_labels = False
-        # Labels due by the block's end go first: labels sort before features at equal times.
-        while pending and pending[0][0] <= last:
-            due, key, body = pending.popleft()
-            send(topics.labels, key, body, label_time(due))
-            sent_labels = True
-        if sent_labels:
-            producer.flush(60)
-        for event_id, x, i in features:
-            ts = t0 + i * step_ms if synthetic else int(time.time() * 1000)
-            send(topics.features, event_id.encode(), {"id": event_id, "features": encode_features(x)}, ts)
-            n += 1
-            if on_progress is not None and n % 1000 == 0:
-                on_progress(n)
-            if rate > 0:
-                ahead = n / rate - (time.monotonic() - started)
-                if ahead > 0:
-                    time.sleep(ahead)
-    for due, key, body in pending:
-        send(topics.labels, key, body, label_time(due))
-    _check_delivered(config, producer.flush(FLUSH_TIMEOUT_S), reports, first_error)
+            last = features[-1][2]
+            sent_labels = False
+            # Labels due by the block's end go first: labels sort before features at equal times.
+            while pending and pending[0][0] <= last:
+                due, event_id, y = pending.popleft()
+                publisher.label(event_id, y, time=label_time(due))
+                sent_labels = True
+            if sent_labels:
+                publisher.flush()  # raises DeliveryError as soon as a message was refused
+            for event_id, x, i in features:
+                ts = t0 + i * step_ms if synthetic else int(time.time() * 1000)
+                publisher.features(event_id, x, time=ts)
+                n += 1
+                if on_progress is not None and n % 1000 == 0:
+                    on_progress(n)
+                if rate > 0:
+                    ahead = n / rate - (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        for due, event_id, y in pending:
+            publisher.label(event_id, y, time=label_time(due))
     return n
-
-
-def _check_delivered(config: DeploymentConfig, queued: int, reports: dict[str, int], first_error: list[str]) -> None:
-    """Raise :class:`DeliveryError` unless every message sent was acknowledged."""
-    undelivered = reports["failed"] + queued
-    if undelivered:
-        total = reports["delivered"] + undelivered
-        why = first_error[0] if first_error else f"no delivery report within {FLUSH_TIMEOUT_S:g}s"
-        raise DeliveryError(f"{undelivered} of {total} messages were not delivered to Kafka at "
-                            f"{config.kafka.bootstrap_servers}: {why}", undelivered, total)

@@ -222,3 +222,46 @@ def test_an_unauthenticated_state_change_is_refused(make_config, reader, signing
     assert [e["action"] for e in events] == ["add_challenger"]
     meta = store.meta(answer["version"])
     assert meta["trigger"] == "manual" and [c["name"] for c in meta["challengers"]] == ["nb"]
+
+
+def test_a_firing_alertmanager_alert_rolls_back_with_the_alert_as_reason(make_config, signing_key):
+    config = make_config(checkpoint={"every_examples": 500},
+                         lifecycle={"alert_rules": [{"alertname": "DriftlineAccuracyDrop", "action": "rollback",
+                                                     "to": "1"}]})
+    rows = _rows(1500, seed=2)
+    replay(config, rows, label_delay=DELAY, n_rows=len(rows))
+    processor = Processor(config, signing_key, registry=CollectorRegistry())
+    lc = processor.lifecycle
+    admin = AdminServer(config.name, lc.registry, lc.queue.submit, processor.store, token="alert-token",
+                        alert_rules=config.lifecycle.alert_rules)
+    port = admin.start()
+    runner = threading.Thread(target=processor.run, kwargs={"max_seconds": 60})
+    runner.start()
+    store = VersionStore(config.checkpoint.store_url, config.name, signing_key)
+    deadline = time.monotonic() + 60
+    while (store.latest() or 0) < 3 and time.monotonic() < deadline:  # readiness: versions past the first
+        time.sleep(0.05)
+    payload = {"version": "4", "status": "firing", "receiver": "driftline", "groupKey": "{}:{}",
+               "alerts": [{"status": "firing", "fingerprint": "f00d", "startsAt": "2026-12-02T02:30:00Z",
+                           "labels": {"alertname": "DriftlineAccuracyDrop", "model": config.name},
+                           "annotations": {"summary": "rolling accuracy below 0.6"}},
+                          {"status": "firing", "labels": {"alertname": "SomethingElse"}}]}
+    try:
+        assert _call(port, "POST", "/alerts/alertmanager", payload)[0] == 401
+        assert _call(port, "POST", "/alerts/alertmanager", payload, token="wrong")[0] == 401
+        assert _call(port, "POST", "/alerts/alertmanager", {"version": "3"}, token="alert-token")[0] == 400
+        status, answer = _call(port, "POST", "/alerts/alertmanager", payload, token="alert-token")
+        assert status == 200, answer
+        repeat = _call(port, "POST", "/alerts/alertmanager", payload, token="alert-token")  # repeat_interval
+        assert repeat == (200, {"commands": []})
+        status, history = _call(port, "GET", f"/models/{config.name}/history")
+    finally:
+        processor.stop()
+        runner.join()
+        admin.stop()
+    [done] = answer["commands"]
+    assert done["event"]["action"] == "rollback" and done["event"]["actor"] == "alertmanager"
+    reason = "alertmanager: DriftlineAccuracyDrop firing (rolling accuracy below 0.6) [f00d]"
+    assert done["event"]["reason"] == reason
+    assert [(e["action"], e["reason"]) for e in history["events"]] == [("rollback", reason)]
+    assert store.meta(done["version"])["parent"] == 1 and store.meta(done["version"])["trigger"] == "rollback"

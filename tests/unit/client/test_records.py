@@ -1,0 +1,54 @@
+"""The typed records match docs/schemas/: required members are required fields, every field
+is a member of the schema, and the examples of docs/events.md parse."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from driftline.client.records import RECORD_TYPES, DriftEvent, Prediction, VersionAnnouncement
+from driftline.exceptions import RecordFormatError
+
+SCHEMAS = Path(__file__).resolve().parents[3] / "docs" / "schemas"
+
+
+def _fields(cls) -> tuple[set[str], set[str]]:
+    fields = [f for f in dataclasses.fields(cls) if f.name != "body"]
+    required = {f.name for f in fields
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    return required, {f.name for f in fields}
+
+
+@pytest.mark.parametrize("cls", sorted(set(RECORD_TYPES.values()), key=lambda c: c.__name__))
+def test_fields_are_the_schema_members(cls):
+    schema = json.loads((SCHEMAS / f"{cls.schema}.schema.json").read_text())
+    required, fields = _fields(cls)
+    assert required == set(schema["required"])
+    assert fields == set(schema["properties"])
+
+
+def test_an_example_of_each_parses():
+    prediction = Prediction.from_body({"id": "e1", "model": "m", "model_version": 1, "model_examples": 0,
+                                       "prediction": None, "proba": {}, "event_time": 1, "predicted_at": 2})
+    assert prediction.prediction is None and prediction.variant == "champion"
+    version = VersionAnnouncement.from_body({
+        "name": "m", "version": 2, "parent": 1, "created_at": 5, "trigger": "periodic", "examples_seen": 10,
+        "positions": {"labels:0": 10}, "offset_range": {"labels:0": [0, 10]}, "event_time_range": [1, 9],
+        "params": {}, "metrics": {"accuracy": 0.5}, "counters": {"labels": 10}, "payload_bytes": 3,
+        "payload_sha256": "0" * 64})
+    assert version.model_class is None and version.positions == {"labels:0": 10}
+    with pytest.raises(RecordFormatError, match="drift body lacks kind"):
+        DriftEvent.from_body({"id": "x"})
+    with pytest.raises(RecordFormatError, match="not a JSON object"):
+        Prediction.from_body([1])
+
+
+def test_unknown_members_are_kept_and_ignored():
+    body = {"id": "e1", "model": "m", "model_version": 1, "model_examples": 0, "prediction": 1,
+            "proba": {"1": 1.0}, "event_time": 1, "predicted_at": 2, "explanation": {"a": 0.1}}
+    prediction = Prediction.from_body(body)
+    assert prediction.body["explanation"] == {"a": 0.1}
+    assert prediction == Prediction.from_body({k: v for k, v in body.items() if k != "explanation"})
