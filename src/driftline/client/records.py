@@ -65,6 +65,8 @@ class Prediction(_Body):
     event_time: int
     predicted_at: int
     variant: str = "champion"
+    # [governance.explain]: the top contributions and reason codes (docs/governance-explain.md)
+    explanation: dict[str, Any] | None = None
     body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

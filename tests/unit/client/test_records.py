@@ -48,7 +48,7 @@ def test_an_example_of_each_parses():
 
 def test_unknown_members_are_kept_and_ignored():
     body = {"id": "e1", "model": "m", "model_version": 1, "model_examples": 0, "prediction": 1,
-            "proba": {"1": 1.0}, "event_time": 1, "predicted_at": 2, "explanation": {"a": 0.1}}
+            "proba": {"1": 1.0}, "event_time": 1, "predicted_at": 2, "future_member": {"a": 0.1}}
     prediction = Prediction.from_body(body)
-    assert prediction.body["explanation"] == {"a": 0.1}
-    assert prediction == Prediction.from_body({k: v for k, v in body.items() if k != "explanation"})
+    assert prediction.body["future_member"] == {"a": 0.1}
+    assert prediction == Prediction.from_body({k: v for k, v in body.items() if k != "future_member"})
