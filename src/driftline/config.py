@@ -36,6 +36,7 @@ __all__ = [
     "ChallengerSpec",
     "PromotionConfig",
     "LifecycleConfig",
+    "ScaleConfig",
     "DeploymentConfig",
     "load_config",
 ]
@@ -375,6 +376,41 @@ class ProcessorConfig(_Frozen):
     metrics_port: int = 0
 
 
+class ScaleConfig(_Frozen):
+    """How a deployment spreads over processes and keys (docs/scaling.md).
+
+    ``single`` (the default): one model for the whole stream. ``keyed``: the Kafka record key
+    of every feature and label event names an entity (a customer, a sensor) and each distinct
+    key gets its own model, detectors and metrics, built from ``[model]`` on first sight; at
+    most ``max_keys_in_memory`` of them stay resident per task, the least recently used
+    others wait in the version store until their next event. ``top_keys`` busiest keys are
+    reported by name; every other per-key figure is an aggregate.
+
+    >>> ScaleConfig(mode="keyed", max_keys_in_memory=500).max_keys_in_memory
+    500
+    """
+
+    mode: Literal["single", "keyed", "global"] = "single"
+    instance: str | None = None  # this worker's id in the consumer group (keyed mode)
+    max_keys_in_memory: int = Field(default=10_000, gt=0)
+    top_keys: int = Field(default=10, ge=0)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode_built(cls, value: str) -> str:
+        if value == "global":
+            raise ValueError("scale.mode 'global' (one model shared by all workers) is not built yet: "
+                             "use 'single' or 'keyed'")
+        return value
+
+    @field_validator("instance")
+    @classmethod
+    def _instance_ok(cls, value: str | None) -> str | None:
+        if value is not None and (not value or not all(c.isalnum() or c in "._-" for c in value)):
+            raise ValueError(f"scale.instance {value!r}: use letters, digits, '.', '_' or '-'")
+        return value
+
+
 class DeploymentConfig(_Frozen):
     """Everything one model deployment needs."""
 
@@ -389,6 +425,7 @@ class DeploymentConfig(_Frozen):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     processor: ProcessorConfig = Field(default_factory=ProcessorConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    scale: ScaleConfig = Field(default_factory=ScaleConfig)
 
     @field_validator("name", "topic_prefix")
     @classmethod

@@ -36,10 +36,11 @@ class Prediction:
     event_time: int
     predicted_at: int
     variant: str = "champion"  # who served it: the champion or a challenger's name (canary)
+    key: str | None = None  # keyed mode: the entity key whose model predicted (core/keyed.py)
     kind: str = field(default="prediction", init=False)
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "id": self.id,
             "model": self.model,
             "model_version": self.model_version,
@@ -50,6 +51,9 @@ class Prediction:
             "predicted_at": self.predicted_at,
             "variant": self.variant,
         }
+        if self.key is not None:  # single mode: the body stays as it always was
+            body["key"] = self.key
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +81,11 @@ class DriftEvent:
     features: list[str] = field(default_factory=list)
     windows: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None  # keyed mode: the entity key whose model drifted (core/keyed.py)
     kind: str = field(default="drift", init=False)
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "id": self.id,
             "kind": self.drift_kind,
             "level": self.level,
@@ -104,6 +109,9 @@ class DriftEvent:
             "windows": self.windows,
             "evidence": self.evidence,
         }
+        if self.key is not None:
+            body["key"] = self.key
+        return body
 
 
 @dataclass(frozen=True, slots=True)
