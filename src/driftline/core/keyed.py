@@ -142,9 +142,9 @@ class KeyedEngine:
         engine = resident.pop(key, None)
         if engine is None:
             engine = self._restore(key) if key in self._evicted else Engine(self.config)
+            if len(resident) >= self.max_keys:
+                self._evict(next(iter(resident)))  # the least recently used
             resident[key] = engine
-            if len(resident) > self.max_keys:
-                self._evict(next(iter(resident)))
         else:
             resident[key] = engine  # to the most recent end
         self._last_key, self._last = key, engine
@@ -202,9 +202,9 @@ class KeyedEngine:
     # -- eviction --------------------------------------------------------------------------
 
     def _evict(self, key: str) -> None:
-        engine = self._resident.pop(key)
         if self.cold is None:
             raise SnapshotNotFoundError("keyed engine has no cold store attached: call attach() after restoring it")
+        engine = self._resident.pop(key)
         self.evictions += 1
         ref = f"{self.evictions}/{key}"
         self.cold.put(ref, pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL))
@@ -216,11 +216,14 @@ class KeyedEngine:
             self._last_key = self._last = None
 
     def _restore(self, key: str) -> Engine:
-        ref = self._evicted.pop(key)
-        blob = self.cold.get(ref) if self.cold is not None else None
+        if self.cold is None:
+            raise SnapshotNotFoundError("keyed engine has no cold store attached: call attach() after restoring it")
+        ref = self._evicted[key]
+        blob = self.cold.get(ref)
         if blob is None:
             raise SnapshotNotFoundError(f"key {key!r}: its evicted state {ref!r} is not in the cold store")
         engine = pickle.loads(blob)
+        del self._evicted[key]
         self.cold.release(ref)
         del self._cold_view[key]
         self.restores += 1
