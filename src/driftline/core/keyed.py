@@ -120,7 +120,7 @@ class KeyedEngine:
         n = self.config.scale.top_keys if n is None else n
         return heapq.nsmallest(n, ((k, c) for k, c in self.events.items()), key=lambda kc: (-kc[1], kc[0]))
 
-    def key_stats(self) -> dict[str, int]:
+    def key_stats(self) -> dict[str, float]:
         """Counts for metrics: keys seen, resident and evicted; evictions and restores so far;
         records of the busiest key and the mean per key (skew)."""
         counts = self.events.values()
@@ -131,7 +131,7 @@ class KeyedEngine:
             "evictions": self.evictions,
             "restores": self.restores,
             "events_max": max(counts, default=0),
-            "events_mean": sum(counts) // len(counts) if counts else 0,
+            "events_mean": sum(counts) / len(counts) if counts else 0.0,
         }
 
     def engine_for(self, key: str) -> Engine:
@@ -149,6 +149,13 @@ class KeyedEngine:
             resident[key] = engine  # to the most recent end
         self._last_key, self._last = key, engine
         return engine
+
+    def predict(self, features: dict[str, Any], key: str) -> tuple[Any, dict[Any, float] | None]:
+        """The key's model's prediction, as ``Engine.predict`` (a synchronous request): a key
+        never seen gets a fresh model's answer and no state."""
+        if key in self._resident or key in self._evicted:
+            return self.engine_for(key).predict(features)
+        return self._template.predict(features)
 
     # -- records ---------------------------------------------------------------------------
 

@@ -248,3 +248,11 @@ def test_the_version_the_runtime_sets_names_every_prediction():
     keyed.version = 7
     predictions = [o for o in run(keyed, RECORDS[50:200]) if isinstance(o, Prediction)]
     assert predictions and {p.model_version for p in predictions} == {7}
+
+
+def test_a_synchronous_prediction_uses_the_keys_model_and_creates_no_key():
+    keyed, _ = full_run("logistic_regression")
+    x = HELD_OUT[0]
+    assert keyed.predict(x, "k0001") == keyed.engine_for("k0001").predict(x)
+    assert keyed.predict(x, "never-seen") == Engine(config("logistic_regression")).predict(x)
+    assert "never-seen" not in keyed.keys() and keyed.resident == N_KEYS
