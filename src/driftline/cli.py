@@ -86,8 +86,9 @@ def topics_create(ctx: click.Context) -> None:
 @click.option("--exit-when-idle", type=float, help="Stop after this many seconds without input.")
 @click.option("--max-seconds", type=float, help="Stop after this many seconds.")
 @click.option("--admin-port", type=int, help="Serve the admin API (lifecycle) on this port.")
+@click.option("--instance", help="Keyed mode: this member's stable id (e.g. a StatefulSet ordinal).")
 @click.pass_context
-def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_port) -> None:
+def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_port, instance) -> None:
     """Run the processor: predict, join, learn, detect drift, cut versions."""
     from prometheus_client import start_http_server
 
@@ -95,6 +96,12 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
     from driftline.runtime.processor import EXIT_FENCED, Processor
 
     config = _config(ctx)
+    if instance is not None:
+        try:
+            config = config.model_copy(update={"scale": config.scale.model_copy(update={"instance": instance})})
+            type(config.scale).model_validate(config.scale.model_dump())
+        except ValueError as exc:
+            raise click.ClickException(str(exc).splitlines()[-1]) from None
     try:
         processor = Processor(config, config.checkpoint.signing_key())
         port = metrics_port if metrics_port is not None else config.processor.metrics_port
@@ -123,6 +130,11 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
     dead = processor.dead_letters
+    if engine is None:  # keyed mode: one engine per task
+        summary = {"model": config.name, "instance": config.scale.instance, **processor.summary(),
+                   "dead_letters": {"this_run": sum(dead.values()), "by_reason": dict(dead.most_common())}}
+        click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+        return
     summary = {"model": config.name, "version": engine.version, "examples_learned": engine.n_learned,
                "dead_letters": {"this_run": sum(dead.values()), "by_reason": dict(dead.most_common())},
                "counters": vars(engine.counters), "metrics": engine.scores.values()}

@@ -141,9 +141,15 @@ class TopicNames(_Frozen):
         written in the transactions of the outputs they produced: recovery repeats them."""
         return self._name("order")
 
+    @property
+    def checkpoints(self) -> str:
+        """Keyed mode: per task, a pointer to its latest snapshot (compacted, key = task)."""
+        return self._name("checkpoints")
+
     def all(self) -> dict[str, str]:
         """Kind -> topic name, for every topic of the deployment."""
-        kinds = ("features", "labels", "predictions", "drift", "versions", "dlq", "shadow", "lifecycle", "order")
+        kinds = ("features", "labels", "predictions", "drift", "versions", "dlq", "shadow", "lifecycle", "order",
+                 "checkpoints")
         return {k: self._name(k) for k in kinds}
 
 
@@ -379,19 +385,25 @@ class ProcessorConfig(_Frozen):
 class ScaleConfig(_Frozen):
     """How a deployment spreads over processes and keys (docs/scaling.md).
 
-    ``single`` (the default): one model for the whole stream. ``keyed``: the Kafka record key
-    of every feature and label event names an entity (a customer, a sensor) and each distinct
+    ``single``: one process assigns itself every partition (the default). ``keyed``: every
+    ``driftline run --instance ID`` is a member of the deployment's consumer group; a task
+    per partition index p runs the event-time merge, join and learning of features-p and
+    labels-p, and the process owning p owns its state. In keyed mode the Kafka record key of
+    every feature and label event names an entity (a customer, a sensor) and each distinct
     key gets its own model, detectors and metrics, built from ``[model]`` on first sight; at
     most ``max_keys_in_memory`` of them stay resident per task, the least recently used
-    others wait in the version store until their next event. ``top_keys`` busiest keys are
-    reported by name; every other per-key figure is an aggregate.
+    others wait in the version store until their next event. The ``top_keys`` busiest keys
+    are reported by name; every other per-key figure is an aggregate.
 
     >>> ScaleConfig(mode="keyed", max_keys_in_memory=500).max_keys_in_memory
     500
     """
 
     mode: Literal["single", "keyed", "global"] = "single"
-    instance: str | None = None  # this worker's id in the consumer group (keyed mode)
+    # The stable id of this process in keyed mode (static membership, its transactional.id).
+    instance: str | None = None
+    # Keyed mode: a dead member's partitions move after this (the group's session timeout).
+    session_timeout_ms: int = Field(default=10_000, ge=6000)
     max_keys_in_memory: int = Field(default=10_000, gt=0)
     top_keys: int = Field(default=10, ge=0)
 
@@ -405,7 +417,7 @@ class ScaleConfig(_Frozen):
 
     @field_validator("instance")
     @classmethod
-    def _instance_ok(cls, value: str | None) -> str | None:
+    def _instance_safe(cls, value: str | None) -> str | None:
         if value is not None and (not value or not all(c.isalnum() or c in "._-" for c in value)):
             raise ValueError(f"scale.instance {value!r}: use letters, digits, '.', '_' or '-'")
         return value
@@ -444,7 +456,10 @@ class DeploymentConfig(_Frozen):
 
     @property
     def transactional_id(self) -> str:
-        return f"{self.topic_prefix}.{self.name}.processor"
+        """One per process: keyed members add their instance id, so a restarted member
+        fences its predecessor at once (KIP-447 fences the other members' zombies)."""
+        base = f"{self.topic_prefix}.{self.name}.processor"
+        return base if self.scale.mode == "single" else f"{base}.{self.scale.instance}"
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -155,7 +155,8 @@ def test_a_preset_path_and_a_different_factory_are_refused():
 
 def test_scale_defaults_to_single_mode():
     scale = DeploymentConfig(name="m").scale
-    assert (scale.mode, scale.instance, scale.max_keys_in_memory, scale.top_keys) == ("single", None, 10_000, 10)
+    assert (scale.mode, scale.instance, scale.max_keys_in_memory, scale.top_keys, scale.session_timeout_ms) == (
+        "single", None, 10_000, 10, 10_000)
 
 
 def test_keyed_scale_from_toml(tmp_path):

@@ -106,9 +106,15 @@ class PairedErrors:
 class Challenger:
     """One candidate: its model, how it started, the keys it serves and its scores."""
 
-    def __init__(self, name: str, model: base.Estimator, engine: Engine, share: float, origin: str, window: int) -> None:
+    # Examples its model has learned, before it joined and since (a class attribute so that
+    # challengers pickled before it existed restore with a count).
+    learned = 0
+
+    def __init__(self, name: str, model: base.Estimator, engine: Engine, share: float, origin: str, window: int,
+                 learned: int = 0) -> None:
         self.name = name
         self.model = model
+        self.learned = learned
         self.share = share
         self.origin = origin
         self.codec = binary_codec(engine.task, engine.schema.classes, model)
@@ -133,7 +139,7 @@ class Challenger:
     def summary(self) -> dict[str, Any]:
         return {
             "name": self.name, "share": self.share, "origin": self.origin, "model_class": type(self.model).__name__,
-            "scored": self.scores.n, "metrics": self.scores.values(), "errors": self.errors,
+            "scored": self.scores.n, "learned": self.learned, "metrics": self.scores.values(), "errors": self.errors,
             "window": {"n": len(self.pairs), "b": self.pairs.b, "c": self.pairs.c}, "wins": self.wins,
             "last_test": dict(self.last_test),
         }
@@ -160,12 +166,17 @@ class Arena:
 
     # -- membership --------------------------------------------------------------------
 
-    def add(self, engine: Engine, name: str, model: base.Estimator, share: float, origin: str) -> Challenger:
+    def add(self, engine: Engine, name: str, model: base.Estimator, share: float, origin: str,
+            learned: int | None = None) -> Challenger:
+        """Add a challenger; ``learned`` is what its model learned before (default: a warm
+        copy of the champion learned what the champion did, any other start nothing)."""
+        if learned is None:
+            learned = engine.model_examples if origin == "warm" else 0
         if name == "champion" or name in self.members:
             raise ConfigError(f"challenger {name!r} already exists")
         if sum(m.share for m in self.members.values()) + share > 1.0 + 1e-9:
             raise ConfigError("the challengers' traffic shares add up to more than 1")
-        member = self.members[name] = Challenger(name, model, engine, share, origin, self.promotion.window)
+        member = self.members[name] = Challenger(name, model, engine, share, origin, self.promotion.window, learned)
         return member
 
     def remove(self, name: str) -> Challenger:
@@ -225,6 +236,7 @@ class Arena:
             target = label == classes[-1] if member.codec else label
             try:
                 member.model.learn_one(pending.features, target)
+                member.learned += 1
             except Exception:  # noqa: BLE001
                 member.errors += 1
             if self.promotion.enabled and member.pairs.since_check >= self.promotion.window and winner is None:
@@ -262,7 +274,7 @@ class Arena:
         """Make challenger ``name`` the champion (the old champion is dropped: its last
         version keeps it) and ask for a version cut. Deterministic: replays promote alike."""
         member = self.remove(name)
-        engine.install_champion(member.model)
+        engine.install_champion(member.model, member.scores, member.learned)  # its own metrics and count
         event_id = f"{engine.config.name}-promote-{engine.n_learned}-{name}"
         engine.champion_origin = {"name": name, "origin": member.origin, "event": event_id,
                                   "examples_seen": engine.n_learned}

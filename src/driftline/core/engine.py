@@ -62,6 +62,9 @@ class Engine:
     # Mini-batch learning (core/minibatch.py, docs/minibatch.md); None learns one example at a
     # time. A class attribute so that engines pickled before it existed restore without one.
     minibatch: MiniBatchLearner | None = None
+    # What the serving model had learned when it was installed, and the stream's count then
+    # (see model_examples); engines pickled before it existed count from the stream's start.
+    _model_base: tuple[int, int] = (0, 0)
 
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
@@ -108,8 +111,19 @@ class Engine:
 
             self.arena = Arena.from_config(self, config)
 
-    def install_champion(self, model: base.Estimator) -> None:
-        """Serve (and keep training) ``model`` from now on: a promotion or a blue/green swap."""
+    @property
+    def model_examples(self) -> int:
+        """Examples the serving model itself has learned, before and since it was installed
+        (``n_learned`` counts the stream's)."""
+        base_examples, installed_at = self._model_base
+        return base_examples + self.n_learned - installed_at
+
+    def install_champion(self, model: base.Estimator, scores: OnlineScores | None = None,
+                         examples: int = 0) -> None:
+        """Serve (and keep training) ``model`` from now on: a promotion or a blue/green swap.
+
+        ``scores`` are the model's own (its metrics go on from them; default: fresh ones),
+        ``examples`` what it has learned so far (:attr:`model_examples` goes on from it)."""
         from driftline.core.arena import binary_codec
 
         if self.minibatch is not None:
@@ -122,6 +136,9 @@ class Engine:
         self.model = model
         self._binary_codec = binary_codec(self.task, self.schema.classes, model)
         self.watch.reset()
+        self.scores = scores if scores is not None else OnlineScores(
+            self.task, self.config.drift.metrics_window, self.schema.classes)
+        self._model_base = (examples, self.n_learned)
 
     # -- the three stages ------------------------------------------------------------
 

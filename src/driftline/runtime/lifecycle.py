@@ -1,17 +1,26 @@
 """The processor's lifecycle side: commands between batches, the registry, retention,
 shadow predictions and lifecycle events on Kafka, and range replays for rollbacks.
 
-Every command that changes the serving state is applied between two transactions and
-followed at once by a version cut (trigger ``promote``, ``rollback`` or ``manual``); it is
-acknowledged only after that version is stored, so recovery never re-applies it.
+Every command that changes the serving state is applied between two transactions, to a
+copy of the engine, and followed at once by a version cut (trigger ``promote``,
+``rollback`` or ``manual``). A command takes effect completely or not at all: the version
+is stored, then announced together with the command's lifecycle event in one
+transaction; only after that commits is the copy served and are the registry rows, the
+aliases and the history written. A failure aborts the transaction and deletes the stored
+version, so the error is all it leaves. The command is acknowledged only then, so
+recovery never re-applies it. (A crash between the store write and the commit leaves the
+stored version, which a restart serves as the latest: the window is one commit long.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import pickle
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 from confluent_kafka import KafkaError, TopicPartition
@@ -20,14 +29,15 @@ from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
 from driftline.core.events import InputRecord, decode_features
 from driftline.core.ordering import EventTimeMerger, Source
-from driftline.core.outputs import LifecycleEvent, ShadowPrediction
+from driftline.core.outputs import LifecycleEvent
 from driftline.exceptions import DriftlineError, LifecycleError
 from driftline.lifecycle.commands import Command, CommandQueue, SkipWindow
 from driftline.lifecycle.registry import Registry, registry_path
+from driftline.runtime.checkpointer import Checkpointer
 from driftline.runtime.clients import make_consumer
-
-if TYPE_CHECKING:
-    from driftline.runtime.processor import Processor
+from driftline.runtime.collector import OutputCollector
+from driftline.runtime.unit_of_work import UnitOfWork, fenced
+from driftline.versions.store import VersionStore
 
 __all__ = ["LifecycleRuntime", "replay_range", "lifecycle_meta"]
 
@@ -39,12 +49,13 @@ def _now_ms() -> int:
 
 
 def lifecycle_meta(engine: Engine) -> dict[str, Any]:
-    """What a version records for the serving history: stream time and traffic split."""
+    """What a version records for the serving history (stream time, traffic split) and of
+    the serving model: after a promotion its own examples, not the stream's."""
     arena = engine.arena
     variants = [[m.name, m.share] for m in arena.members.values() if m.share] if arena is not None else []
     challengers = [m.summary() for m in arena.members.values()] if arena is not None else []
     return {"stream_time": engine.stream_time, "variants": variants, "challengers": challengers,
-            "champion": getattr(engine, "champion_origin", None)}
+            "champion": getattr(engine, "champion_origin", None), "examples_seen": engine.model_examples}
 
 
 def replay_range(
@@ -97,47 +108,58 @@ def replay_range(
 
 
 class LifecycleRuntime:
-    """Attached to one :class:`Processor`; holds the command queue and the registry."""
+    """The registry and the command queue of one running deployment.
 
-    def __init__(self, processor: Processor) -> None:
-        self.processor = processor
-        self.config = processor.config
-        self.registry = Registry(registry_path(processor.config))
+    It is handed the runtime's parts (the version store, the output collector, the unit
+    of work and the checkpointer) and never reaches into the processor: commands get the
+    serving engine and return the engine that serves next (a copy they changed, or the
+    one that served before when they failed).
+    """
+
+    def __init__(self, config: DeploymentConfig, store: VersionStore, collector: OutputCollector,
+                 work: UnitOfWork, checkpointer: Checkpointer) -> None:
+        self.config = config
+        self.store = store
+        self.collector = collector
+        self.work = work
+        self.checkpointer = checkpointer
+        self.registry = Registry(registry_path(config))
         self.queue = CommandQueue()
-        self._pending_events: list[dict[str, Any]] = []
-
-    # -- outputs of the engine -----------------------------------------------------------
-
-    def emit(self, output: ShadowPrediction | LifecycleEvent, now_ms: int) -> None:
-        """Publish inside the processor's current transaction."""
-        from driftline.runtime.processor import _ce_headers  # the processor imports this module
-
-        p, model = self.processor, self.config.name
-        if type(output) is ShadowPrediction:
-            pred = output.prediction
-            headers = _ce_headers("shadow", f"{pred.id}/{pred.variant}", model, pred.model_version, pred.predicted_at)
-            headers.insert(-1, ("dl_variant", pred.variant.encode()))  # dl_model_version stays last
-            p._produce(self.config.topics.shadow, pred.id.encode(), orjson.dumps(pred.body()), headers)
-            return
-        body = output.body()
-        p._produce(self.config.topics.lifecycle, output.id.encode(), orjson.dumps(body, default=str),
-                   _ce_headers("lifecycle", output.id, model, output.model_version, output.at))
-        self.registry.record_event(body)
-        log.info("lifecycle event", extra={"fields": {k: body[k] for k in ("id", "action", "actor")}})
+        collector.on_lifecycle = self.registry.record_event
+        checkpointer.on_version = self.on_version
+        self._positions: dict[Source, int] = {}
+        self._order_offset = 0
+        self._held: list[dict[str, Any]] | None = None  # versions cut by a command, indexed after its commit
 
     def publish(self, event: LifecycleEvent) -> None:
-        """Publish a lifecycle event in a transaction of its own (between batches)."""
-        p = self.processor
-        p._begin()
-        self.emit(event, event.at)
-        p._commit()
+        """Publish a lifecycle event in a unit of work of its own (between batches), then
+        record it; nothing is recorded when the transaction fails."""
+        self._transaction(lambda: self.collector.lifecycle(event, record=False))
+        self.collector.recorded(event)
+
+    def _transaction(self, produce: Callable[[], None]) -> None:
+        """``produce`` into one unit of work and commit it; on failure abort it and raise."""
+        work = self.work
+        try:
+            work.ensure_open()
+            produce()
+            if not work.exactly_once:  # outputs leave at once: surface a failed delivery now
+                work.flush(30)
+            self.checkpointer.commit()
+        except Exception:
+            work.abort()
+            raise
 
     # -- versions ------------------------------------------------------------------------
 
     def on_version(self, stored: dict[str, Any]) -> None:
         """Index a version just cut; move ``champion`` to it (the newest version is what
-        serves); tag promotions; apply retention."""
-        store, name = self.processor.store, self.config.name
+        serves); tag promotions; apply retention. During a command's cut this waits for
+        the command's commit (see :meth:`_cut`)."""
+        if self._held is not None:
+            self._held.append(stored)
+            return
+        store, name = self.store, self.config.name
         try:
             self.registry.sync(store)
             version = stored["version"]
@@ -149,138 +171,191 @@ class LifecycleRuntime:
                 self.registry.set_alias(name, "champion", version)
             keep = self.config.lifecycle.keep_last
             if keep:
-                for version in self.registry.retention_candidates(name, keep):
-                    store.delete(version)
-                    self.registry.mark_deleted(name, version)
+                for old in self.registry.retention_candidates(name, keep):
+                    store.delete(old)
+                    self.registry.mark_deleted(name, old)
                     self.publish(self._event("retention_delete", "policy:retention", f"keep_last={keep}",
-                                             {"version": version}))
+                                             {"version": old}, version))
         except DriftlineError as exc:  # the registry is an index: never stop the stream for it
             log.error("registry update failed", extra={"fields": {"error": str(exc)}})
 
-    def _event(self, action: str, actor: str, reason: str, details: dict[str, Any]) -> LifecycleEvent:
-        engine = self.processor.engine
+    def _event(self, action: str, actor: str, reason: str, details: dict[str, Any],
+               model_version: int) -> LifecycleEvent:
         return LifecycleEvent(
             id=f"{self.config.name}-{action}-{uuid.uuid4().hex[:12]}", model=self.config.name, action=action,
-            actor=actor, reason=reason, model_version=engine.version if engine else 0, details=details,
-            at=_now_ms(),
+            actor=actor, reason=reason, model_version=model_version, details=details, at=_now_ms(),
         )
 
     # -- commands --------------------------------------------------------------------------
 
-    def run_commands(self) -> None:
-        """Apply every queued command (called between batches, outside any transaction)."""
+    def run_commands(self, engine: Engine, positions: dict[Source, int], order_offset: int) -> Engine:
+        """Apply every queued command (between units of work) to ``engine`` at ``positions``;
+        return the engine that serves next.
+
+        A command that found this processor fenced is answered, then the fencing error goes
+        on (the processor stops)."""
+        self._positions, self._order_offset = positions, order_offset
         while (command := self.queue.pop()) is not None:
+            fenced_by = None
             try:
-                command.result = self._apply(command)
+                engine, command.result = self._apply(command, engine)
             except DriftlineError as exc:
                 command.error = exc if isinstance(exc, LifecycleError) else LifecycleError(str(exc))
+                fenced_by = exc.__cause__ if fenced(exc.__cause__) else None
             except Exception as exc:  # noqa: BLE001 - report it to the caller, keep the stream going
                 log.exception("command failed")
                 command.error = LifecycleError(f"{command.action} failed: {exc!r}", status=500)
             finally:
                 command.done.set()
+            if fenced_by is not None:
+                raise fenced_by
+        return engine
 
-    def _cut(self, trigger: str, event: LifecycleEvent) -> dict[str, Any]:
-        p = self.processor
-        p.engine.checkpoint_due = None
-        stored = p._checkpoint(trigger)
-        if stored is None:
-            raise LifecycleError("the version could not be stored; nothing acknowledged", status=500)
-        details = {**event.details, "version": stored["version"]}
-        event = LifecycleEvent(event.id, event.model, event.action, event.actor, event.reason,
-                               event.model_version, details, event.at)
-        self.publish(event)
-        return {"version": stored["version"], "event": event.body()}
+    def _cut(self, trigger: str, before: Engine, candidate: Engine, event: LifecycleEvent,
+             tags: tuple[tuple[int | None, str, str], ...] = ()) -> tuple[Engine, dict[str, Any]]:
+        """Serve ``candidate`` under a new version, all or nothing.
 
-    def _apply(self, cmd: Command) -> Any:
-        p, params, engine = self.processor, cmd.params, self.processor.engine
-        assert engine is not None
+        The version is stored, then announced on ``.versions`` together with ``event`` on
+        ``.lifecycle`` in one transaction; only once that commits do the registry rows, the
+        ``champion`` alias, ``tags`` (version ``None``: the new one) and the event's history
+        row follow, and does ``candidate`` serve. Any failure before the commit aborts the
+        transaction, deletes the stored version (its number is not reused), and leaves
+        ``before`` serving: the error is the only trace.
+        """
+        checkpointer = self.checkpointer
+        if checkpointer.saver.busy:  # a periodic version still being written lands (and is indexed) first
+            checkpointer.saved(before, checkpointer.saver.wait())
+        cadence = checkpointer.cadence()
+        candidate.checkpoint_due = None
+        stored = None
+        self._held = []
+        try:
+            stored = checkpointer.cut(candidate, self._positions, self._order_offset, trigger, commit=False)
+            if stored is None:
+                raise LifecycleError(f"{event.action} failed: the version could not be stored; nothing changed",
+                                     status=500)
+            event = dataclasses.replace(event, details={**event.details, "version": stored["version"]})
+            self._transaction(lambda: self.collector.lifecycle(event, record=False))
+        except Exception as exc:
+            self._held = None
+            self.work.abort()
+            if stored is not None:
+                log.warning("command failed: its version is deleted, the previous model serves on",
+                            extra={"fields": {"version": stored["version"], "serving": before.version}})
+            try:
+                checkpointer.undo(cadence, stored)
+            except DriftlineError as undo_exc:
+                log.error("could not delete the version of a failed command",
+                          extra={"fields": {"error": str(undo_exc)}})
+            if isinstance(exc, LifecycleError):
+                raise
+            raise LifecycleError(f"{event.action} failed, nothing changed: {exc}", status=500) from exc
+        held, self._held = self._held, None
+        for version in held:
+            self.on_version(version)
+        for version, key, value in tags:
+            self.registry.set_tag(self.config.name, stored["version"] if version is None else version, key, value)
+        self.collector.recorded(event)
+        return candidate, {"version": stored["version"], "event": event.body()}
+
+    def _apply(self, cmd: Command, engine: Engine) -> tuple[Engine, Any]:
+        params = cmd.params
         if cmd.action == "predict":
             event = decode_features(orjson.dumps({"id": "predict", "features": params.get("features")}),
                                     engine.schema, self.config.name)
             prediction, proba = engine.predict(event.features)
-            return {"prediction": prediction, "proba": proba, "model_version": engine.version,
-                    "model_examples": engine.n_learned, "variant": "champion"}
-        if cmd.action == "promote" and params.get("challenger"):
-            if engine.arena is None or params["challenger"] not in engine.arena.members:
-                raise LifecycleError(f"no challenger named {params['challenger']!r}", status=404)
-            event = engine.arena.promote(engine, params["challenger"], cmd.actor, cmd.reason, {}, _now_ms())
-            return self._cut("promote", event)
-        if cmd.action in ("promote", "alias") and params.get("alias", "champion") == "champion":
-            version = self.registry.resolve(self.config.name, params["version"])
-            _, state = p.store.load(version)
-            engine.install_champion(state["engine"].model)
-            engine.champion_origin = {"name": f"v{version}", "origin": "blue_green", "from_version": version}
-            event = self._event("promote", cmd.actor, cmd.reason,
-                                {"from_version": version, "kind": "blue_green", "alias": "champion"})
-            result = self._cut("promote", event)
-            self.registry.set_tag(self.config.name, result["version"], "promoted_from", str(version))
-            return result
-        if cmd.action == "alias":
+            return engine, {"prediction": prediction, "proba": proba, "model_version": engine.version,
+                            "model_examples": engine.n_learned, "variant": "champion"}
+        if cmd.action == "alias" and params.get("alias", "champion") != "champion":
             version = self.registry.resolve(self.config.name, params["version"])
             self.registry.get(self.config.name, version)
+            event = self._event("alias", cmd.actor, cmd.reason, {"alias": params["alias"], "version": version},
+                                engine.version)
+            try:
+                self._transaction(lambda: self.collector.lifecycle(event, record=False))
+            except Exception as exc:
+                raise LifecycleError(f"alias failed, nothing changed: {exc}", status=500) from exc
             self.registry.set_alias(self.config.name, params["alias"], version)
-            event = self._event("alias", cmd.actor, cmd.reason, {"alias": params["alias"], "version": version})
-            self.publish(event)
-            return {"version": version, "event": event.body()}
-        if cmd.action == "add_challenger":
-            return self._add_challenger(cmd)
-        if cmd.action == "remove_challenger":
-            if engine.arena is None:
-                raise LifecycleError(f"no challenger named {params['name']!r}", status=404)
-            engine.arena.remove(params["name"])
-            if not engine.arena.members:
-                engine.arena = None
-            return self._cut("manual", self._event("remove_challenger", cmd.actor, cmd.reason, {"name": params["name"]}))
-        if cmd.action == "reset":
-            engine.install_champion(engine.model.clone())
-            return self._cut("manual", self._event("reset", cmd.actor, cmd.reason, {}))
+            self.collector.recorded(event)
+            return engine, {"version": version, "event": event.body()}
         if cmd.action == "rollback":
-            return self._rollback(cmd)
-        raise LifecycleError(f"cannot apply {cmd.action!r} with {sorted(params)}")
+            return self._rollback(cmd, engine)
+        if cmd.action not in ("promote", "alias", "add_challenger", "remove_challenger", "reset"):
+            raise LifecycleError(f"cannot apply {cmd.action!r} with {sorted(params)}")
+        # The command changes a copy: the engine that serves now goes on serving if it fails.
+        candidate: Engine = pickle.loads(pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL))
+        if cmd.action == "promote" and params.get("challenger"):
+            if candidate.arena is None or params["challenger"] not in candidate.arena.members:
+                raise LifecycleError(f"no challenger named {params['challenger']!r}", status=404)
+            event = candidate.arena.promote(candidate, params["challenger"], cmd.actor, cmd.reason, {}, _now_ms())
+            return self._cut("promote", engine, candidate, event)
+        if cmd.action in ("promote", "alias"):  # the champion alias: a blue/green swap
+            if params.get("alias", "champion") != "champion" or "version" not in params:
+                raise LifecycleError(f"cannot apply {cmd.action!r} with {sorted(params)}")
+            version = self.registry.resolve(self.config.name, params["version"])
+            _, state = self.store.load(version)
+            source: Engine = state["engine"]
+            candidate.install_champion(source.model, source.scores, source.model_examples)  # its own record
+            candidate.champion_origin = {"name": f"v{version}", "origin": "blue_green", "from_version": version}
+            event = self._event("promote", cmd.actor, cmd.reason,
+                                {"from_version": version, "kind": "blue_green", "alias": "champion"},
+                                engine.version)
+            return self._cut("promote", engine, candidate, event, tags=((None, "promoted_from", str(version)),))
+        if cmd.action == "add_challenger":
+            return self._add_challenger(cmd, engine, candidate)
+        if cmd.action == "remove_challenger":
+            if candidate.arena is None or params["name"] not in candidate.arena.members:
+                raise LifecycleError(f"no challenger named {params['name']!r}", status=404)
+            candidate.arena.remove(params["name"])
+            if not candidate.arena.members:
+                candidate.arena = None
+            return self._cut("manual", engine, candidate, self._event("remove_challenger", cmd.actor, cmd.reason,
+                                                                      {"name": params["name"]}, engine.version))
+        candidate.install_champion(candidate.model.clone())  # reset
+        return self._cut("manual", engine, candidate, self._event("reset", cmd.actor, cmd.reason, {},
+                                                                  engine.version))
 
-    def _add_challenger(self, cmd: Command) -> Any:
+    def _add_challenger(self, cmd: Command, engine: Engine, candidate: Engine) -> tuple[Engine, Any]:
         from driftline.config import ChallengerSpec, ModelConfig
         from driftline.core.arena import Arena, challenger_model
 
-        p, params, engine = self.processor, cmd.params, self.processor.engine
+        params = cmd.params
         start = str(params.get("start", "cold"))
         spec = ChallengerSpec(name=params["name"], share=float(params.get("share", 0.0)),
                               start="warm" if start == "warm" else "cold",
                               model=ModelConfig(**params["model"]) if params.get("model") else None)
+        learned = None
         if start.startswith("version:"):
-            _, state = p.store.load(self.registry.resolve(self.config.name, start.split(":", 1)[1]))
-            model = state["engine"].model
+            _, state = self.store.load(self.registry.resolve(self.config.name, start.split(":", 1)[1]))
+            model, learned = state["engine"].model, state["engine"].model_examples
         else:
-            model = challenger_model(engine, spec)
-        if engine.arena is None:
+            model = challenger_model(candidate, spec)
+        if candidate.arena is None:
             lc = self.config.lifecycle
-            engine.arena = Arena(lc.promotion, self.config.join.max_pending, self.config.join.max_age_ms)
-        engine.arena.add(engine, spec.name, model, spec.share, start)
-        result = self._cut("manual", self._event("add_challenger", cmd.actor, cmd.reason,
-                                                  {"name": spec.name, "start": start, "share": spec.share,
-                                                   "model_class": type(model).__name__}))
+            candidate.arena = Arena(lc.promotion, self.config.join.max_pending, self.config.join.max_age_ms)
+        candidate.arena.add(candidate, spec.name, model, spec.share, start, learned)
+        event = self._event("add_challenger", cmd.actor, cmd.reason,
+                            {"name": spec.name, "start": start, "share": spec.share,
+                             "model_class": type(model).__name__}, engine.version)
+        serving, result = self._cut("manual", engine, candidate, event)
         self.registry.set_alias(self.config.name, spec.name, result["version"])
-        return result
+        return serving, result
 
-    def _rollback(self, cmd: Command) -> Any:
-        p, params, name = self.processor, cmd.params, self.config.name
+    def _rollback(self, cmd: Command, engine: Engine) -> tuple[Engine, Any]:
+        params, name = cmd.params, self.config.name
         target = self.registry.resolve(name, params["to"])
-        replaced = p.engine.version
-        _, state = p.store.load(target)
-        restored: Engine = state["engine"]
+        replaced = engine.version
+        _, state = self.store.load(target)
+        restored: Engine = state["engine"]  # its version is the target: the cut has it as parent
         counts: dict[str, int] = {}
         skip = SkipWindow(**params["skip"]) if params.get("skip") else None
         if params.get("replay"):
             start = {tuple(k) if not isinstance(k, str) else k: v for k, v in state["positions"].items()}
-            restored, counts = replay_range(self.config, restored, start, dict(p.positions), skip)
-        p.engine = restored  # its version is the target: the cut below has it as parent
-        for version in (target, replaced):
-            if version:
-                self.registry.set_tag(name, version, "keep", f"rollback by {cmd.actor}")
+            restored, counts = replay_range(self.config, restored, start, dict(self._positions), skip)
         event = self._event("rollback", cmd.actor, cmd.reason, {
             "to": target, "replaced": replaced, "replay": bool(params.get("replay")),
             "skip": skip.as_dict() if skip else None, **counts,
-            "examples_seen": restored.n_learned,
-        })
-        return self._cut("rollback", event)
+            "examples_seen": restored.model_examples,
+        }, restored.version)
+        keep = f"rollback by {cmd.actor}"
+        return self._cut("rollback", engine, restored, event, tags=tuple((v, "keep", keep) for v in (target, replaced) if v))

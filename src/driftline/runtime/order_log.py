@@ -1,4 +1,4 @@
-"""Reading the order log topic (``<prefix>.<model>.order``, one partition) on recovery.
+"""Reading the order log topic (``<prefix>.<model>.order``) on recovery.
 
 The entries are written by the processor inside its transactions (core/order_log.py
 explains what they hold); this reads the committed ones from an offset to the end.
@@ -18,14 +18,16 @@ from driftline.runtime.clients import make_consumer
 __all__ = ["read_order_log"]
 
 
-def read_order_log(config: DeploymentConfig, start: int | None, timeout_s: float = 60.0) -> tuple[list[bytes], int]:
-    """The committed entries from offset ``start`` on, and the offset after the log's end.
+def read_order_log(config: DeploymentConfig, start: int | None, timeout_s: float = 60.0,
+                   partition: int = 0) -> tuple[list[bytes], int]:
+    """The committed entries of one partition from offset ``start`` on, and the offset
+    after the partition's end (single mode uses partition 0, keyed task p partition p).
 
     With ``start=None`` only the end is looked up (nothing to follow).
     """
     topic = config.topics.order
     consumer = make_consumer(config, group_id=f"{config.group_id}.order-{uuid.uuid4().hex[:8]}")
-    tp = TopicPartition(topic, 0)
+    tp = TopicPartition(topic, partition)
     try:
         try:
             low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
@@ -33,7 +35,7 @@ def read_order_log(config: DeploymentConfig, start: int | None, timeout_s: float
             raise KafkaSetupError(f"cannot read {topic}: {exc.args[0].str()}; run `driftline topics create`") from exc
         if start is None or start >= high:
             return [], max(high, start or 0)
-        consumer.assign([TopicPartition(topic, 0, max(start, low))])
+        consumer.assign([TopicPartition(topic, partition, max(start, low))])
         entries: list[bytes] = []
         deadline = time.monotonic() + timeout_s
         while True:

@@ -6,6 +6,7 @@ and the indented JSON body) or, with ``style="json"``, as their raw body, one pe
 
 from __future__ import annotations
 
+import collections
 import time
 import uuid
 from collections.abc import Iterator
@@ -88,36 +89,53 @@ def follow(config: DeploymentConfig, topic: str, from_beginning: bool = False,
            style: Style = "pretty") -> Iterator[str]:
     """Yield formatted messages of ``topic`` until ``max_messages`` or ``idle_timeout``.
 
-    They start at the oldest message with ``from_beginning``, else ``last`` messages before
-    the end of each partition (0: only new ones; transaction markers take offsets too, so a
-    transactional topic may show fewer).
+    They start at the oldest message with ``from_beginning``, else with the ``last``
+    records before the end of each partition (0: only new ones). Transaction markers take
+    offsets too, so those are found among the last ``4 * last + 16`` offsets: fewer show
+    only where aborted transactions fill that span.
     """
     consumer = make_consumer(config, group_id=f"driftline-tail-{uuid.uuid4().hex[:8]}",
-                             **{"enable.partition.eof": False})
+                             **{"enable.partition.eof": True})
     try:
         partitions = _partitions(config, consumer, topic)
         starts = {p: OFFSET_BEGINNING if from_beginning else OFFSET_END for p in partitions}
+        backlog: dict[int, collections.deque] = {}  # a partition's last records, shown once at its end
         if not from_beginning and last > 0:
             for p in partitions:
                 low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                starts[p] = max(low, high - last)
+                if high > low:
+                    starts[p] = max(low, high - 4 * last - 16)
+                    backlog[p] = collections.deque(maxlen=last)
         consumer.assign([TopicPartition(topic, p, starts[p]) for p in partitions])
         seen = 0
-        last = time.monotonic()
+        active = time.monotonic()
+
+        def shown(msg) -> str:
+            return format_message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers(),
+                                  msg.timestamp()[1], style)
+
         while max_messages is None or seen < max_messages:
             msg = consumer.poll(0.2)
             if msg is None:
-                if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                if idle_timeout is not None and time.monotonic() - active > idle_timeout:
                     return
                 continue
             if msg.error() is not None:
                 if msg.error().code() != KafkaError._PARTITION_EOF:
                     yield f"error: {msg.error().str()}"
+                    continue
+                for held in backlog.pop(msg.partition(), ()):  # at the end: the last records
+                    if max_messages is not None and seen >= max_messages:
+                        return
+                    seen += 1
+                    yield shown(held)
                 continue
-            last = time.monotonic()
+            active = time.monotonic()
+            if msg.partition() in backlog:
+                backlog[msg.partition()].append(msg)
+                continue
             seen += 1
-            yield format_message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers(),
-                                 msg.timestamp()[1], style)
+            yield shown(msg)
     finally:
         consumer.close()
 

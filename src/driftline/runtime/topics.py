@@ -86,11 +86,14 @@ def topic_specs(config: DeploymentConfig) -> list[NewTopic]:
         names.lifecycle: {"retention.ms": str(-1)},
         # Recovery reads it from the last version's cut on; a week covers any sane cadence.
         names.order: {"retention.ms": str(WEEK_MS)},
+        names.checkpoints: {"cleanup.policy": "compact"},
     }
+    # The order log has a partition per task (keyed mode: task p writes partition p).
+    partitioned = (names.features, names.labels, names.predictions, names.shadow, names.order)
     return [
         NewTopic(
             name,
-            num_partitions=config.partitions if name in (names.features, names.labels, names.predictions, names.shadow) else 1,
+            num_partitions=config.partitions if name in partitioned else 1,
             replication_factor=config.replication,
             config={**common, **conf},
         )
@@ -113,8 +116,16 @@ def create_topics(config: DeploymentConfig, timeout: float = 30.0) -> dict[str, 
                 result[name] = "exists"
             else:
                 raise KafkaSetupError(f"cannot create {name}: {exc.args[0].str()}") from exc
-    check_copartitioned(config, timeout)
-    return result
+    # A topic just created can be missing from the metadata for a moment: wait for it.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check_copartitioned(config, timeout)
+            return result
+        except KafkaSetupError as exc:
+            if not str(exc).startswith("missing topics") or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def partition_counts(config: DeploymentConfig, timeout: float = 10.0) -> dict[str, int]:
@@ -128,16 +139,22 @@ def partition_counts(config: DeploymentConfig, timeout: float = 10.0) -> dict[st
     }
 
 
-def check_copartitioned(config: DeploymentConfig, timeout: float = 10.0) -> int:
-    """Features and labels must exist with the same partition count; return it."""
+def check_copartitioned(config: DeploymentConfig, timeout: float = 10.0, keyed: bool = False) -> int:
+    """Features and labels must exist with the same partition count; return it. Keyed
+    mode also needs a partition of ``.order`` per task and the ``.checkpoints`` topic."""
     counts = partition_counts(config, timeout)
     features, labels = config.topics.features, config.topics.labels
-    missing = [t for t in (features, labels, config.topics.order) if t not in counts]
-    if missing:
-        raise KafkaSetupError(f"missing topics {missing}: run `driftline topics create`")
-    if counts[features] != counts[labels]:
+    if features in counts and labels in counts and counts[features] != counts[labels]:
         raise KafkaSetupError(
             f"{features} has {counts[features]} partitions but {labels} has {counts[labels]}: "
             "features and labels must be co-partitioned"
         )
+    needed = (features, labels, config.topics.order) + ((config.topics.checkpoints,) if keyed else ())
+    missing = [t for t in needed if t not in counts]
+    if missing:
+        raise KafkaSetupError(f"missing topics {missing}: run `driftline topics create`")
+    if keyed and counts[config.topics.order] < counts[features]:
+        raise KafkaSetupError(
+            f"{config.topics.order} has {counts[config.topics.order]} partitions, keyed mode needs one per task "
+            f"({counts[features]}): it was created before keyed mode existed; recreate it with that many partitions")
     return counts[features]

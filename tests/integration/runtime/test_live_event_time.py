@@ -103,17 +103,17 @@ class _HoldsBackOnePartition(Processor):
     hold_s = 2.0
     _held: TopicPartition | None = None
 
-    def _follow_order_log(self) -> None:
-        super()._follow_order_log()
+    def _open(self, tasks, committed, resumed=frozenset()) -> None:
+        super()._open(tasks, committed, resumed)
         self._held = TopicPartition(self.topics.labels, 1)
         self._consumer.pause([self._held])
         self._release_at = time.monotonic() + self.hold_s
 
-    def _backpressure(self, consumer, merger) -> None:
+    def _backpressure(self, consumer) -> None:
         if self._held is not None and time.monotonic() >= self._release_at:
             consumer.resume([self._held])
             self._held = None
-        super()._backpressure(consumer, merger)
+        super()._backpressure(consumer)
 
 
 def test_a_partition_whose_first_fetch_is_held_back_is_waited_for(make_config, reader, signing_key):

@@ -129,3 +129,43 @@ def test_warm_start_copies_the_champions_learned_state():
 
     warm = challenger_model(engine, ChallengerSpec(name="w", start="warm"))
     assert warm["StandardScaler"].counts == {"x": 1} and warm is not engine.model
+
+
+def test_a_promoted_challenger_serves_with_its_own_examples_and_metrics(timeline):
+    """Added after the champion learned 1000 examples, it brings its own count and scores."""
+    records = list(timeline(_drifting(3000), 50))
+    engine = Engine(_config())
+    split = next(i for i, r in enumerate(records) if r.kind == "labels" and r.offset == 999) + 1
+    for r in records[:split]:
+        engine.process(r, 0)
+    assert engine.model_examples == engine.n_learned == 1000
+    from driftline.core.arena import Arena
+
+    engine.arena = Arena(engine.config.lifecycle.promotion, 10_000, 10**12)
+    member = engine.arena.add(engine, "hat", _hat(), 0.0, "cold")
+    for r in records[split:]:
+        engine.process(r, 0)
+    assert (engine.n_learned, member.learned) == (3000, 2000)
+    own = member.scores.values()
+    assert own != engine.scores.values()
+    engine.arena.promote(engine, "hat", "test", "its own record", {}, 0)
+    assert engine.model_examples == 2000 and engine.scores.values() == own  # before: 3000, the old champion's
+
+
+def _hat():
+    from river import tree
+
+    return tree.HoeffdingAdaptiveTreeClassifier(seed=1)
+
+
+def test_install_champion_takes_the_models_scores_and_count_and_engines_pickle():
+    engine = Engine(_config())
+    engine.n_learned = 500
+    engine.install_champion(naive_bayes.GaussianNB(), examples=120)
+    assert engine.model_examples == 120 and engine.scores.n == 0
+    engine.n_learned += 30
+    assert pickle.loads(pickle.dumps(engine)).model_examples == 150
+    old = Engine(_config())
+    del old.__dict__["n_learned"]
+    old.n_learned = 7  # an engine pickled before model_examples existed counts the stream's
+    assert old.model_examples == 7

@@ -1,0 +1,193 @@
+"""The output collector: every output kind to its topic, key, value and headers.
+
+Outputs are the engine's plain dataclasses (core/outputs.py); the wire format is
+``docs/events.md``: a JSON body and CloudEvents binary-mode headers (``ce_*``), then
+Driftline's own (``dl_*``), with ``dl_model_version`` last. Messages go to Kafka through
+a sink, the unit of work's ``produce`` (runtime/unit_of_work.py), which counts them.
+
+Outputs of records below the committed offsets (a replay after a restart) are not sent
+again, only counted (:meth:`OutputCollector.count`), so metrics and the dead-letter warning
+see every record once per run.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from driftline.config import DeploymentConfig
+from driftline.core.outputs import DeadLetter, DriftEvent, LifecycleEvent, Output, Prediction, ShadowPrediction
+from driftline.observability.metrics import ProcessorMetrics
+
+__all__ = ["OutputCollector", "ce_headers", "ce_time"]
+
+log = logging.getLogger("driftline.processor")
+
+Sink = Callable[[str, "bytes | None", bytes, "list[tuple[str, bytes]]"], None]
+
+
+@functools.lru_cache(maxsize=64)
+def _version_bytes(version: int) -> bytes:
+    return str(version).encode()
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def ce_time(now_ms: int) -> bytes:
+    """RFC 3339 UTC with milliseconds (made once per batch, from integers: no float rounding).
+
+    >>> ce_time(1795839025006)
+    b'2026-11-28T04:10:25.006Z'
+    """
+    return f"{_utc_second(now_ms // 1000)}.{now_ms % 1000:03d}Z".encode()
+
+
+def ce_headers(kind: str, ce_id: str, model: str, version: int, now_ms: int) -> list[tuple[str, bytes]]:
+    """CloudEvents binary-mode headers; ``dl_model_version`` comes last.
+
+    >>> [k for k, _ in ce_headers("drift", "elec/d1", "elec", 3, 0)]
+    ['ce_specversion', 'ce_id', 'ce_type', 'ce_source', 'ce_time', 'content-type', 'dl_model', 'dl_model_version']
+    """
+    return [
+        ("ce_specversion", b"1.0"),
+        *([("ce_id", ce_id.encode())] if ce_id else []),
+        ("ce_type", f"io.driftline.{kind}".encode()),
+        ("ce_source", f"driftline/{model}".encode()),
+        ("ce_time", ce_time(now_ms)),
+        ("content-type", b"application/json"),
+        ("dl_model", model.encode()),
+        ("dl_model_version", str(version).encode()),
+    ]
+
+
+class OutputCollector:
+    """Serialises outputs onto their topics and counts them.
+
+    ``progress`` returns predictions made plus examples learned so far: dead letters with
+    no progress in between are "in a row" (see :meth:`count`). ``on_lifecycle`` is called
+    with the body of every lifecycle event sent (the registry records it).
+    """
+
+    def __init__(self, config: DeploymentConfig, metrics: ProcessorMetrics, sink: Sink,
+                 progress: Callable[[], int] = lambda: 0,
+                 on_lifecycle: Callable[[dict[str, Any]], None] = lambda body: None) -> None:
+        self.config = config
+        self.topics = config.topics
+        self.metrics = metrics
+        self.sink = sink
+        self.progress = progress
+        self.on_lifecycle = on_lifecycle
+        self.dead_letters: collections.Counter[str] = collections.Counter()  # this run's, by reason
+        self._dl_streak = 0
+        self._dl_progress = -1
+        self._batch_headers: list[tuple[str, bytes]] = []
+        self._n_predictions = 0
+        self._predictions_out = metrics.events_out.labels(config.name, "predictions")
+
+    def begin_batch(self, now_ms: int) -> None:
+        """Headers shared by the predictions of one batch (made once: the hot path)."""
+        self._batch_headers = ce_headers("prediction", "", self.config.name, 0, now_ms)[:-1]
+
+    def end_batch(self) -> None:
+        self._predictions_out.inc(self._n_predictions)
+        self._n_predictions = 0
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def emit(self, output: Output, now_ms: int) -> None:
+        """Send one output (live: at or past the committed offsets)."""
+        model = self.config.name
+        if type(output) is Prediction:  # the hot path: one per feature event
+            ce_id = f"{model}/{output.id}".encode()  # docs/events.md: <model>/<event id>
+            headers = [*self._batch_headers, ("ce_id", ce_id), ("dl_model_version", _version_bytes(output.model_version))]
+            self.sink(self.topics.predictions, output.id.encode(), orjson.dumps(output.body()), headers)
+            self._n_predictions += 1
+            return
+        if type(output) is ShadowPrediction:
+            pred = output.prediction
+            headers = ce_headers("shadow", f"{pred.id}/{pred.variant}", model, pred.model_version, pred.predicted_at)
+            headers.insert(-1, ("dl_variant", pred.variant.encode()))  # dl_model_version stays last
+            self.sink(self.topics.shadow, pred.id.encode(), orjson.dumps(pred.body()), headers)
+            return
+        if type(output) is LifecycleEvent:
+            self.lifecycle(output)
+            return
+        self.count(output)
+        if isinstance(output, DriftEvent):
+            headers = ce_headers("drift", output.id, model, output.model_version, now_ms)
+            value = orjson.dumps(output.body(), option=orjson.OPT_NON_STR_KEYS)
+            self.sink(self.topics.drift, output.id.encode(), value, headers)
+            self.metrics.events_out.labels(model, "drift").inc()
+            log.info("drift detected", extra={"fields": output.body()})
+        elif isinstance(output, DeadLetter):
+            rec = output.record
+            headers = [
+                ("dl_reason", output.reason.encode()),
+                ("dl_detail", output.detail[:1000].encode()),
+                ("dl_topic", (self.topics.features if rec.kind == "features" else self.topics.labels).encode()),
+                ("dl_partition", str(rec.partition).encode()),
+                ("dl_offset", str(rec.offset).encode()),
+                ("dl_timestamp", str(rec.timestamp).encode()),
+            ]
+            self.sink(self.topics.dlq, rec.key, rec.value, headers)
+            self.metrics.events_out.labels(model, "dlq").inc()
+
+    def lifecycle(self, event: LifecycleEvent, record: bool = True) -> None:
+        """Send a lifecycle event (inside the open unit of work) and, with ``record``, hand
+        it to the registry at once (a command records it only after its commit)."""
+        body = event.body()
+        self.sink(self.topics.lifecycle, event.id.encode(), orjson.dumps(body, default=str),
+                  ce_headers("lifecycle", event.id, self.config.name, event.model_version, event.at))
+        if record:
+            self.recorded(event)
+
+    def recorded(self, event: LifecycleEvent) -> None:
+        body = event.body()
+        self.on_lifecycle(body)
+        log.info("lifecycle event", extra={"fields": {k: body[k] for k in ("id", "action", "actor")}})
+
+    def version(self, meta: dict[str, Any], now_ms: int) -> None:
+        """A version's metadata on the compacted ``.versions`` topic (idempotent by key)."""
+        model = self.config.name
+        headers = ce_headers("version", f"{model}/v{meta['version']}", model, meta["version"], now_ms)
+        self.sink(self.topics.versions, str(meta["version"]).encode(), orjson.dumps(meta), headers)
+
+    # -- counting ----------------------------------------------------------------------------
+
+    def count(self, output: Output) -> None:
+        """Count an output in the metrics (also the replayed ones, which are not sent)."""
+        if isinstance(output, DeadLetter):
+            self.metrics.dead_letters.labels(self.config.name, output.reason).inc()
+            self._dead_lettered(output)
+        elif isinstance(output, DriftEvent):
+            self.metrics.drift_events.labels(self.config.name, output.detector).inc()
+
+    def _dead_lettered(self, output: DeadLetter) -> None:
+        """Count a dead letter; warn when they come in a row (N, 10 N, 100 N, ...).
+
+        In a row: no prediction made and no example learned since the previous one, which is
+        what input that does not match the deployment's schema looks like.
+        """
+        self.dead_letters[output.reason] += 1
+        progress = self.progress()
+        if progress != self._dl_progress:
+            self._dl_progress, self._dl_streak = progress, 0
+        self._dl_streak += 1
+        n = self.config.processor.dead_letter_warn_after
+        streak = self._dl_streak
+        if streak >= n and streak % n == 0 and str(streak // n).strip("0") == "1":
+            log.warning(
+                f"{streak} dead letters in a row, nothing predicted or learned in between: the input does not "
+                f"match the deployment's schema? ([model] features and classes; `driftline tail dlq` shows why)",
+                extra={"fields": {"model": self.config.name, "in_a_row": streak, "reason": output.reason,
+                                  "detail": output.detail[:200], "topic": self.topics.dlq}},
+            )

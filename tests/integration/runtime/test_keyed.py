@@ -1,0 +1,171 @@
+"""Keyed mode on the real broker: worker processes in one consumer group, a task per
+partition index, exact whatever the number of workers, rebalances and kill -9."""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from driftline.core.engine import Engine
+from driftline.core.events import InputRecord
+from driftline.datasets import stream
+from driftline.runtime.clients import make_producer
+from driftline.runtime.replay import encode_features
+from driftline.runtime.task import task_store_name
+from driftline.versions.store import VersionStore
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS, N_EVENTS, N_KEYS, DELAY = 8, 6_000, 1_000, 150
+
+
+def _deployment(make_config, preset: str):
+    return make_config(partitions=PARTITIONS, model={"preset": preset},
+                       scale={"mode": "keyed", "session_timeout_ms": 6000},
+                       checkpoint={"every_examples": 300, "every_seconds": 3600},
+                       processor={"commit_interval_ms": 50, "batch_size": 200})
+
+
+def _write_toml(config, path) -> None:
+    path.write_text(f"""
+name = "{config.name}"
+partitions = {PARTITIONS}
+[kafka]
+bootstrap_servers = "{config.kafka.bootstrap_servers}"
+[model]
+preset = "{config.model.preset}"
+[scale]
+mode = "keyed"
+session_timeout_ms = {config.scale.session_timeout_ms}
+[checkpoint]
+store_url = "{config.checkpoint.store_url}"
+every_examples = {config.checkpoint.every_examples}
+every_seconds = {config.checkpoint.every_seconds}
+[processor]
+commit_interval_ms = {config.processor.commit_interval_ms}
+batch_size = {config.processor.batch_size}
+max_idle_ms = {config.processor.max_idle_ms}
+""")
+
+
+def _rows():
+    rows = [(encode_features(x), y) for x, y in stream("synth:agrawal", limit=N_EVENTS + 200, seed=5)]
+    return rows[:N_EVENTS], rows[N_EVENTS:]
+
+
+def _produce(config, rows) -> None:
+    """Features keyed by an entity key, each label DELAY events later with the same key."""
+    rng = random.Random(17)
+    keys = [f"k{rng.randrange(N_KEYS)}" for _ in rows]
+    producer = make_producer(config)
+    base = int(time.time() * 1000) - 60_000  # recent: topics keep a week by record time
+    for i in range(len(rows) + DELAY):
+        if i < len(rows):
+            body = {"id": f"e{i}", "features": rows[i][0]}
+            producer.produce(config.topics.features, orjson.dumps(body), keys[i].encode(), timestamp=base + i)
+        if i >= DELAY:
+            j = i - DELAY
+            body = {"id": f"e{j}", "label": rows[j][1]}
+            producer.produce(config.topics.labels, orjson.dumps(body), keys[j].encode(), timestamp=base + i)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def _reference(config, reader):
+    """Each task's records in event-time order, fed to an engine per task in memory."""
+    per_task: dict[int, list[InputRecord]] = collections.defaultdict(list)
+    for kind, topic in (("features", config.topics.features), ("labels", config.topics.labels)):
+        for m in reader(config, topic):
+            per_task[m.partition()].append(InputRecord(kind, m.partition(), m.offset(), m.timestamp()[1],
+                                                       m.key(), m.value()))
+    engines, predictions = {}, {}
+    for p, records in per_task.items():
+        records.sort(key=lambda r: (r.timestamp, r.kind != "labels", r.offset))
+        engine = engines[p] = Engine(config)
+        for record in records:
+            for out in engine.process(record, now_ms=0):
+                if out.kind == "prediction":
+                    predictions[out.id] = (out.prediction, out.proba)
+    return engines, predictions
+
+
+def _workers(config, toml, signing_key, names, idle_s=8):
+    env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": signing_key.decode()}
+    command = [sys.executable, "-m", "driftline.cli", "-c", str(toml), "run", "--exit-when-idle", str(idle_s)]
+    return {n: subprocess.Popen([*command, "--instance", n], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE) for n in names}
+
+
+def _check(config, reader, signing_key, engines, predictions, held_out):
+    published = collections.defaultdict(list)
+    for m in reader(config, config.topics.predictions):
+        body = orjson.loads(m.value())
+        proba = {k: v for k, v in body["proba"].items()} if body["proba"] is not None else None
+        published[body["id"]].append((body["prediction"], proba))
+    assert set(published) == set(predictions), "an event without a prediction, or an unknown one"
+    assert max(len(v) for v in published.values()) == 1, "an event predicted twice"
+    for event_id, (prediction, proba) in predictions.items():
+        want = {str(k).lower(): v for k, v in proba.items()} if proba is not None else None
+        assert published[event_id][0] == (prediction, want), event_id
+    assert reader(config, config.topics.dlq, idle_s=1) == []
+    for p, reference in engines.items():
+        store = VersionStore(config.checkpoint.store_url, task_store_name(config, p), signing_key)
+        _, state = store.load(store.latest())
+        engine = state["engine"]
+        assert engine.n_learned == reference.n_learned, f"task {p}"
+        assert engine.scores.values() == reference.scores.values(), f"task {p}"
+        for x, _ in held_out:
+            assert engine.model.predict_proba_one(x) == reference.model.predict_proba_one(x), f"task {p}"
+
+
+@pytest.mark.parametrize("preset,workers", [("logistic_regression", 1), ("logistic_regression", 2),
+                                            ("hoeffding_tree", 3)])
+def test_any_number_of_workers_gives_the_single_process_answers(make_config, reader, signing_key, tmp_path,
+                                                                preset, workers):
+    config = _deployment(make_config, preset)
+    rows, held_out = _rows()
+    _produce(config, rows)
+    toml = tmp_path / "keyed.toml"
+    _write_toml(config, toml)
+    procs = _workers(config, toml, signing_key, [f"w{i}" for i in range(workers)])
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{name}: {err.decode()[-2000:]}"
+    engines, predictions = _reference(config, reader)
+    assert len(engines) == PARTITIONS
+    _check(config, reader, signing_key, engines, predictions, held_out)
+
+
+def test_kill_minus_nine_of_a_worker_while_another_goes_on(make_config, reader, signing_key, tmp_path):
+    """Two workers; one is killed at seeded moments and restarted under its instance id
+    (static membership: it gets its tasks back and fences its predecessor at once)."""
+    config = _deployment(make_config, "logistic_regression")
+    rows, held_out = _rows()
+    _produce(config, rows)
+    toml = tmp_path / "keyed.toml"
+    _write_toml(config, toml)
+    rng = random.Random(7)
+    survivor = _workers(config, toml, signing_key, ["w1"], idle_s=15)["w1"]
+    kills = 0
+    for _ in range(3):
+        victim = _workers(config, toml, signing_key, ["w0"], idle_s=15)["w0"]
+        time.sleep(rng.uniform(2.0, 5.0))
+        if victim.poll() is None:
+            victim.send_signal(signal.SIGKILL)
+            kills += 1
+        victim.wait()
+    last = _workers(config, toml, signing_key, ["w0"], idle_s=15)["w0"]
+    for proc in (last, survivor):
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    assert kills >= 2, "the stream finished before the worker could be killed"
+    engines, predictions = _reference(config, reader)
+    _check(config, reader, signing_key, engines, predictions, held_out)
