@@ -13,8 +13,9 @@ into a :class:`~driftline.core.cold.ColdStore` and restored on its key's next re
 changes nothing in the outputs (a pickled engine continues identically).
 
 The attributes a runtime reads from an ``Engine`` exist here as aggregates over every key
-(``n_learned``, ``counters``, ``scores``, ``join``, ``stream_time``, ``checkpoint_due``,
-``version``, ``model``, ``schema``), so a processor can drive either one.
+(``n_learned``, ``model_examples``, ``counters``, ``scores``, ``join``, ``stream_time``,
+``checkpoint_due``, ``version``, ``model``, ``schema``, ``predict``), so a processor can
+drive either one.
 
 >>> from driftline.config import DeploymentConfig
 >>> from driftline.core.events import InputRecord
@@ -45,7 +46,7 @@ from driftline.core.cold import ColdStore, MemoryColdStore
 from driftline.core.engine import Counters, Engine
 from driftline.core.events import InputRecord
 from driftline.core.outputs import DeadLetter, DriftEvent, LifecycleEvent, Output, Prediction, ShadowPrediction
-from driftline.exceptions import SnapshotNotFoundError
+from driftline.exceptions import BadEventError, SnapshotNotFoundError
 
 __all__ = ["KeyedEngine", "KeyedScores", "KeyedJoin"]
 
@@ -89,6 +90,12 @@ class KeyedEngine:
     def model(self) -> base.Estimator:
         """A fresh estimator of the configured kind (snapshot metadata: class and params)."""
         return self._template.model
+
+    @property
+    def model_examples(self) -> int:
+        """Examples the keys' models have learned: ``n_learned`` (no key's model is replaced
+        from outside in keyed mode)."""
+        return self.n_learned
 
     @property
     def schema(self):
@@ -150,9 +157,11 @@ class KeyedEngine:
         self._last_key, self._last = key, engine
         return engine
 
-    def predict(self, features: dict[str, Any], key: str) -> tuple[Any, dict[Any, float] | None]:
+    def predict(self, features: dict[str, Any], key: str | None = None) -> tuple[Any, dict[Any, float] | None]:
         """The key's model's prediction, as ``Engine.predict`` (a synchronous request): a key
         never seen gets a fresh model's answer and no state."""
+        if key is None:
+            raise BadEventError("missing_key", "keyed mode: name the key whose model should predict")
         if key in self._resident or key in self._evicted:
             return self.engine_for(key).predict(features)
         return self._template.predict(features)

@@ -15,7 +15,7 @@ from driftline.core.engine import Engine
 from driftline.core.events import InputRecord
 from driftline.core.keyed import KeyedEngine
 from driftline.core.outputs import DeadLetter, DriftEvent, Prediction
-from driftline.exceptions import SnapshotNotFoundError
+from driftline.exceptions import BadEventError, SnapshotNotFoundError
 
 N_KEYS = 1_000
 PRESETS = ["logistic_regression", "hoeffding_tree"]
@@ -256,3 +256,6 @@ def test_a_synchronous_prediction_uses_the_keys_model_and_creates_no_key():
     assert keyed.predict(x, "k0001") == keyed.engine_for("k0001").predict(x)
     assert keyed.predict(x, "never-seen") == Engine(config("logistic_regression")).predict(x)
     assert "never-seen" not in keyed.keys() and keyed.resident == N_KEYS
+    with pytest.raises(BadEventError, match="missing_key"):
+        keyed.predict(x)
+    assert keyed.model_examples == keyed.n_learned
