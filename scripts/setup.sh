@@ -20,6 +20,29 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[$extras]"
   echo "$want" > "$stamp"
 fi
+# Debian packages the tests use, installed as root after apt-get update when missing
+# (quick once there): promtool and amtool (tests/unit/deploy/test_prometheus.py) and the
+# Prometheus server of the dashboard-queries test (prometheus, prometheus-alertmanager);
+# chromium for the live page's browser test, driven by playwright, which downloads no
+# browser. In a container they start no daemon; on a host with systemd the Prometheus
+# services start too (the tests use their own loopback ports).
+case ",$extras," in
+  *,test,*)
+    missing=()
+    command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+    command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    if [ "${#missing[@]}" -gt 0 ]; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup.sh: apt-get install ${missing[*]}" >&2
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+          "${missing[@]}") >/dev/null \
+          || echo "setup.sh: WARNING: apt-get install ${missing[*]} failed; the tests that use them will fail" >&2
+      else
+        echo "setup.sh: WARNING: missing ${missing[*]}; as root: apt-get install ${missing[*]}" >&2
+      fi
+    fi ;;
+esac
 # The validators of tests/unit/deploy (kubeconform, compose-check, Kubernetes schemas) in
 # .cache/deploy-tools/; instant once installed. Without Go this warns and goes on (the demo
 # does not need them); those tests then fail and say how to install them.

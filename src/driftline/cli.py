@@ -111,11 +111,14 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
         admin_port_set = admin_port is not None
         admin_port = admin_port if admin_port_set else config.lifecycle.admin_port
         if admin_port:
+            from driftline.dashboard import LiveFeed, Sampler
             from driftline.lifecycle.admin import AdminServer
 
+            feed = LiveFeed()  # the live page, /dashboard: sampled from the processor's state once a second
+            Sampler(feed, lambda: processor.engine, processor._state).start()
             admin = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit,
                                 processor.store, os.environ.get(config.lifecycle.token_env) or None,
-                                host=config.lifecycle.admin_host, port=admin_port)
+                                host=config.lifecycle.admin_host, port=admin_port, feed=feed)
             with _port("admin API", admin_port, "--admin-port", "[lifecycle] admin_port", not admin_port_set):
                 served = admin.start()
                 log.info("admin API", extra={"fields": {"port": served}})
@@ -249,6 +252,26 @@ def demo(ctx: click.Context, dataset, events, drift_every, label_delay, rate) ->
     click.echo("\nExplore:")
     for command in explore_commands(config, program, ctx.obj["config_path"], ctx.obj["store"]):
         click.echo(f"  {command}")
+
+
+@main.command()
+@click.option("--version", "version", type=int, help="Version number (default: the latest stored).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Where to write the HTML.")
+@click.pass_context
+def report(ctx: click.Context, version, output) -> None:
+    """Write a version's drift report: self-contained HTML rebuilt from the version store."""
+    from driftline.reports import version_report
+    from driftline.versions.store import VersionStore
+
+    config = _config(ctx)
+    try:
+        store = VersionStore(config.checkpoint.store_url, config.name, config.checkpoint.signing_key())
+        html = version_report(store, version)
+    except DriftlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with open(output, "w", encoding="utf-8") as fh:
+        fh.write(html)
+    click.echo(f"{output}: report of {config.name} version {version or store.latest()} ({len(html.encode())} bytes)")
 
 
 @main.group()

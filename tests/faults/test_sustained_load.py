@@ -364,7 +364,7 @@ def test_sustained_load(make_config, harness, invariants, signing_key, tmp_path,
     metric_lags = [s["metric_lag"] for s in sampler.samples if s["metric_lag"] is not None]
 
     # -- backpressure: explicit pauses, each at the cap and bounded ----------------------
-    paused = [orjson.loads(line)["buffered"] if line.startswith("{") and "buffered" in line else None
+    paused = [orjson.loads(line)["attributes"]["buffered"] if line.startswith("{") and "buffered" in line else None
               for line in log.splitlines() if "backpressure: partition paused" in line]
     resumed = sum("backpressure: partition resumed" in line for line in log.splitlines())
     pauses_metric = max((s["pauses"] or 0) for s in sampler.samples)

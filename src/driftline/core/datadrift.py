@@ -164,6 +164,8 @@ def _mark(record: Any, index: int) -> dict[str, Any]:
 class DataDriftWatch:
     """Per-feature two-window tests over the feature events of one deployment."""
 
+    evaluations = 0  # how many evaluations ran (a class default: older pickles restore without it)
+
     def __init__(self, config: DataDriftConfig, kinds: dict[str, str] | None = None) -> None:
         floor = (config.psi_bins - 1) * (1 / config.reference_size + 1 / config.window_size)
         if floor > 0.05:
@@ -286,6 +288,7 @@ class DataDriftWatch:
             elif t["p_value"] > _REARM_P:
                 self._reported.discard(name)
         self.last = tests
+        self.evaluations += 1
         newly = [n for n in drifting if n not in self._reported]
         if not newly:
             return None

@@ -27,7 +27,9 @@ from river import base
 from driftline.config import DeploymentConfig
 from driftline.core.datadrift import DataDriftWatch
 from driftline.core.detectors import ErrorWatch
-from driftline.core.importance import ImportanceWatch
+from driftline.core.history import MonitorHistory
+from driftline.core.importance import ImportanceWatch, importances
+from driftline.core.permutation import PermutationImportance
 from driftline.core.events import EventSchema, InputRecord, decode_features, decode_label
 from driftline.core.join import JoinBuffer, OrphanLabel, Pending
 from driftline.core.minibatch import MiniBatchLearner, check_supported, supports_learn_many
@@ -93,6 +95,12 @@ class Engine:
             drift.importance_min_tau, drift.importance_warmup,
             tuple(n for n, k in config.model.features.items() if k == "cat"))
         self.join = JoinBuffer(config.join.max_age_ms, config.join.max_pending)
+        # Reports and the live page (core/history.py); permutation importance for models with none.
+        self.history = MonitorHistory()
+        self._evaluations = 0
+        self._categorical = tuple(n for n, k in config.model.features.items() if k == "cat")
+        self.permutation = None if importances(self.model, self._categorical) is not None else \
+            PermutationImportance(self.task)
         self.counters = Counters()
         self.version = 0
         self.n_learned = 0
@@ -140,6 +148,12 @@ class Engine:
             self.task, self.config.drift.metrics_window, self.schema.classes)
         self._model_base = (examples, self.n_learned)
 
+    def feature_importances(self) -> dict[str, float] | None:
+        """Linear weights, tree split shares, or permutation importance (core/importance.py)."""
+        if self.permutation is not None:
+            return self.permutation.values()
+        return importances(self.model, self._categorical)
+
     # -- the three stages ------------------------------------------------------------
 
     def predict(self, features: dict[str, Any]) -> tuple[Any, dict[Any, float] | None]:
@@ -177,10 +191,14 @@ class Engine:
                     out.extend(self._on_performance(record, now_ms))
                 if self.importance is not None:
                     out.extend(self._on_importance(record, now_ms))
+                self.history.add_metrics(self.n_learned, self.stream_time, self.version, self._window_before,
+                                         self.feature_importances())
             if detections:
                 out.extend(self._on_drift(detections, record, now_ms, before))
             elif self.watch.warning and self.adapt.uses_warning and self.adapt.background is None:
                 out.extend(self._on_warning(record, now_ms))
+        if self.permutation is not None:
+            self.permutation.observe(self.predict, pending.features, label)
         target = label == self.schema.classes[-1] if self._binary_codec else label
         adapt = self.adapt
         batch = self.minibatch
@@ -297,7 +315,7 @@ class Engine:
                      **evidence: Any) -> DriftEvent:
         """A drift event; ``metrics_before`` defaults to the last complete metrics window."""
         self.counters.drift_events += 1
-        return DriftEvent(
+        event = DriftEvent(
             id=f"{self.config.name}-{ident}",
             model=self.config.name,
             model_version=self.version,
@@ -312,6 +330,8 @@ class Engine:
             detected_at=now_ms,
             **{"params": {}, "statistic": {}, **evidence},
         )
+        self.history.add_event(event.body())
+        return event
 
     def _on_drift(self, detections, record: InputRecord, now_ms: int, before: dict[str, float]) -> list[Output]:
         """Concept drift: publish each detection with its evidence, then adapt."""
@@ -368,8 +388,8 @@ class Engine:
         return events
 
     def _on_importance(self, record: InputRecord, now_ms: int) -> list[Output]:
-        """Linear models: has the ranking of feature importances shifted since the reference?"""
-        shift = self.importance.check(self.model)
+        """Has the ranking of feature importances (any family) shifted since the reference?"""
+        shift = self.importance.check(self.model, self.feature_importances())
         if shift is None:
             return []
         tau, reference, current = shift
@@ -391,6 +411,9 @@ class Engine:
             if self.config.drift.data.rebase_on_version:
                 watch.rebase()
         result = watch.observe(features, record)
+        if watch.evaluations != self._evaluations:
+            self._evaluations = watch.evaluations
+            self.history.add_window(watch.seen, self.version, watch.last)
         if result is None:
             return
         cfg = self.config.drift.data
@@ -413,6 +436,8 @@ class Engine:
         if "adapt" not in state:
             self.adapt = Adaptation(drift)
         for name, value in (("perf", PerformanceWatch(drift.performance) if drift.performance else None),
-                            ("data_watch", None), ("_data_version", self.version), ("importance", None)):
+                            ("data_watch", None), ("_data_version", self.version), ("importance", None),
+                            ("history", MonitorHistory()), ("_evaluations", 0), ("permutation", None),
+                            ("_categorical", ())):
             if name not in state:
                 setattr(self, name, value)

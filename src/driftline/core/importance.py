@@ -1,12 +1,13 @@
-"""Feature importance of linear models over time, and a drift signal when its ranking shifts.
+"""Feature importance over time, and a drift signal when its ranking shifts.
 
 For a linear model, the importance of a feature is ``|coefficient| × scale``: the weight
 times the feature's standard deviation. Behind River's ``StandardScaler`` the inputs already
 have unit variance, so it is ``|coefficient|``; for a bare linear model the scale is the
 feature's running standard deviation, which :class:`ImportanceWatch` does not track, so only
 scaled pipelines (Driftline's linear presets) are supported. One-hot columns ``c_value`` add up
-to their feature ``c``. Other models give ``None`` (incremental permutation importance is not
-implemented).
+to their feature ``c``. Hoeffding trees and forests of them give split-based shares
+(:mod:`driftline.core.tree_importance`); other models give ``None`` here, and the engine
+estimates theirs by incremental permutation (:mod:`driftline.core.permutation`).
 
 The ranking is checked once per metrics window; the first ranking (after ``warmup`` windows)
 is the reference, and a shift is a Kendall tau between the reference and the current
@@ -28,6 +29,8 @@ from typing import Any
 from river import compose, linear_model, preprocessing
 from scipy import stats
 
+from driftline.core.tree_importance import tree_importances
+
 __all__ = ["importances", "ImportanceWatch"]
 
 
@@ -42,9 +45,11 @@ def _linear(model: Any) -> tuple[Any, bool] | None:
 
 
 def importances(model: Any, categorical: tuple[str, ...] = ()) -> dict[str, float] | None:
-    """``|w| × scale`` per feature for a scaled linear pipeline; ``None`` for other models."""
+    """``|w| × scale`` per feature for a scaled linear pipeline, split shares for trees, else ``None``."""
     found = _linear(model)
-    if found is None or not found[1]:
+    if found is None:
+        return tree_importances(model)
+    if not found[1]:
         return None
     weights = found[0].weights
     out: dict[str, float] = {}
@@ -67,11 +72,15 @@ class ImportanceWatch:
     def rebase(self) -> None:
         self.windows, self.reference = 0, None
 
-    def check(self, model: Any) -> tuple[float, dict[str, float], dict[str, float]] | None:
-        """``(tau, reference, current)`` when the ranking shifted, else ``None``."""
+    def check(self, model: Any, current: dict[str, float] | None = None
+              ) -> tuple[float, dict[str, float], dict[str, float]] | None:
+        """``(tau, reference, current)`` when the ranking shifted, else ``None``.
+
+        ``current`` (e.g. permutation importances) replaces the model's own when given."""
         self.windows += 1
-        current = importances(model, self.categorical)
-        if current is None or self.windows < self.warmup:
+        if current is None:
+            current = importances(model, self.categorical)
+        if not current or self.windows < self.warmup:  # none yet (e.g. a tree before its first split)
             return None
         if self.reference is None:
             self.reference = current

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlparse
 
 import orjson
 
+from driftline.dashboard.pages import serve_page
 from driftline.exceptions import DriftlineError, LifecycleError, RegistryError
 from driftline.lifecycle.commands import Command
 from driftline.lifecycle.registry import Registry
@@ -64,6 +65,10 @@ def openapi(model: str) -> dict[str, Any]:
             f"{p}/history": {"get": {"summary": "Serving intervals; with ?key=&at= which version and variant "
                                                 "served that key at that event time", "responses": read}},
             f"{p}/events": {"get": {"summary": "Lifecycle events (audit trail)", "responses": read}},
+            "/dashboard": {"get": {"summary": "The live page (HTML, updated from /events)", "responses": read}},
+            "/events": {"get": {"summary": "Server-Sent Events of the live page (Last-Event-ID replays)",
+                                "responses": read}},
+            "/versions/{version}/report": {"get": {"summary": "A version's drift report (HTML)", "responses": read}},
             "/predict": {"post": {"summary": "Predict with the current champion", "responses": read,
                                   "requestBody": body({"features": {"type": "object"}}, ["features"])}},
             f"{p}/promote": {"post": {"summary": "Promote a challenger, or a stored version (blue/green)",
@@ -99,8 +104,10 @@ class AdminServer:
     """Serve the admin API for one deployment; ``submit`` hands a command to the loop."""
 
     def __init__(self, model: str, registry: Registry, submit: Callable[[Command], Any], store: Any,
-                 token: str | None, host: str = "127.0.0.1", port: int = 0, timeout_s: float = 300.0) -> None:
+                 token: str | None, host: str = "127.0.0.1", port: int = 0, timeout_s: float = 300.0,
+                 feed: Any = None) -> None:
         self.model, self.registry, self.submit, self.store = model, registry, submit, store
+        self.feed = feed  # the live page's events (dashboard/feed.py); None serves no /events
         self._token = token.encode() if token else None
         self.host, self.port, self.timeout_s = host, port, timeout_s
         self._server: ThreadingHTTPServer | None = None
@@ -116,6 +123,8 @@ class AdminServer:
         return self.port
 
     def stop(self) -> None:
+        if self.feed is not None:
+            self.feed.close()  # ends the /events streams
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -201,7 +210,8 @@ def _handler(server: AdminServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def do_GET(self) -> None:  # noqa: N802
-            self._serve("GET")
+            if not serve_page(self, server, urlparse(self.path).path):  # /dashboard, /events, reports
+                self._serve("GET")
 
         def do_POST(self) -> None:  # noqa: N802
             self._serve("POST")

@@ -22,8 +22,26 @@ import orjson
 __all__ = ["configure_logging", "JsonFormatter", "LibrdkafkaLog"]
 
 
+# OpenTelemetry's SeverityNumber for each Python level (logs data model, "Field: SeverityNumber").
+_SEVERITY_NUMBER = {"DEBUG": 5, "INFO": 9, "WARNING": 13, "ERROR": 17, "CRITICAL": 21}
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and ``extra['fields']``."""
+    """One JSON object per line, named after the OpenTelemetry log data model.
+
+    ``timestamp`` (RFC 3339, UTC, ms), ``severity_text`` and ``severity_number``, ``body``
+    (the message), ``scope`` (the logger: OpenTelemetry's instrumentation scope), and
+    ``attributes`` (``extra['fields']``, plus ``exception.type``, ``exception.message`` and
+    ``exception.stacktrace`` for an exception). docs/schemas/log-line.json is the schema.
+
+    >>> import io
+    >>> stream = io.StringIO()
+    >>> log = configure_logging("INFO", stream=stream, name="doctest.format")
+    >>> log.warning("dead letters in a row", extra={"fields": {"reason": "nan", "in_a_row": 50}})
+    >>> entry = orjson.loads(stream.getvalue())
+    >>> sorted(entry), entry["severity_number"], entry["attributes"]
+    (['attributes', 'body', 'scope', 'severity_number', 'severity_text', 'timestamp'], 13, {'reason': 'nan', 'in_a_row': 50})
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
@@ -31,15 +49,20 @@ class JsonFormatter(logging.Formatter):
         self.secrets = sorted({orjson.dumps(s).decode()[1:-1] for s in secrets if s}, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update(getattr(record, "fields", {}))
+        attributes = dict(getattr(record, "fields", {}))
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            kind, exc = record.exc_info[0], record.exc_info[1]
+            attributes["exception.type"] = kind.__name__ if kind is not None else "Exception"
+            attributes["exception.message"] = str(exc)
+            attributes["exception.stacktrace"] = self.formatException(record.exc_info)
+        entry = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "severity_text": record.levelname,
+            "severity_number": _SEVERITY_NUMBER.get(record.levelname, 9),
+            "body": record.getMessage(),
+            "scope": record.name,
+            "attributes": attributes,
+        }
         line = orjson.dumps(entry, default=str).decode()
         for secret in self.secrets:
             line = line.replace(secret, "***")
@@ -80,7 +103,7 @@ class LibrdkafkaLog:
     ...     kafka_log.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1", f"refused (after {ms}ms)")
     >>> now[0] = 11.0
     >>> kafka_log.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1", "refused (after 2ms)")
-    >>> [(e["message"][-11:], e.get("suppressed")) for e in map(orjson.loads, stream.getvalue().splitlines())]
+    >>> [(e["body"][-11:], e["attributes"].get("suppressed")) for e in map(orjson.loads, stream.getvalue().splitlines())]
     [('(after 0ms)', None), ('(after 2ms)', 2)]
     """
 

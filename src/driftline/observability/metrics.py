@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -36,13 +36,21 @@ class ProcessorMetrics:
             "driftline_dead_letters", "Inputs sent to the dead-letter topic", ["model", "reason"], registry=registry
         )
         self.drift_events = Counter(
-            "driftline_drift_events", "Drift events raised", ["model", "detector"], registry=registry
+            "driftline_drift_events", "Drift events raised (kind: concept, data, performance, importance)",
+            ["model", "kind", "detector"], registry=registry,
         )
         self.versions = Counter(
             "driftline_versions", "Versions cut", ["model", "trigger"], registry=registry
         )
         self.snapshot_failures = Counter(
             "driftline_snapshot_failures", "Snapshot writes that failed", ["model"], registry=registry
+        )
+        # Exported at 0 from the start: rate() and increase() miss the first failure of a
+        # series that appears with it (DriftlineSnapshotFailures fires on one failure).
+        self.snapshot_failures.labels(model)
+        self.last_version = Gauge(
+            "driftline_last_version_timestamp_seconds", "Creation time of the newest version stored (Unix s)",
+            ["model"], registry=registry,
         )
         self.backpressure_pauses = Counter(
             "driftline_backpressure_pauses", "Input partitions paused: their event-time buffer was full",
@@ -111,6 +119,8 @@ class EngineCollector(Collector):
         for source, value in state.get("lag", {}).items():
             lag.add_metric([self.model, source], value)
         yield from (version, learned, score, pending, expired, lag)
+        yield from _variant_families(self.model, state.get("served", {}))
+        yield from _feature_families(self.model, state.get("data_drift", {}))
         merge = state.get("merge", {})
         for name, doc in (
             ("waits", "Times an empty input partition with data to fetch (or unknown lag) held the stream back"),
@@ -120,3 +130,38 @@ class EngineCollector(Collector):
             family = CounterMetricFamily(f"driftline_merge_{name}", doc, labels=["model"])
             family.add_metric([self.model], merge.get(name, 0))
             yield family
+
+
+def _variant_families(model: str, served: dict[str, dict[str, float]]):
+    """Online metrics of each serving variant (champion and canaries), on the events it served."""
+    family = GaugeMetricFamily("driftline_variant_metric", "Online metric of the events a variant served",
+                               labels=["model", "variant", "metric"])
+    for variant, values in served.items():
+        for name, value in values.items():
+            family.add_metric([model, variant, name], value)
+    yield family
+
+
+def _feature_families(model: str, tests: dict[str, dict[str, Any]]):
+    """The last data-drift evaluation of every feature (empty until the first one).
+
+    >>> fams = list(_feature_families("m", {"x": {"test": "ks", "statistic": 0.2, "p_adjusted": 0.01,
+    ...                                          "psi": 0.3, "drift": True}}))
+    >>> [(f.name, f.samples[0].labels.get("feature"), f.samples[0].value) for f in fams]
+    [('driftline_feature_drift_statistic', 'x', 0.2), ('driftline_feature_drift_p_value', 'x', 0.01), ('driftline_feature_psi', 'x', 0.3), ('driftline_feature_drifting', 'x', 1.0)]
+    """
+    statistic = GaugeMetricFamily("driftline_feature_drift_statistic",
+                                  "Last data-drift test statistic per feature (KS D, or chi-square)",
+                                  labels=["model", "feature", "test"])
+    p_value = GaugeMetricFamily("driftline_feature_drift_p_value",
+                                "Last adjusted p-value per feature", labels=["model", "feature", "test"])
+    psi = GaugeMetricFamily("driftline_feature_psi", "Last PSI per numeric feature", labels=["model", "feature"])
+    drifting = GaugeMetricFamily("driftline_feature_drifting", "1 if the feature drifted at the last evaluation",
+                                 labels=["model", "feature"])
+    for name, t in tests.items():
+        statistic.add_metric([model, name, t["test"]], t["statistic"])
+        p_value.add_metric([model, name, t["test"]], t["p_adjusted"] if "p_adjusted" in t else t["p_value"])
+        if "psi" in t:
+            psi.add_metric([model, name], t["psi"])
+        drifting.add_metric([model, name], 1.0 if t.get("drift") else 0.0)
+    yield from (statistic, p_value, psi, drifting)

@@ -169,6 +169,7 @@ class Checkpointer:
             return None
         stored = self.store.meta(done.version)
         self.metrics.versions.labels(name, stored["trigger"]).inc()
+        self.metrics.last_version.labels(name).set(stored["created_at"] / 1000)
         self.metrics.snapshot_seconds.labels(name).observe(done.seconds)
         log.info("version cut", extra={"fields": {"version": done.version, "trigger": stored["trigger"],
                                                   "examples_seen": stored["examples_seen"],

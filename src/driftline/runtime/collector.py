@@ -169,7 +169,7 @@ class OutputCollector:
             self.metrics.dead_letters.labels(self.config.name, output.reason).inc()
             self._dead_lettered(output)
         elif isinstance(output, DriftEvent):
-            self.metrics.drift_events.labels(self.config.name, output.detector).inc()
+            self.metrics.drift_events.labels(self.config.name, output.drift_kind, output.detector).inc()
 
     def _dead_lettered(self, output: DeadLetter) -> None:
         """Count a dead letter; warn when they come in a row (N, 10 N, 100 N, ...).

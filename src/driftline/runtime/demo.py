@@ -1,7 +1,8 @@
 """The live demo: a drifting stream replayed into Kafka while the processor learns from it.
 
 The producer and the processor run side by side; the terminal shows throughput, rolling
-accuracy, drift events as they are published and versions as they are cut.
+accuracy, drift events as they are published and versions as they are cut, and the live
+page (``/dashboard``) is served on loopback while the demo runs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from driftline.config import DeploymentConfig
+from driftline.dashboard import LiveFeed, Sampler
 from driftline.datasets import stream
+from driftline.lifecycle.admin import AdminServer
 from driftline.runtime.clients import make_consumer
 from driftline.runtime.processor import Processor
 from driftline.runtime.replay import replay
@@ -35,12 +38,20 @@ def run_demo(
     label_delay: int = 100,
     rate: float = 4000.0,
     echo: Callable[[str], None] = print,
+    dashboard_port: int = 0,
 ) -> dict:
     """Run the demo to the end of the stream and return a summary."""
     rows = list(stream(dataset, limit=events, drift_every=drift_every, noise=0.05, seed=7))
     create_topics(config)
     processor = Processor(config, signing_key, registry=CollectorRegistry())
     worker = threading.Thread(target=processor.run, kwargs={"exit_when_idle_s": 5.0}, daemon=True)
+    # The live page (read-only admin server on loopback) while the demo runs.
+    feed = LiveFeed()
+    sampler = Sampler(feed, lambda: processor.engine, processor._state)
+    page = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit, processor.store,
+                       token=None, host="127.0.0.1", port=dashboard_port, feed=feed)
+    echo(f"live page: http://127.0.0.1:{page.start()}/dashboard")
+    sampler.start()
     worker.start()
     echo(f"replaying {len(rows)} events of {dataset} at {rate:.0f}/s, concept switch every "
          f"{drift_every}, labels {label_delay} events late")
@@ -83,6 +94,8 @@ def run_demo(
     finally:
         watcher.close()
     worker.join()
+    sampler.stop()
+    page.stop()
     engine = processor.engine
     assert engine is not None
     return {
@@ -119,4 +132,5 @@ def explore_commands(config: DeploymentConfig, program: str = "driftline", confi
         ["tail", "drift", "--from-beginning"],
         ["tail", "predictions", "--max", "5"],
         ["models", "list"],
+        ["report", "-o", "report.html"],
     )]

@@ -195,7 +195,10 @@ class Processor:
 
     def restore(self) -> Engine:
         """The engine of the latest verified version, or a fresh one (single mode)."""
-        return self._single.restore()
+        engine = self._single.restore()
+        if (latest := self.store.latest()) is not None:
+            self.metrics.last_version.labels(self.config.name).set(self.store.meta(latest).get("created_at", 0) / 1000)
+        return engine
 
     def run(self, exit_when_idle_s: float | None = None, max_seconds: float | None = None) -> Engine | None:
         """Process until :meth:`stop`, or until idle/timeout limits (for demos and tests).
@@ -216,7 +219,7 @@ class Processor:
 
     def _run(self, exit_when_idle_s: float | None, max_seconds: float | None) -> Engine | None:
         if not self.keyed:
-            self._single.restore()
+            self.restore()
         n_partitions = check_copartitioned(self.config, keyed=self.keyed)
         work = self.work
         work.start_watchdog()
@@ -693,4 +696,7 @@ class Processor:
             "lag": dict(self.marks.lag),
             "merge": dict(merge),
             "tasks": len(self.tasks),
+            "served": {v: s.values() for v, s in first.arena.served.items()}
+            if first.arena is not None and not self.keyed else {},
+            "data_drift": first.data_watch.last if first.data_watch is not None and not self.keyed else {},
         }

@@ -109,7 +109,7 @@ def test_a_run_that_dead_letters_everything_says_so(make_config, tmp_path):
     assert result.returncode == 0, result.stderr
     warnings = [orjson.loads(line) for line in result.stderr.splitlines()
                 if line.startswith("{") and "dead letters in a row" in line]
-    assert [(w["level"], w["in_a_row"], w["reason"]) for w in warnings] == [("WARNING", 50, "missing_feature")]
+    assert [(w["severity_text"], w["attributes"]["in_a_row"], w["attributes"]["reason"]) for w in warnings] == [("WARNING", 50, "missing_feature")]
     summary = orjson.loads(result.stdout)
     assert summary["dead_letters"] == {"this_run": 120, "by_reason": {"missing_feature": 120}}
     assert "warning: 120 input records of this run were dead-lettered (missing_feature 120)" in result.stderr
@@ -160,14 +160,16 @@ def test_the_demo_prints_commands_that_work_as_printed(make_config, tmp_path):
                "--drift-every", "500", "--label-delay", "10", "--rate", "3000", timeout=180)
     assert demo.returncode == 0, demo.stderr
     commands = demo.stdout.split("\nExplore:\n")[1].strip().splitlines()
-    assert len(commands) == 3 and all("--bootstrap " + config.kafka.bootstrap_servers in c for c in commands)
+    assert len(commands) == 4 and all("--bootstrap " + config.kafka.bootstrap_servers in c for c in commands)
+    assert "live page: http://127.0.0.1:" in demo.stdout
     for command in commands:  # from another directory's shell, without DRIFTLINE_BOOTSTRAP_SERVERS
         argv = shlex.split(command)
         assert argv[0] == DRIFTLINE
-        result = cli(*argv[1:])
+        result = cli(*argv[1:], cwd=tmp_path)
         assert result.returncode == 0, (command, result.stderr)
         assert result.stdout.strip(), command
     assert "key=" in cli(*shlex.split(commands[1])[1:]).stdout
+    assert "<svg" in (tmp_path / "report.html").read_text()  # the last command wrote the report
 
 
 def test_the_readme_commands_work_as_printed(make_config, tmp_path):
@@ -239,7 +241,7 @@ def test_a_fenced_processor_says_another_instance_took_over_and_exits_3(make_con
     assert plain == [f"Error: another instance of deployment {config.name} took over (same transactional.id "
                      f"{config.transactional_id}): this one stops\n"], stderr
     logged = [orjson.loads(line) for line in lines if line.startswith("{") and "took over" in line]
-    assert [entry["level"] for entry in logged] == ["ERROR"], stderr
+    assert [entry["severity_text"] for entry in logged] == ["ERROR"], stderr
 
 
 TOKEN = {"DRIFTLINE_ADMIN_TOKEN": "cli-test-token"}

@@ -78,3 +78,88 @@ def deploy_config() -> ModuleType:
     sys.modules.setdefault("deploy_config", module)
     spec.loader.exec_module(module)
     return module
+
+
+
+def _debian_tool(name: str, package: str) -> str:
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} not found: scripts/setup.sh installs Debian's {package} package "
+                    "(as root, or run: sudo apt-get install prometheus prometheus-alertmanager)", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return _debian_tool("promtool", "prometheus")
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    return _debian_tool("amtool", "prometheus-alertmanager")
+
+
+def _selector_names(expr: str) -> set[str]:
+    """The metric names an expression selects (promql-parser's syntax tree, walked)."""
+    import promql_parser
+
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            names.add(node.name)
+            return
+        for attr in ("lhs", "rhs", "expr", "param", "vector_selector"):
+            child = getattr(node, attr, None)
+            if child is not None and not isinstance(child, (str, int, float)):
+                walk(child)
+        for arg in getattr(node, "args", None) or ():
+            walk(arg)
+
+    walk(promql_parser.parse(expr))
+    return names
+
+
+@pytest.fixture(scope="session")
+def selector_names():
+    """``selector_names(expr)``: the metric names a PromQL expression selects; raises on bad syntax."""
+    return _selector_names
+
+
+@pytest.fixture(scope="session")
+def exported_metrics() -> set[str]:
+    """Every series name a processor's registry exposes, with every optional family filled."""
+    from prometheus_client import CollectorRegistry
+
+    from driftline.observability.metrics import ProcessorMetrics
+
+    registry = CollectorRegistry()
+    metrics = ProcessorMetrics("m", registry=registry)
+    metrics.watch(lambda: {
+        "scores": {"rolling_accuracy": 0.5}, "lag": {"features-0": 1}, "served": {"champion": {"accuracy": 1.0}},
+        "data_drift": {"x": {"test": "ks", "statistic": 0.1, "p_value": 0.5, "psi": 0.01, "drift": False}},
+    })
+    names = set()
+    for family in registry.collect():
+        names.add(family.name)
+        names.update(sample.name for sample in family.samples)
+    # Labelled counters and histograms show samples only once a child exists; add their series.
+    for family in registry.collect():
+        if family.type == "counter":
+            names.add(family.name + "_total")
+        if family.type == "histogram":
+            names.update(family.name + s for s in ("_bucket", "_sum", "_count"))
+    return names
+
+
+@pytest.fixture(scope="session")
+def grafana_dashboard() -> ModuleType:
+    """scripts/grafana_dashboard.py, imported from its path."""
+    spec = importlib.util.spec_from_file_location("grafana_dashboard", ROOT / "scripts" / "grafana_dashboard.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("grafana_dashboard", module)
+    spec.loader.exec_module(module)
+    return module

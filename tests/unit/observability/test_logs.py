@@ -36,9 +36,9 @@ def test_one_json_object_per_line(log_to):
     logger.debug("hidden")
     logger.warning("second")
     first, second = lines(stream)
-    assert first["message"] == "started now" and first["level"] == "INFO"
-    assert (first["model"], first["n"]) == ("elec", 3) and first["logger"] == logger.name
-    assert first["time"].endswith("Z") and second["level"] == "WARNING"
+    assert first["body"] == "started now" and first["severity_text"] == "INFO" and first["severity_number"] == 9
+    assert first["attributes"] == {"model": "elec", "n": 3} and first["scope"] == logger.name
+    assert first["timestamp"].endswith("Z") and second["severity_text"] == "WARNING"
 
 
 def test_secrets_are_redacted_everywhere(log_to):
@@ -50,13 +50,15 @@ def test_secrets_are_redacted_everywhere(log_to):
         logger.exception("boom")
     text = stream.getvalue()
     assert SECRET not in text and text.count("***") >= 4
-    assert [entry["password"] for entry in lines(stream)[:1]] == ["***"]
+    assert [entry["attributes"]["password"] for entry in lines(stream)[:1]] == ["***"]
+    boom = lines(stream)[1]["attributes"]
+    assert boom["exception.type"] == "RuntimeError" and "Traceback" in boom["exception.stacktrace"]
 
 
 def test_empty_secrets_are_ignored(log_to):
     logger, stream = log_to(secrets=["", None, SECRET])
     logger.info("plain message")
-    assert lines(stream)[0]["message"] == "plain message"
+    assert lines(stream)[0]["body"] == "plain message"
 
 
 def test_reconfiguring_does_not_duplicate_handlers():
@@ -74,7 +76,7 @@ def test_secrets_with_json_escaped_characters_are_redacted(log_to, secret):
     logger, stream = log_to(secrets=[secret])
     logger.info(f"login with {secret}", extra={"fields": {"password": secret}})
     (entry,) = lines(stream)
-    assert not any(secret in value for value in entry.values() if isinstance(value, str))
+    assert not any(secret in value for value in [*entry.values(), *entry["attributes"].values()] if isinstance(value, str))
 
 
 def test_librdkafka_lines_are_rate_limited_json(log_to):
@@ -89,5 +91,35 @@ def test_librdkafka_lines_are_rate_limited_json(log_to):
                       f"127.0.0.1:1/bootstrap: Connect failed: Connection refused (after {i}ms in state CONNECT)")
     kafka_log.log(logging.WARNING, "%s [%s] %s", "CONFWARN", "rdkafka#producer-1", "another line")
     entries = lines(stream)
-    assert [(e["level"], e.get("suppressed")) for e in entries] == [("ERROR", None), ("ERROR", 119), ("WARNING", None)]
-    assert entries[0]["message"].startswith("FAIL [rdkafka#producer-1] 127.0.0.1:1/bootstrap")
+    assert [(e["severity_text"], e["attributes"].get("suppressed")) for e in entries] == [("ERROR", None), ("ERROR", 119), ("WARNING", None)]
+    assert entries[0]["body"].startswith("FAIL [rdkafka#producer-1] 127.0.0.1:1/bootstrap")
+
+
+def test_log_lines_match_the_published_schema():
+    """Every kind of line (plain, with fields, with an exception, librdkafka's) against
+    docs/schemas/log-line.schema.json; the integration test of the dashboard checks a
+    running processor's own lines too."""
+    from pathlib import Path
+
+    import jsonschema
+
+    from driftline.observability.logs import LibrdkafkaLog
+
+    schema = orjson.loads((Path(__file__).resolve().parents[3] / "docs" / "schemas" / "log-line.schema.json").read_bytes())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    stream = io.StringIO()
+    logger = configure_logging("INFO", stream=stream, name=f"driftline.test_{uuid.uuid4().hex}")
+    logger.info("version cut", extra={"fields": {"version": 3, "trigger": "periodic", "seconds": 0.01}})
+    logger.debug("not shown")
+    logger.warning("50 dead letters in a row", extra={"fields": {"model": "elec", "in_a_row": 50, "reason": "nan"}})
+    try:
+        raise OSError("disk full")
+    except OSError:
+        logger.exception("snapshot failed: keeping the last good version", extra={"fields": {"version": 4}})
+    LibrdkafkaLog(logger.name).log(logging.ERROR, "%s", "FAIL refused")
+    entries = lines(stream)
+    assert len(entries) == 4
+    for entry in entries:
+        jsonschema.validate(entry, schema, cls=jsonschema.Draft202012Validator)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**entries[0], "level": "INFO"}, schema)  # the old field names are refused

@@ -69,3 +69,34 @@ def test_collector_defaults_for_a_sparse_state(registry):
     registry.register(EngineCollector("m", lambda: {}))
     assert registry.get_sample_value("driftline_examples_learned", {"model": "m"}) == 0.0
     assert registry.get_sample_value("driftline_join_expired", {"model": "m", "side": "labels"}) == 0.0
+
+
+def test_data_drift_and_variants_are_exposed_per_feature_and_per_variant(registry):
+    import random
+
+    from driftline.config import DataDriftConfig
+    from driftline.core.datadrift import DataDriftWatch
+
+    watch = DataDriftWatch(DataDriftConfig(enabled=True), {"x": "num", "c": "cat"})
+    served = {"champion": {"rolling_accuracy": 0.9}, "arf": {"rolling_accuracy": 0.7}}
+    ProcessorMetrics("demo", registry=registry).watch(lambda: {"data_drift": watch.last, "served": served})
+    get = registry.get_sample_value
+    assert get("driftline_feature_drifting", {"model": "demo", "feature": "x"}) is None  # not evaluated yet
+    rng = random.Random(1)
+    for i in range(4000):
+        watch.observe({"x": rng.gauss(0.5 if i >= 2000 else 0.0, 1), "c": rng.choice("ab")}, i)
+    assert get("driftline_feature_drifting", {"model": "demo", "feature": "x"}) == 1.0
+    assert get("driftline_feature_drifting", {"model": "demo", "feature": "c"}) == 0.0
+    assert get("driftline_feature_drift_statistic", {"model": "demo", "feature": "x", "test": "ks"}) > 0.1
+    assert get("driftline_feature_drift_statistic", {"model": "demo", "feature": "c", "test": "chi2"}) is not None
+    assert get("driftline_feature_psi", {"model": "demo", "feature": "c"}) is None  # categorical: no PSI
+    assert get("driftline_variant_metric", {"model": "demo", "variant": "arf", "metric": "rolling_accuracy"}) == 0.7
+
+
+def test_drift_events_are_counted_by_kind_and_the_last_version_time_is_a_gauge(registry):
+    m = ProcessorMetrics("demo", registry=registry)
+    m.drift_events.labels("demo", "concept", "HDDM_A").inc()
+    m.last_version.labels("demo").set(1_764_633_600.0)
+    get = registry.get_sample_value
+    assert get("driftline_drift_events_total", {"model": "demo", "kind": "concept", "detector": "HDDM_A"}) == 1.0
+    assert get("driftline_last_version_timestamp_seconds", {"model": "demo"}) == 1_764_633_600.0
