@@ -120,6 +120,17 @@ def tables(res: dict) -> str:
             "as the broker has it (`processor.guarantee`, docs/events.md). produce→ack: the load generator's "
             "own feature events from `produce()` to the broker's acknowledgement (every 50th), in the same "
             "run: the part of the latency spent before Driftline can read the event at all.")
+    scaling = res.get("scaling") or {}
+    if scaling.get("throughput"):
+        base = {e["preset"]: e["eps"] for e in scaling["throughput"] if e["workers"] == 1}
+        rows = [[e["preset"], str(e["workers"]), _n(e["eps"]), f"{e['eps'] / base[e['preset']]:.2f}x",
+                 f"{e['learned']}/{e['events']}"] for e in scaling["throughput"]]
+        fo = [f"{f['failover_s']} s after kill -9 of one of two workers ({f['preset']}, session timeout "
+              f"{f['session_timeout_ms']} ms, {_n(f['rate'])} ev/s offered; end-to-end latency p50 "
+              f"{f['latency_p50_s']} s, max {f['latency_max_s']} s)" for f in scaling.get("failover", [])]
+        parts.append("### Keyed mode: worker processes (8 partitions, 1,000 keys, labels 100 events late)\n\n"
+                     + table(["model", "workers", "events/s", "vs 1 worker", "learned"], rows)
+                     + ("\n\nfail-over: " + "; ".join(fo) if fo else ""))
     rule = res.get("label_rule", [])
     if rule:
         rows = []

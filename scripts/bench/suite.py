@@ -361,9 +361,18 @@ def section_profile(boot: str, plan: dict, res: dict) -> None:
         out.append({"model": preset, "events": n, **r, "text": os.path.relpath(text_out, ROOT)})
 
 
+def section_scaling(boot: str, plan: dict, res: dict) -> None:
+    """Keyed mode: throughput with 1 and 2 worker processes, fail-over after kill -9
+    (scripts/bench/scaling.py)."""
+    import scaling
+
+    res["scaling"] = scaling.run(boot, quick=res.get("mode") == "quick")
+
+
 SECTIONS = {"throughput": section_throughput, "latency": section_latency, "label_rule": section_label_rule,
             "snapshots": section_snapshots,
-            "features": section_features, "join": section_join, "profile": section_profile}
+            "features": section_features, "join": section_join, "profile": section_profile,
+            "scaling": section_scaling}
 
 
 def machine() -> dict:

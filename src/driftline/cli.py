@@ -199,7 +199,7 @@ def produce(ctx: click.Context, dataset, label_delay, limit, rate, target, seed,
 
 @main.command()
 @click.argument("kind", type=click.Choice(["predictions", "drift", "versions", "dlq", "features", "labels",
-                                           "shadow", "lifecycle"]))
+                                           "shadow", "lifecycle", "audit"]))
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest message.")
 @click.option("-n", "--last", default=10, show_default=True,
               help="Without --from-beginning: start this many messages before the end of each partition.")
@@ -397,6 +397,39 @@ def models_show(ctx: click.Context, version, model) -> None:
         click.echo(f"{key:<19} {value}")
 
 
+@models.command("card")
+@click.argument("version")
+@click.option("--model", help="Model name (default: the deployment's).")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print the card as Markdown instead of JSON.")
+@click.pass_context
+def models_card(ctx: click.Context, version, model, as_markdown) -> None:
+    """The model card of VERSION (Model Card Toolkit v0.0.2 JSON, or --markdown)."""
+    from driftline.exceptions import SnapshotNotFoundError
+    from driftline.lifecycle.card import build_card, markdown
+    from driftline.versions.store import VersionStore
+
+    config = _model_name(ctx, model)
+    try:
+        registry = _registry(config)
+        number = registry.resolve(config.name, version)
+        store = VersionStore(config.checkpoint.store_url, config.name, key=b"")
+        lineage, current = [], number
+        while current is not None and len(lineage) < 10_000:
+            try:
+                meta = store.meta(current)
+            except SnapshotNotFoundError:
+                if not lineage:
+                    raise
+                lineage.append({"version": current, "trigger": "deleted by retention"})
+                break
+            lineage.append(meta)
+            current = meta.get("parent")
+        card = build_card(config, lineage[0], lineage, registry.events(config.name))
+    except DriftlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(markdown(card) if as_markdown else orjson.dumps(card, option=orjson.OPT_INDENT_2).decode())
+
+
 @models.command("diff")
 @click.argument("a")
 @click.argument("b")
@@ -509,6 +542,32 @@ def models_history(ctx: click.Context, model, key, at) -> None:
         click.echo(table(["at (UTC)", "action", "actor", "version", "reason"],
                          [[fmt_ms(e["at"]), e["action"], e["actor"], e["details"].get("version"),
                            (e["reason"] or "")[:70]] for e in events]))
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log (.audit): a hash chain of signed entries."""
+
+
+@audit.command("verify")
+@click.option("--from-genesis", is_flag=True,
+              help="Require the chain's first entry (seq 0): fails once retention has removed it.")
+@click.pass_context
+def audit_verify(ctx: click.Context, from_genesis) -> None:
+    """Check the chain with the snapshot key; name the first bad entry (exit 1)."""
+    from driftline.runtime.audit import verify_topic
+
+    config = _config(ctx)
+    try:
+        result = verify_topic(config, config.checkpoint.signing_key(), from_any=not from_genesis)
+    except DriftlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not result.ok:
+        seq = "" if result.seq is None else f" (seq {result.seq})"
+        raise click.ClickException(f"audit log {config.topics.audit}: entry at offset {result.first_bad}{seq} "
+                                   f"does not verify: {result.reason}; {result.entries} entries before it verify")
+    since = f", from seq {result.seq} (older entries past retention)" if result.seq else ""
+    click.echo(f"audit log {config.topics.audit}: {result.entries} entries verify{since}")
 
 
 if __name__ == "__main__":

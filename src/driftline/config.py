@@ -37,6 +37,11 @@ __all__ = [
     "PromotionConfig",
     "LifecycleConfig",
     "ScaleConfig",
+    "ExplainConfig",
+    "AuditConfig",
+    "FairnessAttribute",
+    "FairnessConfig",
+    "GovernanceConfig",
     "DeploymentConfig",
     "load_config",
 ]
@@ -146,10 +151,15 @@ class TopicNames(_Frozen):
         """Keyed mode: per task, a pointer to its latest snapshot (compacted, key = task)."""
         return self._name("checkpoints")
 
+    @property
+    def audit(self) -> str:
+        """The hash-chained, signed audit log (core/audit.py): one entry per lifecycle event."""
+        return self._name("audit")
+
     def all(self) -> dict[str, str]:
         """Kind -> topic name, for every topic of the deployment."""
         kinds = ("features", "labels", "predictions", "drift", "versions", "dlq", "shadow", "lifecycle", "order",
-                 "checkpoints")
+                 "checkpoints", "audit")
         return {k: self._name(k) for k in kinds}
 
 
@@ -423,6 +433,101 @@ class ScaleConfig(_Frozen):
         return value
 
 
+class ExplainConfig(_Frozen):
+    """Per-prediction explanations (core/explain, docs/governance-explain.md): the ``top_k``
+    largest contributions and reason codes in every prediction record and ``POST /predict``."""
+
+    enabled: bool = False
+    top_k: int = Field(default=5, ge=1)
+
+
+class AuditConfig(_Frozen):
+    """The hash-chained, signed audit log on ``<prefix>.<model>.audit`` (docs/governance-explain.md)."""
+
+    enabled: bool = True
+    # Art. 19 of the EU AI Act asks for at least six months; None keeps entries forever.
+    retention_ms: int | None = Field(default=183 * 24 * 3600 * 1000, gt=0)
+
+
+class FairnessAttribute(_Frozen):
+    """A sensitive attribute: a feature of the model, grouped by its value or by ``bins``.
+
+    ``bins`` are edges: ``[0, 25, 40, 60]`` makes the groups ``[0,25)``, ``[25,40)``,
+    ``[40,60)`` and ``>=60`` (and ``<0`` below the first edge). ``reference``: the group every
+    other group is compared with; None takes the largest group of the window.
+    """
+
+    name: str
+    source: Literal["feature"] = "feature"
+    bins: list[float] | None = None
+    reference: str | None = None
+
+    @field_validator("bins")
+    @classmethod
+    def _increasing(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (not value or any(b <= a for a, b in zip(value, value[1:]))):
+            raise ValueError(f"bins {value}: give increasing edges")
+        return value
+
+
+class FairnessConfig(_Frozen):
+    """Fairness by group on the stream (docs/governance.md).
+
+    A group's rate is compared with the reference group's: a violation needs the ratio outside
+    ``[tau, 1/tau]`` and a one-sided two-proportion z-test significant at the look's level
+    (``alpha * check_every / alpha_horizon``: ``alpha`` is spent over ``alpha_horizon`` monitor
+    events, predictions plus joined labels; Holm-corrected across groups and metrics). Groups below
+    ``min_group`` (or ``min_denominator`` in a rate's denominator) are ``insufficient_data``.
+    """
+
+    enabled: bool = False
+    attributes: list[FairnessAttribute] = Field(default_factory=list)
+    intersections: list[list[str]] = Field(default_factory=list)
+    # The favourable outcome (a loan granted); None: the last of model.classes, else True.
+    favourable: str | int | bool | None = None
+    metrics: list[Literal["selection_rate", "base_rate", "tpr", "fpr", "ppv", "fnr"]] = Field(
+        default_factory=lambda: ["selection_rate", "tpr", "fpr"])
+    tau: float = Field(default=0.8, gt=0, lt=1)
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    min_group: int = Field(default=100, ge=1)
+    min_denominator: int = Field(default=30, ge=1)
+    window: int = Field(default=2000, ge=10)
+    check_every: int = Field(default=200, ge=1)
+    alpha_horizon: int = Field(default=100_000, ge=1)
+    tumbling_ms: int | None = Field(default=None, gt=0)
+    # Label-coverage guard: a warning when a group's share of labelled events falls below this.
+    coverage_min: float | None = Field(default=None, gt=0, le=1)
+    # Mitigation (docs/governance.md#mitigation) on the first attribute: "reweigh" (Kamiran-Calders
+    # weights over mitigation_window examples) or "group_threshold" (per-group decision thresholds:
+    # disparate treatment under US credit law, so it needs acknowledge_disparate_treatment = true).
+    mitigation: Literal["none", "reweigh", "group_threshold"] = "none"
+    mitigation_window: int = Field(default=30_000, ge=100)
+    acknowledge_disparate_treatment: bool = False
+
+    @model_validator(mode="after")
+    def _known_attributes(self) -> FairnessConfig:
+        names = [a.name for a in self.attributes]
+        if self.enabled and not names:
+            raise ValueError("governance.fairness is enabled: name at least one attribute")
+        for combo in self.intersections:
+            if len(combo) < 2 or not set(combo) <= set(names):
+                raise ValueError(f"intersection {combo}: name two or more of the attributes {names}")
+        if self.mitigation == "group_threshold" and not self.acknowledge_disparate_treatment:
+            raise ValueError("mitigation group_threshold decides by group (disparate treatment, unlawful "
+                             "in US credit decisions): set acknowledge_disparate_treatment = true to use it")
+        if self.mitigation != "none" and not names:
+            raise ValueError(f"mitigation {self.mitigation} needs an attribute")
+        return self
+
+
+class GovernanceConfig(_Frozen):
+    """What the model decides, made accountable: explanations, the audit log, fairness by group."""
+
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+
+
 class DeploymentConfig(_Frozen):
     """Everything one model deployment needs."""
 
@@ -438,6 +543,7 @@ class DeploymentConfig(_Frozen):
     processor: ProcessorConfig = Field(default_factory=ProcessorConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     scale: ScaleConfig = Field(default_factory=ScaleConfig)
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
 
     @field_validator("name", "topic_prefix")
     @classmethod

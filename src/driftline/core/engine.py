@@ -67,6 +67,11 @@ class Engine:
     # What the serving model had learned when it was installed, and the stream's count then
     # (see model_examples); engines pickled before it existed count from the stream's start.
     _model_base: tuple[int, int] = (0, 0)
+    # Per-prediction explanations ([governance.explain], core/explain); None: off. A class
+    # attribute so that engines pickled before it existed restore without one.
+    explainer: Any = None
+    # Fairness by group (core/fairness, docs/governance.md); None when [governance.fairness] is off.
+    fairness: Any = None
 
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
@@ -114,6 +119,15 @@ class Engine:
             self.task == "classification" and len(classes) == 2
             and not getattr(self.model, "_multiclass", True) and not all(type(c) is bool for c in classes)
         )
+        if config.governance.explain.enabled:
+            from driftline.core.explain import Explainer
+
+            self.explainer = Explainer(config.governance.explain.top_k,
+                                       tuple(n for n, k in config.model.features.items() if k == "cat"))
+        if config.governance.fairness.enabled:
+            from driftline.core.fairness.watch import FairnessWatch
+
+            self.fairness = FairnessWatch(config.governance.fairness, self.schema.classes)
         if config.lifecycle.challengers:
             from driftline.core.arena import Arena
 
@@ -171,6 +185,13 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - any model failure is this input's fault
             raise BadEventError("model_error", f"predict failed: {exc!r}") from exc
 
+    def explain(self, features: dict[str, Any], prediction: Any) -> dict[str, Any] | None:
+        """The champion's explanation of its prediction (core/explain); None when off."""
+        if self.explainer is None:
+            return None
+        return self.explainer.explain_prediction(self.model, features, prediction, self.task,
+                                                 self.schema.classes, self._binary_codec)
+
     def train(self, pending: Pending, label: Any, record: InputRecord, now_ms: int) -> list[Output]:
         """Stage 3: score the stored prediction, watch the error, then learn.
 
@@ -197,6 +218,9 @@ class Engine:
                 out.extend(self._on_drift(detections, record, now_ms, before))
             elif self.watch.warning and self.adapt.uses_warning and self.adapt.background is None:
                 out.extend(self._on_warning(record, now_ms))
+            if self.fairness is not None:
+                out.extend(self.fairness.on_label(self, pending.features, pending.prediction, label,
+                                                  pending.event_time, record, now_ms, pending.proba))
         if self.permutation is not None:
             self.permutation.observe(self.predict, pending.features, label)
         target = label == self.schema.classes[-1] if self._binary_codec else label
@@ -212,7 +236,10 @@ class Engine:
                 return out
         else:
             try:
-                self.model.learn_one(pending.features, target)
+                if self.fairness is not None and self.fairness.reweigher is not None:
+                    self.fairness.learn(self.model, pending.features, target, label)
+                else:
+                    self.model.learn_one(pending.features, target)
             except Exception as exc:  # noqa: BLE001 - never let one example stop the stream
                 self.counters.dead_letters += 1
                 out.append(DeadLetter(record, "model_error", f"learn failed: {exc!r}"))
@@ -276,6 +303,8 @@ class Engine:
         event = decode_features(record.value, self.schema, self.config.name)
         self.counters.features += 1
         prediction, proba = self.predict(event.features)
+        if self.fairness is not None and self.fairness.thresholds is not None:
+            prediction = self.fairness.decide(event.features, prediction, proba)
         pending = Pending(event.features, prediction, proba, self.version, record.timestamp)
         waiting = self.join.add_features(event.id, pending)
         self.counters.predictions += 1
@@ -285,8 +314,12 @@ class Engine:
                 prediction, proba, record.timestamp, now_ms,
             )
         ]
+        if self.explainer is not None:
+            out[0].explanation = self.explain(event.features, prediction)
         if self.data_watch is not None:
             self._on_data(event.features, record, now_ms, out)
+        if self.fairness is not None:
+            out.extend(self.fairness.on_prediction(self, event.features, prediction, record, now_ms))
         if self.arena is not None:
             self.arena.on_features(self, event.id, event.features, out, record.timestamp)
         if waiting is not None:

@@ -36,6 +36,7 @@ class Prediction:
     event_time: int
     predicted_at: int
     variant: str = "champion"  # who served it: the champion or a challenger's name (canary)
+    explanation: dict[str, Any] | None = None  # [governance.explain]: contributions, reason codes
     key: str | None = None  # keyed mode: the entity key whose model predicted (core/keyed.py)
     kind: str = field(default="prediction", init=False)
 
@@ -51,6 +52,8 @@ class Prediction:
             "predicted_at": self.predicted_at,
             "variant": self.variant,
         }
+        if self.explanation is not None:
+            body["explanation"] = self.explanation
         if self.key is not None:  # single mode: the body stays as it always was
             body["key"] = self.key
         return body

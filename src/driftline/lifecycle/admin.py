@@ -69,7 +69,8 @@ def openapi(model: str) -> dict[str, Any]:
             "/events": {"get": {"summary": "Server-Sent Events of the live page (Last-Event-ID replays)",
                                 "responses": read}},
             "/versions/{version}/report": {"get": {"summary": "A version's drift report (HTML)", "responses": read}},
-            "/predict": {"post": {"summary": "Predict with the current champion", "responses": read,
+            "/predict": {"post": {"summary": "Predict with the current champion (with [governance.explain]: and "
+                                             "explain the prediction)", "responses": read,
                                   "requestBody": body({"features": {"type": "object"}}, ["features"])}},
             f"{p}/promote": {"post": {"summary": "Promote a challenger, or a stored version (blue/green)",
                                       "security": secured, "responses": ok, "requestBody": body(

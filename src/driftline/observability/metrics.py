@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["ProcessorMetrics", "EngineCollector"]
+__all__ = ["ProcessorMetrics", "EngineCollector", "fairness_families"]
 
 
 class ProcessorMetrics:
@@ -121,6 +121,7 @@ class EngineCollector(Collector):
         yield from (version, learned, score, pending, expired, lag)
         yield from _variant_families(self.model, state.get("served", {}))
         yield from _feature_families(self.model, state.get("data_drift", {}))
+        yield from fairness_families(self.model, state.get("fairness"))
         merge = state.get("merge", {})
         for name, doc in (
             ("waits", "Times an empty input partition with data to fetch (or unknown lag) held the stream back"),
@@ -165,3 +166,29 @@ def _feature_families(model: str, tests: dict[str, dict[str, Any]]):
             psi.add_metric([model, name], t["psi"])
         drifting.add_metric([model, name], 1.0 if t.get("drift") else 0.0)
     yield from (statistic, p_value, psi, drifting)
+
+
+_FAIRNESS = {
+    "rate": ("driftline_fairness_rate", "A group's rate (selection_rate, tpr, ...) in a window"),
+    "disparity": ("driftline_fairness_disparity", "A group's rate over the reference group's"),
+    "group_n": ("driftline_fairness_group_n", "Predictions for a group in a window"),
+    "state": ("driftline_fairness_state", "1 for the current state (ok, violation, insufficient_data) of an "
+              "attribute's metric, 0 for the others"),
+}
+
+
+def fairness_families(model: str, samples: dict[str, list[tuple[dict[str, str], float]]] | None):
+    """Gauge families from the engine's fairness samples (``FairnessWatch.gauges``); none when off.
+
+    >>> [f.name for f in fairness_families("m", {"group_n": [({"attribute": "a", "group": "x", "window": "sliding"}, 3.0)]})]
+    ['driftline_fairness_group_n']
+    """
+    for key, rows in (samples or {}).items():
+        name, doc = _FAIRNESS[key]
+        if not rows:
+            continue
+        names = ["model", *rows[0][0]]
+        family = GaugeMetricFamily(name, doc, labels=names)
+        for labels, value in rows:
+            family.add_metric([model, *labels.values()], value)
+        yield family

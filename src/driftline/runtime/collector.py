@@ -86,6 +86,9 @@ class OutputCollector:
         self.sink = sink
         self.progress = progress
         self.on_lifecycle = on_lifecycle
+        # Called with every lifecycle event sent and its body, inside the same unit of work
+        # (the lifecycle runtime adds the event's audit entry).
+        self.on_lifecycle_sent: Callable[[LifecycleEvent, dict[str, Any]], None] = lambda event, body: None
         self.dead_letters: collections.Counter[str] = collections.Counter()  # this run's, by reason
         self._dl_streak = 0
         self._dl_progress = -1
@@ -147,6 +150,7 @@ class OutputCollector:
         body = event.body()
         self.sink(self.topics.lifecycle, event.id.encode(), orjson.dumps(body, default=str),
                   ce_headers("lifecycle", event.id, self.config.name, event.model_version, event.at))
+        self.on_lifecycle_sent(event, body)
         if record:
             self.recorded(event)
 

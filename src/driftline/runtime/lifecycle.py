@@ -35,7 +35,7 @@ from driftline.lifecycle.commands import Command, CommandQueue, SkipWindow
 from driftline.lifecycle.registry import Registry, registry_path
 from driftline.runtime.checkpointer import Checkpointer
 from driftline.runtime.clients import make_consumer
-from driftline.runtime.collector import OutputCollector
+from driftline.runtime.collector import OutputCollector, ce_headers
 from driftline.runtime.unit_of_work import UnitOfWork, fenced
 from driftline.versions.store import VersionStore
 
@@ -126,10 +126,29 @@ class LifecycleRuntime:
         self.registry = Registry(registry_path(config))
         self.queue = CommandQueue()
         collector.on_lifecycle = self.registry.record_event
+        collector.on_lifecycle_sent = self._audited
         checkpointer.on_version = self.on_version
+        self._audit = None  # the audit chain's head, read from .audit at the first entry
         self._positions: dict[Source, int] = {}
         self._order_offset = 0
         self._held: list[dict[str, Any]] | None = None  # versions cut by a command, indexed after its commit
+
+    def _audited(self, event: LifecycleEvent, body: dict[str, Any]) -> None:
+        """A lifecycle event's audit entry, in the same unit of work as the event."""
+        if not self.config.governance.audit.enabled:
+            return
+        entry_id, value = self.audit_entry("lifecycle", event.id, body, event.at)
+        self.work.produce(self.config.topics.audit, entry_id.encode(), value,
+                          ce_headers("audit", entry_id, self.config.name, event.model_version, event.at))
+
+    def audit_entry(self, kind: str, subject: str, record: dict[str, Any], at: int) -> tuple[str, bytes]:
+        """The next entry of the audit chain (runtime/audit.py resumes it from the topic once)."""
+        if self._audit is None:
+            from driftline.runtime.audit import open_chain
+
+            self._audit = open_chain(self.config, self.store.signing_key)
+        entry_id = f"audit-{self._audit.seq}"
+        return entry_id, self._audit.append(kind, subject, record, at)
 
     def publish(self, event: LifecycleEvent) -> None:
         """Publish a lifecycle event in a unit of work of its own (between batches), then
@@ -148,6 +167,7 @@ class LifecycleRuntime:
             self.checkpointer.commit()
         except Exception:
             work.abort()
+            self._audit = None  # its entry was aborted too: resume the chain from the topic
             raise
 
     # -- versions ------------------------------------------------------------------------
@@ -239,6 +259,7 @@ class LifecycleRuntime:
         except Exception as exc:
             self._held = None
             self.work.abort()
+            self._audit = None  # resume the audit chain from the topic
             if stored is not None:
                 log.warning("command failed: its version is deleted, the previous model serves on",
                             extra={"fields": {"version": stored["version"], "serving": before.version}})
@@ -264,8 +285,11 @@ class LifecycleRuntime:
             event = decode_features(orjson.dumps({"id": "predict", "features": params.get("features")}),
                                     engine.schema, self.config.name)
             prediction, proba = engine.predict(event.features)
-            return engine, {"prediction": prediction, "proba": proba, "model_version": engine.version,
-                            "model_examples": engine.n_learned, "variant": "champion"}
+            answer = {"prediction": prediction, "proba": proba, "model_version": engine.version,
+                      "model_examples": engine.n_learned, "variant": "champion"}
+            if engine.explainer is not None:  # [governance.explain]
+                answer["explanation"] = engine.explain(event.features, prediction)
+            return engine, answer
         if cmd.action == "alias" and params.get("alias", "champion") != "champion":
             version = self.registry.resolve(self.config.name, params["version"])
             self.registry.get(self.config.name, version)

@@ -119,6 +119,7 @@ class Processor:
         self._label_wait = self.metrics.label_wait_seconds.labels(config.name)
         self._events_in: dict[tuple[str, str], Any] = {}
         self._assignments = 0  # keyed: rebalances that gave this member its partitions
+        self._closing = False
         self._last_progress = 0.0
         self.admin_url: str | None = None  # advertised to `models` commands (runtime/liveness.py)
         self._live: LivenessMember | None = None
@@ -271,6 +272,7 @@ class Processor:
             for task in self.tasks.values():
                 task.checkpointer.wait()  # a version being written is complete and consistent: let it land
             work.abort()
+            self._closing = True  # close() revokes: the tasks are done, keep them for summary()
             consumer.close()
             producer.flush(10)
         return self.engine  # a rollback may have replaced the engine
@@ -345,6 +347,8 @@ class Processor:
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """Commit what is processed (bounded by the commit's own timeouts), keep the tasks
         in memory in case they come back unchanged; never cut a version here."""
+        if self._closing:
+            return
         if self.work.pending:
             try:
                 self.work.ensure_open()
@@ -359,6 +363,8 @@ class Processor:
 
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """The group moved our partitions without us: what we did not commit is void."""
+        if self._closing:
+            return
         self.work.abort()
         self._drop_tasks(keep=False)
         log.warning("partitions lost: open work aborted", extra={"fields": {"instance": self.config.scale.instance}})
@@ -699,4 +705,5 @@ class Processor:
             "served": {v: s.values() for v, s in first.arena.served.items()}
             if first.arena is not None and not self.keyed else {},
             "data_drift": first.data_watch.last if first.data_watch is not None and not self.keyed else {},
+            "fairness": first.fairness.gauges() if first.fairness is not None and not self.keyed else None,
         }

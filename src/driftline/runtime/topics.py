@@ -87,6 +87,8 @@ def topic_specs(config: DeploymentConfig) -> list[NewTopic]:
         # Recovery reads it from the last version's cut on; a week covers any sane cadence.
         names.order: {"retention.ms": str(WEEK_MS)},
         names.checkpoints: {"cleanup.policy": "compact"},
+        # Art. 19 of the EU AI Act: at least six months by default ([governance.audit] retention_ms).
+        names.audit: {"retention.ms": str(config.governance.audit.retention_ms or -1)},
     }
     # The order log has a partition per task (keyed mode: task p writes partition p).
     partitioned = (names.features, names.labels, names.predictions, names.shadow, names.order)

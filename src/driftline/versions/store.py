@@ -38,6 +38,11 @@ class VersionStore:
         self._key = key
         self.model = model
 
+    @property
+    def signing_key(self) -> bytes:
+        """The snapshot key; it also signs the audit log (core/audit.py)."""
+        return self._key
+
     def _path(self, version: int) -> str:
         return f"{self._dir}/v{version:08d}.snap"
 

@@ -92,7 +92,7 @@ def test_report_of_a_drifting_elec2_version(make_config, reader, signing_key, tm
         page.goto(out.as_uri())
         page.screenshot(path=str(ARTIFACTS / "report-elec2.png"), full_page=True)
         page.set_viewport_size({"width": 1100, "height": 1700})
-        page.screenshot(path=str(ARTIFACTS / "report-elec2-top.png"))  # the picture in docs/monitoring-page.md
+        page.screenshot(path=str(ARTIFACTS / "report-elec2-top.png"))  # the picture in docs/monitoring.md
         browser.close()
     assert requests == [out.as_uri()]  # nothing but the file itself
     assert (ARTIFACTS / "report-elec2.png").stat().st_size > 10_000

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 SCHEMA_OF = {"predictions": "prediction", "shadow": "prediction", "drift": "drift", "versions": "version",
-             "lifecycle": "lifecycle"}
+             "lifecycle": "lifecycle", "audit": "audit"}
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -118,6 +118,7 @@ def test_every_output_kind_matches_the_documented_contract(make_config, reader, 
         lifecycle={"challengers": [{"name": "hat", "model": {"preset": "hoeffding_adaptive_tree"}}],
                    "promotion": policy},
         drift={"detectors": [{"name": "binary.HDDMA"}, {"name": "ADWIN"}]},
+        governance={"explain": {"enabled": True, "top_k": 3}},  # the optional explanation member, checked too
     )
     rows = [(encode_features(x), y) for x, y in stream("synth:agrawal", limit=6000, seed=7, drift_every=2000)]
     replay(config, rows, label_delay=50, n_rows=len(rows))

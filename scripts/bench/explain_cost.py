@@ -1,0 +1,59 @@
+"""Cost of a per-prediction explanation against a bare predict, in microseconds per event.
+
+    .venv/bin/python scripts/bench/explain_cost.py [--events 5000] [--train 10000]
+
+For each preset: train on synth:agrawal (function 2, seed 7), then time, over the next
+``--events`` events, ``predict_proba_one`` alone and the explainer alone (best of 3 passes
+each, ``time.perf_counter_ns``), and the share of the attribution mass (sum of |contribution|)
+that falls on ``age`` and ``elevel``, the two features function 2 labels by. Prints one row
+per model. Modest on CPU: one core, about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from river.datasets import synth
+
+from driftline.core.explain import Explainer
+from driftline.core.models import PRESETS
+
+
+def _best(fn, rows, passes=3) -> float:
+    best = float("inf")
+    for _ in range(passes):
+        start = time.perf_counter_ns()
+        for x in rows:
+            fn(x)
+        best = min(best, (time.perf_counter_ns() - start) / len(rows) / 1000)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--train", type=int, default=10000)
+    args = parser.parse_args()
+    rows = list(synth.Agrawal(classification_function=2, seed=7).take(args.train + args.events))
+    print(f"{'model':<26} {'predict µs':>11} {'explain µs':>11} {'ratio':>6} {'age+elevel':>11}")
+    for preset, params in (("logistic_regression", {}), ("hoeffding_tree", {}),
+                           ("hoeffding_adaptive_tree", {}), ("adaptive_random_forest", {"n_models": 10})):
+        model = PRESETS[preset]((), **params)
+        for x, y in rows[:args.train]:
+            model.learn_one(x, y)
+        test = [x for x, _ in rows[args.train:]]
+        explainer = Explainer(top_k=5)
+        predict = _best(model.predict_proba_one, test)
+        explain = _best(lambda x: explainer.explain(model, x, 1), test)
+        mass = total = 0.0
+        for x in test:
+            c = explainer.explanation(model, x, 1).contributions
+            mass += abs(c.get("age", 0.0)) + abs(c.get("elevel", 0.0))
+            total += sum(abs(v) for v in c.values())
+        share = mass / total if total else float("nan")
+        print(f"{preset:<26} {predict:>11.1f} {explain:>11.1f} {explain / predict:>6.2f} {share:>11.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Keyed mode's scaling, measured on a real broker: throughput with 1 and 2 worker
+processes, and fail-over after kill -9 of one of two workers.
+
+Run by ``scripts/bench.sh --sections scaling`` (the ``scaling`` section of suite.py), or
+alone against a running broker::
+
+    .venv/bin/python scripts/bench/scaling.py --bootstrap 127.0.0.1:49092
+
+- throughput: 8 partitions, 1,000 entity keys, labels 100 events late. The workers are
+  started on empty topics and joined (the group is stable) before the input is produced,
+  so no rebalance falls inside the measurement; events/s = events / (last commit − first
+  record) over all workers (wall clock, from each worker's end-of-run summary).
+- fail-over: two workers under a paced load at half the one-worker rate; one is killed
+  with SIGKILL and not restarted. A reader (read_committed) timestamps every prediction:
+  fail-over = from the kill until the first prediction of an event the dead worker's
+  partitions received after the kill (the session timeout, the abort of its open
+  transaction, restore and replay by the survivor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+import orjson
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+PARTITIONS, N_KEYS, DELAY = 8, 1_000, 100
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _toml(path: str, name: str, boot: str, store: str, preset: str, session_ms: int) -> None:
+    with open(path, "w") as f:
+        f.write(f"""
+name = "{name}"
+partitions = {PARTITIONS}
+[kafka]
+bootstrap_servers = "{boot}"
+[model]
+preset = "{preset}"
+[scale]
+mode = "keyed"
+session_timeout_ms = {session_ms}
+[checkpoint]
+store_url = "{store}"
+every_examples = 20000
+[drift]
+policy = "none"
+""")
+
+
+def _cli(toml: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "driftline.cli", "-c", toml, *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": "bench-scaling-key"}
+
+
+def _rows(n: int) -> list[tuple[str, dict, bool]]:
+    sys.path.insert(0, os.path.join(ROOT, "src"))
+    from driftline.datasets import stream
+    from driftline.runtime.replay import encode_features
+
+    rng = random.Random(3)
+    return [(f"k{rng.randrange(N_KEYS)}", encode_features(x), y)
+            for x, y in stream("synth:agrawal", limit=n, seed=5)]
+
+
+def _produce(boot: str, name: str, rows, rate: float | None = None, sent: dict | None = None) -> None:
+    """Features keyed by entity key; each label DELAY events later. ``rate``: events/s."""
+    producer = Producer({"bootstrap.servers": boot, "partitioner": "murmur2_random", "linger.ms": 5})
+    started = time.monotonic()
+    for i in range(len(rows) + DELAY):
+        now = int(time.time() * 1000)
+        if i < len(rows):
+            key, x, _ = rows[i]
+
+            def ack(err, msg, i=i):
+                if sent is not None and err is None:
+                    sent[f"e{i}"] = (msg.partition(), time.time())
+            producer.produce(f"driftline.{name}.features", orjson.dumps({"id": f"e{i}", "features": x}),
+                             key.encode(), timestamp=now, on_delivery=ack)
+        if i >= DELAY:
+            key, _, y = rows[i - DELAY]
+            producer.produce(f"driftline.{name}.labels", orjson.dumps({"id": f"e{i - DELAY}", "label": y}),
+                             key.encode(), timestamp=now)
+        producer.poll(0)
+        if rate:
+            ahead = (i + 1) / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+    producer.flush(60)
+
+
+def _wait_stable(boot: str, name: str, members: int, timeout_s: float = 60) -> None:
+    admin = AdminClient({"bootstrap.servers": boot})
+    group = f"driftline.{name}.processor"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        desc = admin.describe_consumer_groups([group])[group].result()
+        assigned = sum(len(m.assignment.topic_partitions) for m in desc.members)
+        if len(desc.members) == members and str(desc.state).endswith("STABLE") and assigned == 2 * PARTITIONS:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"group {group} not stable with {members} members within {timeout_s}s")
+
+
+def _deployment(boot: str, preset: str, session_ms: int = 6000) -> tuple[str, str]:
+    name = f"scale-{uuid.uuid4().hex[:8]}"
+    tmp = tempfile.mkdtemp(prefix="driftline-scaling-")
+    toml = os.path.join(tmp, "keyed.toml")
+    _toml(toml, name, boot, os.path.join(tmp, "versions"), preset, session_ms)
+    subprocess.run(_cli(toml, "topics", "create"), env=_env(), check=True, capture_output=True)
+    return name, toml
+
+
+def throughput(boot: str, preset: str, workers: int, n: int) -> dict:
+    name, toml = _deployment(boot, preset)
+    procs = [subprocess.Popen(_cli(toml, "run", "--instance", f"w{i}", "--exit-when-idle", "4"), env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for i in range(workers)]
+    _wait_stable(boot, name, workers)
+    _produce(boot, name, _rows(n))
+    summaries = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        summaries.append(json.loads(out))
+    first = min(s["timings"]["first_record"] for s in summaries if "first_record" in s["timings"])
+    last = max(s["timings"]["last_commit"] for s in summaries if "last_commit" in s["timings"])
+    learned = sum(s["examples_learned"] for s in summaries)
+    return {"preset": preset, "workers": workers, "events": n, "learned": learned, "seconds": round(last - first, 3),
+            "eps": round(n / (last - first)), "tasks": [sorted(s["tasks"]) for s in summaries]}
+
+
+def failover(boot: str, preset: str, rate: float, seconds: float, kill_at: float, session_ms: int) -> dict:
+    name, toml = _deployment(boot, preset, session_ms)
+    procs = [subprocess.Popen(_cli(toml, "run", "--instance", f"w{i}", "--exit-when-idle", "10"), env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for i in range(2)]
+    _wait_stable(boot, name, 2)
+    admin = AdminClient({"bootstrap.servers": boot})
+    group = f"driftline.{name}.processor"
+    desc = admin.describe_consumer_groups([group])[group].result()
+    owner = {tp.partition: m.group_instance_id for m in desc.members for tp in m.assignment.topic_partitions}
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+
+    def read() -> None:
+        c = Consumer({"bootstrap.servers": boot, "group.id": f"read-{uuid.uuid4().hex[:6]}",
+                      "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
+        c.subscribe([f"driftline.{name}.predictions"])
+        while not stop.is_set():
+            for m in c.consume(1000, 0.2):
+                if m.error() is None:
+                    seen.setdefault(orjson.loads(m.value())["id"], time.time())
+        c.close()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    sent: dict[str, tuple[int, float]] = {}
+    rows = _rows(int(rate * seconds))
+    producer = threading.Thread(target=_produce, args=(boot, name, rows, rate, sent))
+    producer.start()
+    time.sleep(kill_at)
+    victim_instance = f"driftline.{name}.processor.w1"
+    victim_parts = {p for p, inst in owner.items() if inst == victim_instance}
+    procs[1].send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    producer.join()
+    procs[0].communicate(timeout=600)
+    stop.set()
+    reader.join(10)
+    after = [e for e, (p, t) in sent.items() if p in victim_parts and t > killed_at]
+    resumed = min((seen[e] for e in after if e in seen), default=float("nan"))
+    lat = sorted(seen[e] - sent[e][1] for e in seen if e in sent)
+    return {"preset": preset, "rate": rate, "session_timeout_ms": session_ms, "victim_partitions": sorted(victim_parts),
+            "failover_s": round(resumed - killed_at, 2), "predicted": len(seen), "events": len(rows),
+            "latency_p50_s": round(lat[len(lat) // 2], 3) if lat else None,
+            "latency_max_s": round(lat[-1], 3) if lat else None}
+
+
+def run(boot: str, quick: bool = False) -> dict:
+    n = 20_000 if quick else 60_000
+    out: dict = {"throughput": [], "failover": []}
+    for preset in ("logistic_regression", "hoeffding_tree"):
+        one = throughput(boot, preset, 1, n)
+        two = throughput(boot, preset, 2, n)
+        out["throughput"] += [one, two]
+        print(f"{preset}: 1 worker {one['eps']:,} ev/s, 2 workers {two['eps']:,} ev/s "
+              f"(x{two['eps'] / one['eps']:.2f})", flush=True)
+        if preset == "logistic_regression":
+            f = failover(boot, preset, rate=one["eps"] / 4, seconds=30 if not quick else 20, kill_at=8,
+                         session_ms=6000)
+            out["failover"].append(f)
+            print(f"fail-over after kill -9 of 1 of 2 workers: {f['failover_s']} s "
+                  f"(session timeout {f['session_timeout_ms']} ms); {f['predicted']}/{f['events']} predicted; "
+                  f"end-to-end latency p50 {f['latency_p50_s']} s, max {f['latency_max_s']} s", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bootstrap", default=os.environ.get("DRIFTLINE_BOOTSTRAP_SERVERS", "127.0.0.1:49092"))
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    res = run(args.bootstrap, args.quick)
+    os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench-results", "scaling.json"), "w") as f:
+        json.dump({"date": time.strftime("%Y-%m-%d %H:%M %Z"), **res}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
