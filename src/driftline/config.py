@@ -39,6 +39,7 @@ __all__ = [
     "PromotionConfig",
     "AlertRule",
     "LifecycleConfig",
+    "ScaleConfig",
     "ExplainConfig",
     "AuditConfig",
     "FairnessAttribute",
@@ -462,25 +463,43 @@ class ProcessorConfig(_Frozen):
 
 
 class ScaleConfig(_Frozen):
-    """How a deployment spreads over processes (docs/scaling.md).
+    """How a deployment spreads over processes and keys (docs/scaling.md).
 
     ``single``: one process assigns itself every partition (the default). ``keyed``: every
     ``driftline run --instance ID`` is a member of the deployment's consumer group; a task
     per partition index p runs the event-time merge, join and learning of features-p and
-    labels-p, and the process owning p owns its state.
+    labels-p, and the process owning p owns its state. In keyed mode the Kafka record key of
+    every feature and label event names an entity (a customer, a sensor) and each distinct
+    key gets its own model, detectors and metrics, built from ``[model]`` on first sight; at
+    most ``max_keys_in_memory`` of them stay resident per task, the least recently used
+    others wait in the version store until their next event. The ``top_keys`` busiest keys
+    are reported by name; every other per-key figure is an aggregate.
+
+    >>> ScaleConfig(mode="keyed", max_keys_in_memory=500).max_keys_in_memory
+    500
     """
 
-    mode: Literal["single", "keyed"] = "single"
+    mode: Literal["single", "keyed", "global"] = "single"
     # The stable id of this process in keyed mode (static membership, its transactional.id).
     instance: str | None = None
     # Keyed mode: a dead member's partitions move after this (the group's session timeout).
     session_timeout_ms: int = Field(default=10_000, ge=6000)
+    max_keys_in_memory: int = Field(default=10_000, gt=0)
+    top_keys: int = Field(default=10, ge=0)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode_built(cls, value: str) -> str:
+        if value == "global":
+            raise ValueError("scale.mode 'global' (one model shared by all workers) is not built yet: "
+                             "use 'single' or 'keyed'")
+        return value
 
     @field_validator("instance")
     @classmethod
     def _instance_safe(cls, value: str | None) -> str | None:
         if value is not None and (not value or not all(c.isalnum() or c in "._-" for c in value)):
-            raise ValueError(f"instance {value!r}: use letters, digits, '.', '_' or '-'")
+            raise ValueError(f"scale.instance {value!r}: use letters, digits, '.', '_' or '-'")
         return value
 
 

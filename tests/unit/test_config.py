@@ -151,3 +151,30 @@ def test_preset_or_factory_takes_a_module_factory_path(model):
 def test_a_preset_path_and_a_different_factory_are_refused():
     with pytest.raises(ConfigError, match="give one of them"):
         load_config(name="m", model={"preset": "river.tree:HoeffdingTreeClassifier", "factory": "river.linear_model:LinearRegression"})
+
+
+def test_scale_defaults_to_single_mode():
+    scale = DeploymentConfig(name="m").scale
+    assert (scale.mode, scale.instance, scale.max_keys_in_memory, scale.top_keys, scale.session_timeout_ms) == (
+        "single", None, 10_000, 10, 10_000)
+
+
+def test_keyed_scale_from_toml(tmp_path):
+    path = tmp_path / "keyed.toml"
+    path.write_text('name = "m"\n[scale]\nmode = "keyed"\ninstance = "worker-1"\nmax_keys_in_memory = 500\ntop_keys = 3\n')
+    scale = load_config(path).scale
+    assert (scale.mode, scale.instance, scale.max_keys_in_memory, scale.top_keys) == ("keyed", "worker-1", 500, 3)
+
+
+@pytest.mark.parametrize(("scale", "message"), [
+    ({"mode": "global"}, "'global' .* is not built yet"),
+    ({"mode": "sharded"}, "mode"),
+    ({"instance": "a b"}, "scale.instance"),
+    ({"instance": ""}, "scale.instance"),
+    ({"max_keys_in_memory": 0}, "max_keys_in_memory"),
+    ({"top_keys": -1}, "top_keys"),
+    ({"keys": 5}, "keys"),
+])
+def test_invalid_scale_settings_are_config_errors(scale, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(name="m", scale=scale)

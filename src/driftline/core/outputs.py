@@ -37,6 +37,7 @@ class Prediction:
     predicted_at: int
     variant: str = "champion"  # who served it: the champion or a challenger's name (canary)
     explanation: dict[str, Any] | None = None  # [governance.explain]: contributions, reason codes
+    key: str | None = None  # keyed mode: the entity key whose model predicted (core/keyed.py)
     kind: str = field(default="prediction", init=False)
 
     def body(self) -> dict[str, Any]:
@@ -53,6 +54,8 @@ class Prediction:
         }
         if self.explanation is not None:
             body["explanation"] = self.explanation
+        if self.key is not None:  # single mode: the body stays as it always was
+            body["key"] = self.key
         return body
 
 
@@ -81,10 +84,11 @@ class DriftEvent:
     features: list[str] = field(default_factory=list)
     windows: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None  # keyed mode: the entity key whose model drifted (core/keyed.py)
     kind: str = field(default="drift", init=False)
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "id": self.id,
             "kind": self.drift_kind,
             "level": self.level,
@@ -108,6 +112,9 @@ class DriftEvent:
             "windows": self.windows,
             "evidence": self.evidence,
         }
+        if self.key is not None:
+            body["key"] = self.key
+        return body
 
 
 @dataclass(frozen=True, slots=True)

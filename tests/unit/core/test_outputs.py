@@ -69,3 +69,17 @@ def test_the_prediction_and_drift_examples_have_every_member_the_code_writes():
     assert set(found["prediction"]) == set(PREDICTIONS[0].body())
     drift = DriftEvent("i", "m", 0, "concept", "d", {}, {}, 0, 0, {}, {}, {}, "none", 0)
     assert set(found["drift"]) == set(drift.body())
+
+
+def test_a_key_is_written_only_in_keyed_mode():
+    """Single mode bodies stay byte for byte what they were; keyed ones name the key."""
+    plain = Prediction("e1", "elec", 3, 120, True, {True: 0.7, False: 0.3}, 100, 105)
+    keyed = Prediction("e1", "elec", 3, 120, True, {True: 0.7, False: 0.3}, 100, 105, key="customer-7")
+    assert "key" not in plain.body()
+    assert keyed.body() == {**plain.body(), "key": "customer-7"}
+    schema("prediction").validate(wire(keyed.body()))
+    drift = DriftEvent("m-drift-7-ADWIN@customer-7", "m", 1, "concept", "ADWIN", {}, {}, 7, 100,
+                       {"kind": "labels", "partition": 0, "offset": 7}, {}, {}, "reset", 105, key="customer-7")
+    assert drift.body()["key"] == "customer-7"
+    schema("drift").validate(wire(drift.body()))
+    assert "key" not in DriftEvent("i", "m", 0, "concept", "d", {}, {}, 0, 0, {}, {}, {}, "none", 0).body()
