@@ -44,6 +44,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
 from driftline.core.events import InputRecord
+from driftline.core.keyed import KeyedEngine
 from driftline.core.ordering import EventTimeMerger, Source
 from driftline.core.outputs import DeadLetter, Output
 from driftline.exceptions import ConfigError, FencedError, LifecycleError
@@ -88,7 +89,7 @@ class Processor:
         signing_key: bytes,
         registry: CollectorRegistry = REGISTRY,
         clock: Callable[[], int] = _now_ms,
-        engine_factory: Callable[[DeploymentConfig], Any] = Engine,
+        engine_factory: Callable[[DeploymentConfig], Any] | None = None,
     ) -> None:
         self.config = config
         self.topics = config.topics
@@ -96,7 +97,8 @@ class Processor:
         if self.keyed and not config.scale.instance:
             raise ConfigError("keyed mode needs an instance id: driftline run --instance ID (or [scale] instance)")
         self._signing_key = signing_key
-        self.engine_factory = engine_factory
+        # Keyed mode: a model per entity key inside each task (core/keyed.py).
+        self.engine_factory = engine_factory or (KeyedEngine if self.keyed else Engine)
         self.store = VersionStore(config.checkpoint.store_url, config.name, signing_key)
         self.exactly_once = config.processor.guarantee == "exactly_once"
         self.metrics = ProcessorMetrics(config.name, registry)
@@ -111,7 +113,7 @@ class Processor:
         self.tasks: dict[int | None, Task] = {}
         self._task_of: dict[Source, Task] = {}
         self._suspended: dict[int, Task] = {}  # keyed: tasks revoked, kept while nobody else moved them
-        self._single = Task(config, None, [], self.store, self._checkpointer(self.store, None), engine_factory)
+        self._single = Task(config, None, [], self.store, self._checkpointer(self.store, None), self.engine_factory)
         self.lifecycle = LifecycleRuntime(config, self.store, self.collector, self.work, self._single.checkpointer)
         self._paused: set[Source] = set()
         self._first_record: float | None = None
@@ -703,7 +705,7 @@ class Processor:
             "merge": dict(merge),
             "tasks": len(self.tasks),
             "served": {v: s.values() for v, s in first.arena.served.items()}
-            if first.arena is not None and not self.keyed else {},
-            "data_drift": first.data_watch.last if first.data_watch is not None and not self.keyed else {},
-            "fairness": first.fairness.gauges() if first.fairness is not None and not self.keyed else None,
+            if not self.keyed and first.arena is not None else {},
+            "data_drift": first.data_watch.last if not self.keyed and first.data_watch is not None else {},
+            "fairness": first.fairness.gauges() if not self.keyed and first.fairness is not None else None,
         }

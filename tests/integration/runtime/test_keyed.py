@@ -14,7 +14,7 @@ import time
 import orjson
 import pytest
 
-from driftline.core.engine import Engine
+from driftline.core.keyed import KeyedEngine
 from driftline.core.events import InputRecord
 from driftline.datasets import stream
 from driftline.runtime.clients import make_producer
@@ -77,10 +77,12 @@ def _produce(config, rows) -> None:
             producer.produce(config.topics.labels, orjson.dumps(body), keys[j].encode(), timestamp=base + i)
         producer.poll(0)
     assert producer.flush(30) == 0
+    return {f"e{i}": key for i, key in enumerate(keys)}
 
 
 def _reference(config, reader):
-    """Each task's records in event-time order, fed to an engine per task in memory."""
+    """Each task's records in event-time order, fed to a keyed engine (a model per key) per
+    task in memory."""
     per_task: dict[int, list[InputRecord]] = collections.defaultdict(list)
     for kind, topic in (("features", config.topics.features), ("labels", config.topics.labels)):
         for m in reader(config, topic):
@@ -89,7 +91,7 @@ def _reference(config, reader):
     engines, predictions = {}, {}
     for p, records in per_task.items():
         records.sort(key=lambda r: (r.timestamp, r.kind != "labels", r.offset))
-        engine = engines[p] = Engine(config)
+        engine = engines[p] = KeyedEngine(config)
         for record in records:
             for out in engine.process(record, now_ms=0):
                 if out.kind == "prediction":
@@ -104,10 +106,11 @@ def _workers(config, toml, signing_key, names, idle_s=8):
                                 stderr=subprocess.PIPE) for n in names}
 
 
-def _check(config, reader, signing_key, engines, predictions, held_out):
+def _check(config, reader, signing_key, engines, predictions, held_out, keys):
     published = collections.defaultdict(list)
     for m in reader(config, config.topics.predictions):
         body = orjson.loads(m.value())
+        assert body["key"] == keys[body["id"]], "a prediction that does not name its entity key"
         proba = {k: v for k, v in body["proba"].items()} if body["proba"] is not None else None
         published[body["id"]].append((body["prediction"], proba))
     assert set(published) == set(predictions), "an event without a prediction, or an unknown one"
@@ -122,8 +125,12 @@ def _check(config, reader, signing_key, engines, predictions, held_out):
         engine = state["engine"]
         assert engine.n_learned == reference.n_learned, f"task {p}"
         assert engine.scores.values() == reference.scores.values(), f"task {p}"
-        for x, _ in held_out:
-            assert engine.model.predict_proba_one(x) == reference.model.predict_proba_one(x), f"task {p}"
+        assert sorted(engine.keys()) == sorted(reference.keys()), f"task {p}"
+        for key in sorted(reference.keys())[:25]:  # the per-key models themselves
+            mine, theirs = engine.engine_for(key), reference.engine_for(key)
+            assert mine.n_learned == theirs.n_learned, f"task {p} key {key}"
+            for x, _ in held_out[:20]:
+                assert mine.model.predict_proba_one(x) == theirs.model.predict_proba_one(x), f"task {p} key {key}"
 
 
 @pytest.mark.parametrize("preset,workers", [("logistic_regression", 1), ("logistic_regression", 2),
@@ -132,7 +139,7 @@ def test_any_number_of_workers_gives_the_single_process_answers(make_config, rea
                                                                 preset, workers):
     config = _deployment(make_config, preset)
     rows, held_out = _rows()
-    _produce(config, rows)
+    keys = _produce(config, rows)
     toml = tmp_path / "keyed.toml"
     _write_toml(config, toml)
     procs = _workers(config, toml, signing_key, [f"w{i}" for i in range(workers)])
@@ -141,7 +148,7 @@ def test_any_number_of_workers_gives_the_single_process_answers(make_config, rea
         assert proc.returncode == 0, f"{name}: {err.decode()[-2000:]}"
     engines, predictions = _reference(config, reader)
     assert len(engines) == PARTITIONS
-    _check(config, reader, signing_key, engines, predictions, held_out)
+    _check(config, reader, signing_key, engines, predictions, held_out, keys)
 
 
 def test_kill_minus_nine_of_a_worker_while_another_goes_on(make_config, reader, signing_key, tmp_path):
@@ -149,7 +156,7 @@ def test_kill_minus_nine_of_a_worker_while_another_goes_on(make_config, reader, 
     (static membership: it gets its tasks back and fences its predecessor at once)."""
     config = _deployment(make_config, "logistic_regression")
     rows, held_out = _rows()
-    _produce(config, rows)
+    keys = _produce(config, rows)
     toml = tmp_path / "keyed.toml"
     _write_toml(config, toml)
     rng = random.Random(7)
@@ -168,4 +175,4 @@ def test_kill_minus_nine_of_a_worker_while_another_goes_on(make_config, reader, 
         assert proc.returncode == 0, err.decode()[-2000:]
     assert kills >= 2, "the stream finished before the worker could be killed"
     engines, predictions = _reference(config, reader)
-    _check(config, reader, signing_key, engines, predictions, held_out)
+    _check(config, reader, signing_key, engines, predictions, held_out, keys)
