@@ -127,10 +127,11 @@ def _deployment(boot: str, preset: str, session_ms: int = 6000) -> tuple[str, st
 
 def throughput(boot: str, preset: str, workers: int, n: int) -> dict:
     name, toml = _deployment(boot, preset)
-    procs = [subprocess.Popen(_cli(toml, "run", "--instance", f"w{i}", "--exit-when-idle", "4"), env=_env(),
+    rows = _rows(n)
+    procs = [subprocess.Popen(_cli(toml, "run", "--instance", f"w{i}", "--exit-when-idle", "8"), env=_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for i in range(workers)]
     _wait_stable(boot, name, workers)
-    _produce(boot, name, _rows(n))
+    _produce(boot, name, rows)
     summaries = []
     for proc in procs:
         out, _ = proc.communicate(timeout=600)
@@ -144,7 +145,8 @@ def throughput(boot: str, preset: str, workers: int, n: int) -> dict:
 
 def failover(boot: str, preset: str, rate: float, seconds: float, kill_at: float, session_ms: int) -> dict:
     name, toml = _deployment(boot, preset, session_ms)
-    procs = [subprocess.Popen(_cli(toml, "run", "--instance", f"w{i}", "--exit-when-idle", "10"), env=_env(),
+    rows = _rows(int(rate * seconds))
+    procs = [subprocess.Popen(_cli(toml, "run", "--instance", f"w{i}", "--exit-when-idle", "20"), env=_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for i in range(2)]
     _wait_stable(boot, name, 2)
     admin = AdminClient({"bootstrap.servers": boot})
@@ -167,7 +169,6 @@ def failover(boot: str, preset: str, rate: float, seconds: float, kill_at: float
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     sent: dict[str, tuple[int, float]] = {}
-    rows = _rows(int(rate * seconds))
     producer = threading.Thread(target=_produce, args=(boot, name, rows, rate, sent))
     producer.start()
     time.sleep(kill_at)
