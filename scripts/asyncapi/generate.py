@@ -28,9 +28,9 @@ OUT = DOCS / "asyncapi.json"
 
 # Topic kind -> (payload schema in docs/schemas, who writes it, key, summary).
 TOPICS: dict[str, tuple[str | None, str, str, str]] = {
-    "features": ("features", "producers", "The event id (UTF-8), equal to the body's id.",
+    "features": ("features", "producers", "The event id (UTF-8), equal to the body's id; in keyed mode the entity key.",
                  "Feature events to predict on; the record timestamp is the event time."),
-    "labels": ("labels", "producers", "The event id (UTF-8), equal to the body's id.",
+    "labels": ("labels", "producers", "The event id (UTF-8), equal to the body's id; in keyed mode the entity key.",
                "The ground truth of an event; the record timestamp is when it became known."),
     "predictions": ("prediction", "driftline", "The event id (UTF-8).",
                     "One prediction per accepted feature event, stamped with the model version."),
@@ -46,6 +46,10 @@ TOPICS: dict[str, tuple[str | None, str, str, str]] = {
                   "The audit trail: promotions, rollbacks, alias moves, resets, deletions."),
     "order": (None, "driftline", "None.",
               "Internal: the processor's merge decisions, which recovery repeats. Not an interface."),
+    "checkpoints": (None, "driftline", "The task (partition index) as a decimal UTF-8 string.",
+                    "Internal, keyed mode: a pointer per task to its latest version (compacted)."),
+    "audit": ("audit", "driftline", "The entry id, audit-<seq> (UTF-8).",
+              "The hash-chained, signed audit log: one entry per lifecycle event."),
 }
 
 

@@ -67,6 +67,7 @@ class Prediction(_Body):
     variant: str = "champion"
     # [governance.explain]: the top contributions and reason codes (docs/governance-explain.md)
     explanation: dict[str, Any] | None = None
+    key: str | None = None  # keyed mode: the entity key whose model made it
     body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -97,6 +98,7 @@ class DriftEvent(_Body):
     features: list[str] = field(default_factory=list)
     windows: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None  # keyed mode: the entity key whose detectors fired
     body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
