@@ -123,8 +123,16 @@ def test_the_demo_explore_commands_work_as_printed(walk, tmp_path):
                   + " --events 2000 --drift-every 1000 --rate 4000", timeout=300))
     explore = demo.split("\nExplore:\n", 1)[1].splitlines()
     commands = [line.strip() for line in explore if line.startswith("  ")]
-    assert len(commands) == 3 and all(c.startswith(PROGRAM + " --bootstrap ") for c in commands), demo
-    drift, predictions, listing = (_ok(sh(c)) for c in commands)
+    assert len(commands) == 4 and all(c.startswith(PROGRAM + " --bootstrap ") for c in commands), demo
+    assert commands[3].endswith(" report -o report.html"), commands[3]
+    report = ROOT / "report.html"
+    existed = report.exists()
+    try:
+        drift, predictions, listing, _ = (_ok(sh(c)) for c in commands)
+        assert report.read_text().lstrip().lower().startswith("<!doctype html"), "the report is not HTML"
+    finally:
+        if not existed:
+            report.unlink(missing_ok=True)  # written where the demo said: the repository root
     assert drift.strip() and predictions.strip(), (drift, predictions)
     assert len([b for b in predictions.split("\n\n") if b.strip()]) == 5, predictions
     assert listing.splitlines()[0].split()[:3] == ["version", "parent", "trigger"], listing
