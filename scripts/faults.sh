@@ -6,7 +6,7 @@
 #   FAULTS_SCALE=5 scripts/faults.sh  # CI sizes times 5
 #   scripts/faults.sh -k crash        # extra arguments go to pytest
 #
-# The shared test broker runs on KAFKA_TEST_PORT (default 39092); the broker-restart and
+# The shared test broker runs on KAFKA_TEST_PORT (default 28092); the broker-restart and
 # secured-cluster scenarios start their own brokers on other ports (29192; 29592 + SASL_SSL 29593).
 # Measured figures are appended as JSON lines to FAULTS_REPORT (default .cache/faults-report.jsonl).
 set -euo pipefail
@@ -20,7 +20,7 @@ for arg in "$@"; do
     esac
 done
 scripts/setup.sh
-export KAFKA_PORT="${KAFKA_TEST_PORT:-39092}"
+export KAFKA_PORT="${KAFKA_TEST_PORT:-28092}"
 bootstrap="$(scripts/kafka.sh start)"
 export DRIFTLINE_TEST_BOOTSTRAP="${bootstrap#bootstrap.servers=}"
 mkdir -p .cache

@@ -61,7 +61,7 @@ def signing_key() -> bytes:
 def bootstrap() -> str:
     if servers := os.environ.get("DRIFTLINE_TEST_BOOTSTRAP"):
         return servers
-    port = os.environ.get("KAFKA_TEST_PORT", "39092")
+    port = os.environ.get("KAFKA_TEST_PORT", "28092")
     subprocess.run([str(KAFKA_SH), "start"], check=True, env={**os.environ, "KAFKA_PORT": port},
                    stdout=subprocess.DEVNULL)
     return f"127.0.0.1:{port}"
@@ -323,4 +323,4 @@ def now_ms() -> int:
 
 def bootstrap_servers() -> str:
     """The shared test broker (what the ``bootstrap`` fixture returns, when it is set)."""
-    return os.environ.get("DRIFTLINE_TEST_BOOTSTRAP") or f"127.0.0.1:{os.environ.get('KAFKA_TEST_PORT', '39092')}"
+    return os.environ.get("DRIFTLINE_TEST_BOOTSTRAP") or f"127.0.0.1:{os.environ.get('KAFKA_TEST_PORT', '28092')}"

@@ -1,7 +1,7 @@
 """Integration fixtures: a real Kafka broker on loopback, started once per session.
 
 Set ``DRIFTLINE_TEST_BOOTSTRAP`` to use a broker that is already running; otherwise
-``scripts/kafka.sh start`` starts one on ``KAFKA_TEST_PORT`` (default 39092).
+``scripts/kafka.sh start`` starts one on ``KAFKA_TEST_PORT`` (default 28092).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def signing_key() -> bytes:
 def bootstrap() -> str:
     if servers := os.environ.get("DRIFTLINE_TEST_BOOTSTRAP"):
         return servers
-    port = os.environ.get("KAFKA_TEST_PORT", "39092")
+    port = os.environ.get("KAFKA_TEST_PORT", "28092")
     subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True,
                    env={**os.environ, "KAFKA_PORT": port}, stdout=subprocess.DEVNULL)
     return f"127.0.0.1:{port}"
