@@ -165,9 +165,11 @@ class LifecycleRuntime:
             if not work.exactly_once:  # outputs leave at once: surface a failed delivery now
                 work.flush(30)
             self.checkpointer.commit()
-        except Exception:
-            work.abort()
+        except Exception as exc:
+            cause = work.abort()
             self._audit = None  # its entry was aborted too: resume the chain from the topic
+            if cause is not None and fenced(cause) and not fenced(exc):
+                raise cause from exc  # "fenced", not the bare "Fatal error" of a later produce()
             raise
 
     # -- versions ------------------------------------------------------------------------
@@ -256,10 +258,12 @@ class LifecycleRuntime:
                                      status=500)
             event = dataclasses.replace(event, details={**event.details, "version": stored["version"]})
             self._transaction(lambda: self.collector.lifecycle(event, record=False))
-        except Exception as exc:
+        except Exception as failure:
             self._held = None
-            self.work.abort()
+            cause = self.work.abort()
             self._audit = None  # resume the audit chain from the topic
+            # A producer in a fatal state says why (fenced) at the abort, not at a produce().
+            exc = cause if cause is not None and fenced(cause) and not fenced(failure) else failure
             if stored is not None:
                 log.warning("command failed: its version is deleted, the previous model serves on",
                             extra={"fields": {"version": stored["version"], "serving": before.version}})

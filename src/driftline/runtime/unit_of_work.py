@@ -184,15 +184,19 @@ class UnitOfWork:
             self._hang_deadline = None
         self._committed(offsets)
 
-    def abort(self) -> None:
+    def abort(self) -> KafkaException | None:
         """Abort an open transaction (shutdown after an error, a lost partition, a failed
-        lifecycle command)."""
+        lifecycle command). Returns the error the abort met: for a producer in a fatal state
+        it names the cause (fenced), where a later produce() only says "Fatal error"."""
+        error = None
         if self.in_txn and self.exactly_once:
             try:
                 self._producer.abort_transaction(10)
             except KafkaException as exc:  # fenced: the broker aborts it for us
                 log.warning("abort failed", extra={"fields": {"error": str(exc)}})
+                error = exc
         self.in_txn = False
+        return error
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Serve every delivery report (at-least-once: a failed delivery shows at once)."""
