@@ -12,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 stamp=.venv/.driftline-installed
-extras="${DRIFTLINE_EXTRAS:-test,faust}"
+extras="${DRIFTLINE_EXTRAS:-test,faust,otel}"
 want="$(cat pyproject.toml | sha256sum | cut -c1-16)-$extras"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup.sh: installing driftline[$extras] into .venv" >&2

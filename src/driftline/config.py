@@ -598,6 +598,22 @@ class GovernanceConfig(_Frozen):
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
 
 
+class TracingConfig(_Frozen):
+    """OpenTelemetry spans of the processing loop (runtime/tracing.py; the ``otel`` extra).
+
+    Off by default. ``exporter = "otlp"`` sends spans over OTLP/HTTP as the standard
+    ``OTEL_EXPORTER_OTLP_*`` environment variables say; ``sample_ratio`` samples the traces
+    Driftline starts (a traced input keeps its producer's sampling decision).
+
+    >>> TracingConfig(enabled=True, exporter="console").exporter
+    'console'
+    """
+
+    enabled: bool = False
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
 class DeploymentConfig(_Frozen):
     """Everything one model deployment needs."""
 
@@ -614,6 +630,7 @@ class DeploymentConfig(_Frozen):
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     scale: ScaleConfig = Field(default_factory=ScaleConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
 
     @field_validator("name", "topic_prefix")
     @classmethod

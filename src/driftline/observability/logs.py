@@ -63,6 +63,11 @@ class JsonFormatter(logging.Formatter):
             "scope": record.name,
             "attributes": attributes,
         }
+        if (otel := sys.modules.get("opentelemetry.trace")) is not None:  # tracing on (runtime/tracing.py)
+            span = otel.get_current_span().get_span_context()
+            if span.is_valid:
+                entry["trace_id"] = format(span.trace_id, "032x")
+                entry["span_id"] = format(span.span_id, "016x")
         line = orjson.dumps(entry, default=str).decode()
         for secret in self.secrets:
             line = line.replace(secret, "***")

@@ -93,6 +93,9 @@ class OutputCollector:
         self._dl_streak = 0
         self._dl_progress = -1
         self._batch_headers: list[tuple[str, bytes]] = []
+        # The W3C context of the traced input whose outputs are being sent (runtime/tracing.py),
+        # inserted before dl_model_version; None for untraced inputs (the usual case).
+        self.trace_headers: list[tuple[str, bytes]] | None = None
         self._n_predictions = 0
         self._predictions_out = metrics.events_out.labels(config.name, "predictions")
 
@@ -112,6 +115,8 @@ class OutputCollector:
         if type(output) is Prediction:  # the hot path: one per feature event
             ce_id = f"{model}/{output.id}".encode()  # docs/events.md: <model>/<event id>
             headers = [*self._batch_headers, ("ce_id", ce_id), ("dl_model_version", _version_bytes(output.model_version))]
+            if self.trace_headers:
+                headers[-1:-1] = self.trace_headers
             self.sink(self.topics.predictions, output.id.encode(), orjson.dumps(output.body()), headers)
             self._n_predictions += 1
             return
@@ -127,6 +132,8 @@ class OutputCollector:
         self.count(output)
         if isinstance(output, DriftEvent):
             headers = ce_headers("drift", output.id, model, output.model_version, now_ms)
+            if self.trace_headers:
+                headers[-1:-1] = self.trace_headers
             value = orjson.dumps(output.body(), option=orjson.OPT_NON_STR_KEYS)
             self.sink(self.topics.drift, output.id.encode(), value, headers)
             self.metrics.events_out.labels(model, "drift").inc()
@@ -140,6 +147,7 @@ class OutputCollector:
                 ("dl_partition", str(rec.partition).encode()),
                 ("dl_offset", str(rec.offset).encode()),
                 ("dl_timestamp", str(rec.timestamp).encode()),
+                *(self.trace_headers or ()),
             ]
             self.sink(self.topics.dlq, rec.key, rec.value, headers)
             self.metrics.events_out.labels(model, "dlq").inc()

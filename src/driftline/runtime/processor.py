@@ -56,6 +56,7 @@ from driftline.runtime.lifecycle import LifecycleRuntime, lifecycle_meta
 from driftline.runtime.liveness import LivenessMember
 from driftline.runtime.task import Task, task_store_name
 from driftline.runtime.topics import check_copartitioned
+from driftline.runtime.tracing import make_tracing
 from driftline.runtime.unit_of_work import EXIT_HUNG, HANG_TIMEOUT_S, UnitOfWork, fenced, retrying
 from driftline.runtime.watermarks import Watermarks
 from driftline.versions.store import VersionStore
@@ -90,6 +91,7 @@ class Processor:
         registry: CollectorRegistry = REGISTRY,
         clock: Callable[[], int] = _now_ms,
         engine_factory: Callable[[DeploymentConfig], Any] | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         self.config = config
         self.topics = config.topics
@@ -110,6 +112,7 @@ class Processor:
         self.work.before_commit = self._write_order
         self.collector = OutputCollector(config, self.metrics, self.work.produce, progress=self._progress)
         self.marks = Watermarks(self._topic_of)
+        self.tracing = make_tracing(config, tracer_provider)  # runtime/tracing.py; off by default
         self.tasks: dict[int | None, Task] = {}
         self._task_of: dict[Source, Task] = {}
         self._suspended: dict[int, Task] = {}  # keyed: tasks revoked, kept while nobody else moved them
@@ -277,6 +280,7 @@ class Processor:
             self._closing = True  # close() revokes: the tasks are done, keep them for summary()
             consumer.close()
             producer.flush(10)
+            self.tracing.close()
         return self.engine  # a rollback may have replaced the engine
 
     def _committed_offsets(self, sources: list[Source]) -> dict[Source, int]:
@@ -393,7 +397,10 @@ class Processor:
         self._last_progress = started
         last_lag = last_live = 0.0
         busy = False
+        tracing = self.tracing
+        remember = tracing.remember if tracing.enabled else None
         while not self.stopping.is_set():
+            consume_ns = time.time_ns() if remember else 0
             # Never block while there is work. When idle, wait for the *first* message only:
             # consume(n, timeout) waits for all n or the whole timeout, poll() returns at once.
             messages = consumer.consume(num_messages=cfg.batch_size, timeout=0)
@@ -407,6 +414,7 @@ class Processor:
                 if first is not None:
                     messages = [first, *consumer.consume(num_messages=cfg.batch_size - 1, timeout=0)]
             fetched_at = time.monotonic()
+            fetched_ns = time.time_ns() if remember else 0
             label_tails: dict[Source, int] = {}
             for msg in messages:
                 err = msg.error()
@@ -430,11 +438,17 @@ class Processor:
                 if source[0] == "labels":
                     label_tails[source] = offset
                 task.merger.push(InputRecord(source[0], source[1], offset, msg.timestamp()[1], msg.key(), msg.value()))
+                if remember is not None:
+                    remember(source[0], source[1], offset, msg.headers())
             for source, offset in label_tails.items():
                 if (task := task_of.get(source)) is not None:
                     task.label_arrivals[source].append((offset, fetched_at))
             self._backpressure(consumer)
-            processed = sum(self._drain(task) for task in list(self.tasks.values()))
+            if remember is not None and (messages or busy):
+                with tracing.batch(len(messages), consume_ns, fetched_ns):
+                    processed = sum(self._drain(task) for task in list(self.tasks.values()))
+            else:
+                processed = sum(self._drain(task) for task in list(self.tasks.values()))
             busy = processed > 0
             now = time.monotonic()
             if processed:
@@ -484,6 +498,11 @@ class Processor:
         positions: dict[Source, int] = {}
         for task in self.tasks.values():
             positions.update(task.positions)
+        if self.tracing.enabled:
+            start = time.time_ns()
+            self.work.commit(positions, final)
+            self.tracing.commit(start, time.time_ns())
+            return
         self.work.commit(positions, final)
 
     def _checkpoint(self, trigger: str, wait: bool = True) -> dict[str, Any] | None:
@@ -502,6 +521,7 @@ class Processor:
         collector.begin_batch(now_ms)
         positions, committed, emit, count = task.positions, work.committed, collector.emit, collector.count
         process = engine.process
+        traced = self.tracing.parents  # records with a producer's traceparent (empty: tracing off)
         counts: dict[tuple[str, str], int] = {}
         processed = 0
         first_ts = last_ts = None
@@ -514,6 +534,10 @@ class Processor:
             committed_at = committed.get(source, 0)
             live = 0
             for record in run:
+                span = None
+                if traced and (record.kind, record.partition, record.offset) in traced:
+                    span, collector.trace_headers = self.tracing.start_record(record.kind, record.partition,
+                                                                              record.offset)
                 try:
                     outputs = process(record, now_ms)
                 except Exception as exc:  # noqa: BLE001 - one poison pill must not crash-loop the stream
@@ -527,6 +551,9 @@ class Processor:
                 else:
                     for output in outputs:
                         count(output)
+                if span is not None:
+                    collector.trace_headers = None
+                    span.end()
             positions[source] = run[-1].offset + 1
             processed += len(run)
             work.records += live
