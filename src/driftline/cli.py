@@ -348,7 +348,7 @@ def _state_change(ctx: click.Context, config: DeploymentConfig, action: str, par
         import urllib.error
         import urllib.request
 
-        path = {"promote": "promote", "alias": "aliases", "rollback": "rollback"}[action]
+        path = {"promote": "promote", "alias": "aliases", "rollback": "rollback", "erase": "erase"}[action]
         token = os.environ.get(config.lifecycle.token_env, "")
         request = urllib.request.Request(
             f"{admin_url.rstrip('/')}/models/{config.name}/{path}",
@@ -569,6 +569,32 @@ def models_history(ctx: click.Context, model, key, at) -> None:
         click.echo(table(["at (UTC)", "action", "actor", "version", "reason"],
                          [[fmt_ms(e["at"]), e["action"], e["actor"], e["details"].get("version"),
                            (e["reason"] or "")[:70]] for e in events]))
+
+
+@main.command("erase")
+@click.option("--key", help="Erase every event whose record key is KEY.")
+@click.option("--id", "event_id", help="Erase the event with this id (its features and its label).")
+@click.option("--reason", default="", help="Why (recorded in the receipt and the audit log).")
+@click.option("--admin-url", envvar="DRIFTLINE_ADMIN_URL", help="Admin API of the running processor.")
+@click.option("--idle", default=2.0, show_default=True, help="Embedded mode: exit after this many idle seconds.")
+@click.pass_context
+def erase(ctx: click.Context, key, event_id, reason, admin_url, idle) -> None:
+    """Erase one data subject: re-learn without its events, cut a version, print the receipt."""
+    if bool(key) == bool(event_id):
+        raise click.UsageError("give exactly one of --key or --id")
+    config = _config(ctx)
+    try:
+        result = _state_change(ctx, config, "erase", {"key": key} if key else {"id": event_id}, reason, admin_url,
+                               idle)
+    except DriftlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    d = result["event"]["details"]
+    removed = sum(v for k, v in d["removed"].items() if k != "join_buffer")
+    superseded = ", ".join("v%d" % s["version"] for s in d["superseded"]) or "none"
+    click.echo(f"erase: {config.name} restored v{d['restored']} and replayed {d['replayed']} records without the "
+               f"subject's {removed}, as version {result['version']}; superseded: {superseded}"
+               f"{' (deleted)' if d['superseded_deleted'] else ''} ({result['event']['id']})")
+    click.echo(orjson.dumps(result["event"]["details"], option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
 
 
 @main.group()

@@ -590,12 +590,21 @@ class FairnessConfig(_Frozen):
         return self
 
 
+class ErasureConfig(_Frozen):
+    """``driftline erase`` (runtime/erasure.py, docs/governance-explain.md#erasure): whether
+    the versions an erasure supersedes (they may contain the subject) are deleted from the
+    version store, or only marked ``erased`` in the registry (they can never serve again)."""
+
+    delete_superseded: bool = False
+
+
 class GovernanceConfig(_Frozen):
     """What the model decides, made accountable: explanations, the audit log, fairness by group."""
 
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+    erasure: ErasureConfig = Field(default_factory=ErasureConfig)
 
 
 class TracingConfig(_Frozen):

@@ -117,6 +117,20 @@ class JoinBuffer:
         self._labels[event_id] = label
         return None
 
+    def holds(self, event_ids: set[str]) -> int:
+        """How many of ``event_ids`` have features or a label waiting here."""
+        return sum((i in self._features) + (i in self._labels) for i in event_ids)
+
+    def purge(self, event_ids: set[str]) -> int:
+        """Forget ``event_ids`` (waiting features, orphan labels, the recent-id memory): an
+        erasure. Returns how many waiting entries went."""
+        removed = self.holds(event_ids)
+        for i in event_ids:
+            self._features.pop(i, None)
+            self._labels.pop(i, None)
+            self._joined.pop(i, None)
+        return removed
+
     def expire(self, stream_time: int) -> Expired | None:
         """Drop entries older than ``max_age_ms`` and the oldest beyond ``max_pending``.
 

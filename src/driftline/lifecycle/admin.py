@@ -2,7 +2,7 @@
 
 Read-only endpoints (versions, diff, history, lifecycle events, ``/openapi.json``, and
 ``POST /predict``, which changes nothing) are open. State-changing ones (promote, alias
-moves, rollback, challengers, reset) need ``Authorization: Bearer <token>`` with the token
+moves, rollback, challengers, reset, erase) need ``Authorization: Bearer <token>`` with the token
 from the environment (``[lifecycle] token_env``, ``DRIFTLINE_ADMIN_TOKEN``), compared in
 constant time; without a configured token they are refused (403). The token is never
 logged. Commands go to the processor loop through a queue and are answered once applied
@@ -41,6 +41,7 @@ _WRITE = {  # (method, path suffix) -> command action
     ("POST", "challengers"): "add_challenger",
     ("DELETE", "challengers"): "remove_challenger",
     ("POST", "reset"): "reset",
+    ("POST", "erase"): "erase",
 }
 
 
@@ -99,6 +100,12 @@ def openapi(model: str) -> dict[str, Any]:
                                                      "responses": ok}},
             f"{p}/reset": {"post": {"summary": "Replace the champion with a fresh model", "security": secured,
                                     "responses": ok}},
+            f"{p}/erase": {"post": {"summary": "Erase one data subject: exact unlearning by replay without its "
+                                              "events, tombstones, a receipt on .lifecycle (give key or id)",
+                                   "security": secured, "responses": {**ok, "409": {
+                                       "description": "no version before the subject's first event"}},
+                                   "requestBody": body({"key": {"type": "string"}, "id": {"type": "string"},
+                                                        **reason})}},
             "/alerts/alertmanager": {"post": {"summary": "Alertmanager webhook (payload version 4): each firing "
                                                          "alert with a [[lifecycle.alert_rules]] rule runs its action",
                                               "security": secured, "responses": ok, "requestBody": body(

@@ -25,7 +25,7 @@ from driftline.exceptions import LifecycleError
 
 __all__ = ["Command", "CommandQueue", "SkipWindow", "ACTIONS"]
 
-ACTIONS = ("promote", "alias", "rollback", "add_challenger", "remove_challenger", "predict", "reset")
+ACTIONS = ("promote", "alias", "rollback", "add_challenger", "remove_challenger", "predict", "reset", "erase")
 
 
 @dataclass(frozen=True)

@@ -23,19 +23,18 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaError, TopicPartition
 
 from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
-from driftline.core.events import InputRecord, decode_features
+from driftline.core.events import decode_features
 from driftline.core.ordering import EventTimeMerger, Source
 from driftline.core.outputs import LifecycleEvent
 from driftline.exceptions import DriftlineError, LifecycleError
 from driftline.lifecycle.commands import Command, CommandQueue, SkipWindow
 from driftline.lifecycle.registry import Registry, registry_path
 from driftline.runtime.checkpointer import Checkpointer
-from driftline.runtime.clients import make_consumer
 from driftline.runtime.collector import OutputCollector, ce_headers
+from driftline.runtime.erasure import erasable, erased_before, read_range
 from driftline.runtime.unit_of_work import UnitOfWork, fenced
 from driftline.versions.store import VersionStore
 
@@ -65,42 +64,21 @@ def replay_range(
     end: dict[Source, int],
     skip: SkipWindow | None = None,
     timeout_s: float = 120.0,
+    erased: Any = None,
 ) -> tuple[Engine, dict[str, int]]:
     """Feed ``engine`` the input records in ``[start, end)`` per partition, in event-time
-    order, leaving out the labels ``skip`` names; outputs are discarded. Returns the engine
-    and counts (records replayed, labels skipped)."""
-    topic_of = {"features": config.topics.features, "labels": config.topics.labels}
-    kind_of = {v: k for k, v in topic_of.items()}
-    sources = [s for s in end if end[s] > start.get(s, 0)]
+    order, leaving out the labels ``skip`` names and the records of erased subjects
+    (``erased``, runtime/erasure.py); outputs are discarded. Returns the engine and counts
+    (records replayed, labels skipped, erased records left out)."""
     counts = {"replayed": 0, "skipped_labels": 0}
-    if not sources:
-        return engine, counts
-    consumer = make_consumer(config, group_id=f"{config.group_id}.replay-{uuid.uuid4().hex[:8]}")
     merger = EventTimeMerger(list(end), max_idle_ms=0)  # the input is complete: nothing to wait for
-    try:
-        consumer.assign([TopicPartition(topic_of[k], p, start.get((k, p), 0)) for k, p in sources])
-        remaining = set(sources)
-        deadline = time.monotonic() + timeout_s
-        while remaining:
-            if time.monotonic() > deadline:
-                raise LifecycleError(f"replay timed out; still missing {sorted(remaining)}", status=504)
-            for msg in consumer.consume(1000, timeout=0.2):
-                if msg.error() is not None:
-                    if msg.error().code() != KafkaError._PARTITION_EOF:
-                        raise LifecycleError(f"replay: {msg.error().str()}", status=502)
-                    continue
-                source = (kind_of[msg.topic()], msg.partition())
-                if source not in remaining or msg.offset() >= end[source]:
-                    continue
-                merger.push(InputRecord(source[0], source[1], msg.offset(), msg.timestamp()[1], msg.key(), msg.value()))
-                if msg.offset() + 1 >= end[source]:
-                    remaining.discard(source)
-                    consumer.pause([TopicPartition(msg.topic(), msg.partition())])
-    finally:
-        consumer.close()
+    read_range(config, start, end, merger.push, timeout_s)
     while (record := merger.pop(lambda _s: 0, 0)) is not None:
         if skip is not None and skip.skips(record):
             counts["skipped_labels"] += 1
+            continue
+        if erased is not None and erased.skips(record):  # records of erased subjects (runtime/erasure.py)
+            counts["erased"] = counts.get("erased", 0) + 1
             continue
         engine.process(record, 0)
         counts["replayed"] += 1
@@ -234,7 +212,8 @@ class LifecycleRuntime:
         return engine
 
     def _cut(self, trigger: str, before: Engine, candidate: Engine, event: LifecycleEvent,
-             tags: tuple[tuple[int | None, str, str], ...] = ()) -> tuple[Engine, dict[str, Any]]:
+             tags: tuple[tuple[int | None, str, str], ...] = (),
+             extra: Callable[[], None] | None = None) -> tuple[Engine, dict[str, Any]]:
         """Serve ``candidate`` under a new version, all or nothing.
 
         The version is stored, then announced on ``.versions`` together with ``event`` on
@@ -242,7 +221,8 @@ class LifecycleRuntime:
         ``champion`` alias, ``tags`` (version ``None``: the new one) and the event's history
         row follow, and does ``candidate`` serve. Any failure before the commit aborts the
         transaction, deletes the stored version (its number is not reused), and leaves
-        ``before`` serving: the error is the only trace.
+        ``before`` serving: the error is the only trace. ``extra`` produces more records
+        into the same transaction (an erasure's tombstones).
         """
         checkpointer = self.checkpointer
         if checkpointer.saver.busy:  # a periodic version still being written lands (and is indexed) first
@@ -257,7 +237,7 @@ class LifecycleRuntime:
                 raise LifecycleError(f"{event.action} failed: the version could not be stored; nothing changed",
                                      status=500)
             event = dataclasses.replace(event, details={**event.details, "version": stored["version"]})
-            self._transaction(lambda: self.collector.lifecycle(event, record=False))
+            self._transaction(lambda: (self.collector.lifecycle(event, record=False), extra and extra()))
         except Exception as failure:
             self._held = None
             cause = self.work.abort()
@@ -308,6 +288,10 @@ class LifecycleRuntime:
             return engine, {"version": version, "event": event.body()}
         if cmd.action == "rollback":
             return self._rollback(cmd, engine)
+        if cmd.action == "erase":  # exact unlearning of one subject (runtime/erasure.py)
+            from driftline.runtime.erasure import erase
+
+            return erase(self, cmd, engine)
         if cmd.action not in ("promote", "alias", "add_challenger", "remove_challenger", "reset"):
             raise LifecycleError(f"cannot apply {cmd.action!r} with {sorted(params)}")
         # The command changes a copy: the engine that serves now goes on serving if it fails.
@@ -320,7 +304,7 @@ class LifecycleRuntime:
         if cmd.action in ("promote", "alias"):  # the champion alias: a blue/green swap
             if params.get("alias", "champion") != "champion" or "version" not in params:
                 raise LifecycleError(f"cannot apply {cmd.action!r} with {sorted(params)}")
-            version = self.registry.resolve(self.config.name, params["version"])
+            version = erasable(self.registry, self.config.name, params["version"])
             _, state = self.store.load(version)
             source: Engine = state["engine"]
             candidate.install_champion(source.model, source.scores, source.model_examples)  # its own record
@@ -354,7 +338,7 @@ class LifecycleRuntime:
                               model=ModelConfig(**params["model"]) if params.get("model") else None)
         learned = None
         if start.startswith("version:"):
-            _, state = self.store.load(self.registry.resolve(self.config.name, start.split(":", 1)[1]))
+            _, state = self.store.load(erasable(self.registry, self.config.name, start.split(":", 1)[1]))
             model, learned = state["engine"].model, state["engine"].model_examples
         else:
             model = challenger_model(candidate, spec)
@@ -371,7 +355,7 @@ class LifecycleRuntime:
 
     def _rollback(self, cmd: Command, engine: Engine) -> tuple[Engine, Any]:
         params, name = cmd.params, self.config.name
-        target = self.registry.resolve(name, params["to"])
+        target = erasable(self.registry, name, params["to"])
         replaced = engine.version
         _, state = self.store.load(target)
         restored: Engine = state["engine"]  # its version is the target: the cut has it as parent
@@ -379,7 +363,8 @@ class LifecycleRuntime:
         skip = SkipWindow(**params["skip"]) if params.get("skip") else None
         if params.get("replay"):
             start = {tuple(k) if not isinstance(k, str) else k: v for k, v in state["positions"].items()}
-            restored, counts = replay_range(self.config, restored, start, dict(self._positions), skip)
+            restored, counts = replay_range(self.config, restored, start, dict(self._positions), skip,
+                                            erased=erased_before(self.registry.events(name)))
         event = self._event("rollback", cmd.actor, cmd.reason, {
             "to": target, "replaced": replaced, "replay": bool(params.get("replay")),
             "skip": skip.as_dict() if skip else None, **counts,

@@ -312,3 +312,23 @@ def test_champion_names_the_version_that_serves_and_history_intervals_are_ordere
     assert len(intervals) == int(after["version"]) and intervals[-1][1] is None
     # before: the version before the rollback served "after T1 until T2" with T2 < T1
     assert all(end >= start for start, end in intervals[:-1]), history.stdout
+
+
+def test_erase_says_in_one_line_when_the_subject_is_unknown_or_no_version_precedes_it(make_config, tmp_path):
+    config = make_config()
+    toml = write_config(tmp_path / "elec.toml", config)
+    assert cli("-c", str(toml), "produce", str(ELEC), "--limit", "300").returncode == 0
+    ran = cli("-c", str(toml), "run", "--exit-when-idle", "2", "--metrics-port", "0")
+    assert ran.returncode == 0, ran.stderr
+
+    unknown = cli("-c", str(toml), "erase", "--id", "nobody", "--idle", "1")
+    assert_fails_with(unknown, "erase: no events of id 'nobody' in ")
+    both = cli("-c", str(toml), "erase", "--id", "e1", "--key", "e1")
+    assert both.returncode == 2 and "give exactly one of --key or --id" in both.stderr
+
+    # Without the initial version (as if retention had deleted it), every stored version has seen e5.
+    store = tmp_path / "versions" / config.name
+    (store / "v00000001.snap").unlink()
+    late = cli("-c", str(toml), "erase", "--id", "e5", "--idle", "1")
+    assert_fails_with(late, "erase: no stored version before the subject's first event (features:0 offset 5")
+    assert "nothing changed" in late.stderr

@@ -54,6 +54,17 @@ def test_an_authorised_command_reaches_the_queue_with_its_actor(parts):
         "promote", {"challenger": "c"}, "api:ops@10.0.0.1", "better")
 
 
+def test_erase_is_an_authenticated_command(parts):
+    server = _server(parts, "s3cret")
+    with pytest.raises(LifecycleError) as err:
+        server.handle("POST", "/models/m/erase", {}, {"key": "alice"}, None, "h")
+    assert err.value.status == 401 and parts[3] == []
+    status, _ = server.handle("POST", "/models/m/erase", {}, {"key": "alice", "reason": "art. 17"}, "Bearer s3cret", "h")
+    command = parts[3][0]
+    assert status == 200 and (command.action, command.params, command.reason) == ("erase", {"key": "alice"}, "art. 17")
+    assert openapi("m")["paths"]["/models/m/erase"]["post"]["security"] == [{"bearer": []}]
+
+
 def test_reads_are_open_and_sync_the_store(parts):
     status, versions = _server(parts, "s3cret").handle("GET", "/models/m/versions", {}, {}, None, "h")
     assert status == 200 and [v["version"] for v in versions] == [1]

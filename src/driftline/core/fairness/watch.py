@@ -25,6 +25,7 @@ from typing import Any
 
 from driftline.config import FairnessConfig
 from driftline.core.events import InputRecord
+from driftline.core.explain.bias import BiasAttribution, fairness_attribution, observe_prediction
 from driftline.core.fairness.mitigation import GroupThresholds, Reweigher, last_step, learn_weighted, takes_weight
 from driftline.core.fairness.monitor import FairnessMonitor, StateChange
 from driftline.core.outputs import Output
@@ -37,6 +38,8 @@ STATES = ("ok", "violation", "insufficient_data")
 class FairnessWatch:
     """A :class:`FairnessMonitor` fed by the engine; its state is pickled with the engine."""
 
+    attribution: BiasAttribution | None = None  # core/explain/bias.py (None: pickled before it)
+
     def __init__(self, config: FairnessConfig, classes: tuple[Any, ...]) -> None:
         self.config = config
         self.favourable = config.favourable if config.favourable is not None else (classes[-1] if classes else True)
@@ -47,6 +50,7 @@ class FairnessWatch:
                            if config.mitigation == "group_threshold" else None)
         self._rng = random.Random(0)  # Poisson repeats for models without a weight: seeded
         self._weighted: dict[type, bool] = {}  # learn_one takes w? by the type of the (last) estimator
+        self.attribution = BiasAttribution()
 
     def _group(self, features: dict[str, Any]) -> str:
         return self.monitor.grouping.keys(features)[0]
@@ -70,6 +74,7 @@ class FairnessWatch:
 
     def on_prediction(self, engine: Any, features: dict[str, Any], prediction: Any, record: InputRecord,
                       now_ms: int) -> list[Output]:
+        observe_prediction(self, engine, features)
         changes = self.monitor.predicted(features, prediction == self.favourable, record.timestamp, engine.version)
         return [self._event(engine, c, record, now_ms) for c in changes] if changes else []
 
@@ -122,7 +127,8 @@ class FairnessWatch:
                       "before": change.before, "reference": change.reference,
                       "test": "two-proportion z, one-sided, Holm across groups and metrics",
                       "worst": worst, "groups": [t.as_dict() for t in change.tests], "counts": change.counts,
-                      "label_coverage": change.coverage, "label_delay_ms": delays, "model_version": engine.version},
+                      "label_coverage": change.coverage, "label_delay_ms": delays, "model_version": engine.version,
+                      **fairness_attribution(self, change)},
         )
 
     def gauges(self) -> dict[str, list[tuple[dict[str, str], float]]]:
