@@ -69,3 +69,11 @@ case ",$extras," in
         || echo "setup.sh: WARNING: AsyncAPI parser not installed; tests/unit/docs/test_asyncapi.py will fail" >&2
     fi ;;
 esac
+# The servers of tests/integration/shared: SeaweedFS (S3) built from the Go module proxy into
+# .cache/seaweedfs/, PostgreSQL from Debian. Instant once there.
+case ",$extras," in
+  *,test,*) scripts/seaweedfs.sh >/dev/null \
+    || echo "setup.sh: WARNING: SeaweedFS not built; tests/integration/shared will fail" >&2
+    scripts/postgres.sh install \
+    || echo "setup.sh: WARNING: PostgreSQL not installed; tests/integration/shared will fail" >&2 ;;
+esac

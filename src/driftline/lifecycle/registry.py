@@ -27,6 +27,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from driftline.exceptions import RegistryError
 
@@ -83,15 +84,34 @@ SCHEMA = [
 _JSON = ("positions", "offset_range", "event_time_range", "params", "metrics", "variants", "champion", "details")
 
 
+def _redacted(url: str) -> str:
+    """A database URL without its password, fit for a message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 class Registry:
-    """One registry database (any number of models); a connection per call, thread-safe."""
+    """One registry database (any number of models); a connection per call, thread-safe.
+
+    ``path`` is a SQLite file, or a ``postgresql://user@host:port/db`` URL (psycopg 3; the
+    password from ``PGPASSWORD`` or ``~/.pgpass``, as libpq reads it): the same statements
+    run on both, so several machines can share one registry."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._ready = False
+        self._postgres = path.startswith(("postgresql://", "postgres://"))
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
+    def _db(self) -> Iterator[Any]:
+        if self._postgres:
+            with self._pg() as conn:
+                yield conn
+            return
         try:
             if not self._ready:
                 os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
@@ -113,6 +133,30 @@ class Registry:
                 yield conn
         except sqlite3.Error as exc:
             raise RegistryError(f"registry {self.path}: {exc}") from exc
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _pg(self) -> Iterator[Any]:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        where = _redacted(self.path)
+        try:
+            conn = psycopg.connect(self.path, row_factory=dict_row, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise RegistryError(f"cannot open the registry {where}: {_first_line(exc)}") from None
+        try:
+            with conn.transaction():
+                db = _Placeholders(conn)
+                if not self._ready:
+                    conn.execute("SELECT pg_advisory_xact_lock(2026120212)")  # workers starting together
+                    for statement in SCHEMA:
+                        conn.execute(statement)
+                yield db
+            self._ready = True
+        except psycopg.Error as exc:
+            raise RegistryError(f"registry {where}: {_first_line(exc)}") from None
         finally:
             conn.close()
 
@@ -144,7 +188,7 @@ class Registry:
     def sync(self, store: Any) -> list[int]:
         """Register every version in ``store`` that is not indexed yet; return them."""
         with self._db() as db:
-            known = {r[0] for r in db.execute("SELECT version FROM model_versions WHERE name = ?", (store.model,))}
+            known = {r["version"] for r in db.execute("SELECT version FROM model_versions WHERE name = ?", (store.model,))}
         added = []
         for version in store.versions():
             if version not in known and self.register(store.meta(version), source=store.uri(version)):
@@ -173,16 +217,16 @@ class Registry:
             raise RegistryError(f"{name}: no alias {version!r} (aliases: {sorted(aliases)})")
         return aliases[version]
 
-    def _version(self, db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+    def _version(self, db: Any, row: Any) -> dict[str, Any]:
         out = dict(row)
         out["trigger"] = out.pop("cut_trigger")
         for key in _JSON:
             if key in out and out[key] is not None:
                 out[key] = json.loads(out[key])
         key = (out["name"], out["version"])
-        out["tags"] = {r[0]: r[1] for r in db.execute(
+        out["tags"] = {r["tag_key"]: r["tag_value"] for r in db.execute(
             "SELECT tag_key, tag_value FROM model_version_tags WHERE name = ? AND version = ?", key)}
-        out["aliases"] = [r[0] for r in db.execute(
+        out["aliases"] = [r["alias"] for r in db.execute(
             "SELECT alias FROM model_aliases WHERE name = ? AND version = ? ORDER BY alias", key)]
         return out
 
@@ -199,7 +243,7 @@ class Registry:
 
     def aliases(self, name: str) -> dict[str, int]:
         with self._db() as db:
-            return {r[0]: r[1] for r in db.execute(
+            return {r["alias"]: r["version"] for r in db.execute(
                 "SELECT alias, version FROM model_aliases WHERE name = ? ORDER BY alias", (name,))}
 
     def set_tag(self, name: str, version: int, key: str, value: str) -> None:
@@ -286,9 +330,27 @@ class Registry:
                 "interval": [chosen["from"], chosen["to"]]}
 
 
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class _Placeholders:
+    """A psycopg connection that takes the registry's ``?`` placeholders (no statement here
+    holds a literal ``?``)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self._conn.execute(sql.replace("?", "%s"), params)
+
+
 def registry_path(config: Any) -> str:
-    """The deployment's registry file: ``[lifecycle] registry_url``, else next to a local
+    """The deployment's registry: ``[lifecycle] registry_url`` (a SQLite file or a
+    ``postgresql://`` URL), else next to a local
     version store (``<store>/registry.sqlite``), else ``.driftline/registry.sqlite``."""
+    if config.lifecycle.registry_url and config.lifecycle.registry_url.startswith(("postgresql://", "postgres://")):
+        return config.lifecycle.registry_url
     if config.lifecycle.registry_url:
         return config.lifecycle.registry_url.removeprefix("sqlite:///").removeprefix("file://")
     url = config.checkpoint.store_url

@@ -1,7 +1,14 @@
 """Where versions live: a directory (or any fsspec URL) of signed snapshot files.
 
-Each version is one file ``<root>/<model>/v<NNNNNNNN>.snap``, written to a temporary name
-and renamed into place, so a crash mid-write never leaves a partial version behind.
+Each version is one file ``<root>/<model>/v<NNNNNNNN>.snap``. On a local directory it is
+written to a temporary name, fsynced and renamed into place, so a crash mid-write never
+leaves a partial version behind. On an object store (``s3://bucket/prefix`` through s3fs,
+or any fsspec URL) a version is one exclusive PUT (``If-None-Match: *``): an object appears
+whole or not at all, and of two workers cutting the same number only one wins. Several
+machines can share one store: listings are read fresh each time (no cached directory), and
+the filesystem object is made again in a forked snapshot writer (fsspec's async clients
+are not fork-safe). Credentials come from the client's own environment (``AWS_*`` for s3fs)
+and never from the URL; every version is signed, and checked before it is unpickled.
 
 >>> import tempfile
 >>> store = VersionStore(tempfile.mkdtemp(), "demo", key=b"secret")
@@ -19,6 +26,7 @@ import re
 from typing import Any
 
 import fsspec
+from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
 from driftline.exceptions import SnapshotError, SnapshotNotFoundError
@@ -33,10 +41,21 @@ class VersionStore:
     """Signed model versions of one deployment."""
 
     def __init__(self, url: str, model: str, key: bytes) -> None:
-        self._fs, root = fsspec.core.url_to_fs(url)
+        self._url = url
+        fs, root = fsspec.core.url_to_fs(url)
+        self._handle: tuple[int, AbstractFileSystem] = (os.getpid(), fs)
         self._dir = f"{root.rstrip('/')}/{model}"
         self._key = key
         self.model = model
+
+    @property
+    def _fs(self) -> AbstractFileSystem:
+        """The filesystem of this process: a forked child makes its own."""
+        pid, fs = self._handle
+        if pid != os.getpid():
+            fs = fsspec.core.url_to_fs(self._url)[0]
+            self._handle = (os.getpid(), fs)
+        return fs
 
     @property
     def signing_key(self) -> bytes:
@@ -48,9 +67,14 @@ class VersionStore:
 
     def versions(self) -> list[int]:
         """Version numbers present, ascending."""
-        if not self._fs.exists(self._dir):
+        self._fs.invalidate_cache(self._dir)  # another machine may have written since
+        try:
+            names = self._fs.ls(self._dir, detail=False)
+        except FileNotFoundError:
             return []
-        found = (_NAME.search(p) for p in self._fs.ls(self._dir, detail=False))
+        except OSError as exc:
+            raise SnapshotError(f"cannot list the versions in {self._fs.unstrip_protocol(self._dir)}: {exc}") from exc
+        found = (_NAME.search(p) for p in names)
         return sorted(int(m.group(1)) for m in found if m)
 
     def latest(self) -> int | None:
@@ -62,7 +86,7 @@ class VersionStore:
 
     def save(self, version: int, meta: dict[str, Any], state: Any) -> dict[str, Any]:
         """Write ``version`` (never overwriting one); return its metadata as stored."""
-        if self._fs.exists(self._path(version)):
+        if self._exists(self._path(version)):
             raise SnapshotError(f"{self.model}: version {version} already exists")
         meta = {**meta, "name": self.model, "version": version}
         blob = seal(meta, state, self._key)
@@ -72,10 +96,19 @@ class VersionStore:
             if isinstance(self._fs, LocalFileSystem):
                 _write_local_atomic(path, blob)
             else:
-                self._fs.pipe_file(path, blob)
+                self._fs.pipe_file(path, blob, mode="create")
         except OSError as exc:
-            raise SnapshotError(f"cannot write version {version} to {path}: {exc}") from exc
+            if not isinstance(self._fs, LocalFileSystem) and self._exists(path):
+                raise SnapshotError(f"{self.model}: version {version} already exists") from exc
+            raise SnapshotError(f"cannot write version {version} to {self.uri(version)}: {exc}") from exc
         return read_meta(blob)
+
+    def _exists(self, path: str) -> bool:
+        self._fs.invalidate_cache(self._dir)
+        try:
+            return self._fs.exists(path)
+        except OSError as exc:
+            raise SnapshotError(f"cannot reach the version store at {self._fs.unstrip_protocol(path)}: {exc}") from exc
 
     def _read(self, version: int, size: int | None = None) -> bytes:
         path = self._path(version)
@@ -84,6 +117,8 @@ class VersionStore:
                 return fh.read() if size is None else fh.read(size)
         except FileNotFoundError:
             raise SnapshotNotFoundError(f"{self.model}: no version {version} at {path}") from None
+        except OSError as exc:  # permissions, an unreachable endpoint
+            raise SnapshotError(f"cannot read version {version} from {self.uri(version)}: {exc}") from exc
 
     def meta(self, version: int) -> dict[str, Any]:
         """Unverified metadata of one version (cheap: reads only the header)."""
