@@ -1,8 +1,8 @@
 """Augmentation on imbalanced streams: minority recall, F1 and ROC AUC with and without SMOTE.
 
 Usage: python scripts/bench/drift_augment.py [--n 30000] [--models logistic_regression,hoeffding_tree]
-       [--variants none,smote-k1,smote-k3,smote-k10,random_over,random_over-20,random_under,
-       random_under-20,hard_sampling] [--out bench-results/augment.json]
+       [--variants none,smote-k1,smote-k3,smote-k10,random_over,random_under,
+       hard_sampling] [--out bench-results/augment.json]
 
 Streams: Agrawal (classification function 0) and SEA (variant 0), 10% label noise removed,
 thinned to about 2% positives by keeping every negative and a seeded random share of the
@@ -40,9 +40,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "smote-k10": {"kind": "smote", "k": 10},
     # River's imblearn wrappers (core/augment.py:resampled), equal class shares by default
     "random_over": {"kind": "random_over"},
-    "random_over-20": {"kind": "random_over", "desired": {"0": 0.8, "1": 0.2}},
     "random_under": {"kind": "random_under"},
-    "random_under-20": {"kind": "random_under", "desired": {"0": 0.8, "1": 0.2}},
     "hard_sampling": {"kind": "hard_sampling", "p": 0.1},
 }
 

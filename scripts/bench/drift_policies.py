@@ -108,8 +108,8 @@ def _records(name: str, limit: int | None, delay: str) -> list[InputRecord]:
 def render(report: dict[str, Any]) -> str:
     """Markdown: one table per stream, a row per (model, policy), a column per delay.
 
-    A cell is the accuracy, then for ``guarded`` the swaps/abandoned candidates, for ``reset``
-    the resets; ``Δ`` rows give guarded minus none.
+    A cell is the accuracy, then for ``guarded`` the swaps/abandoned candidates/anchor restores,
+    for ``background`` its swaps+plain resets, for ``reset`` the resets; ``Δ`` rows give guarded minus none.
     """
     lines = []
     runs = report["runs"]
@@ -131,7 +131,8 @@ def render(report: dict[str, Any]) -> str:
                         row.append("–")
                         continue
                     a = r["actions"]
-                    extra = (f" ({a.get('candidate_swap', 0)}/{a.get('candidate_abandon', 0)})" if policy == "guarded"
+                    extra = (f" ({a.get('candidate_swap', 0)}/{a.get('candidate_abandon', 0)}/{a.get('anchor_restore', 0)})"
+                             if policy == "guarded"
                              else f" ({a.get('background_swap', 0)}+{a.get('reset', 0)})" if policy == "background"
                              else f" ({a.get('reset', 0)})" if policy == "reset" else "")
                     row.append(f"{100 * r['accuracy']:.2f}%{extra}")

@@ -331,8 +331,9 @@ class DriftConfig(_Frozen):
     # "reset" (a fresh model when the detector confirms drift) beats "none" on every drifting
     # stream of docs/drift-benchmark.md at delay 0 but loses about 4 points on Elec2 once labels
     # are 100 or more late. "guarded" (a candidate serves only once it beats the serving model on
-    # the same labels) stays within 0.2 points of "none" or above it in every measured case but
-    # one (Agrawal, Hoeffding tree, labels 1000 late: -0.48), so it is not the default yet.
+    # the same labels; the model it replaced stays as an anchor) ties or beats "none" in 87 of
+    # the 90 cells of docs/drift-benchmark.md's full grid but loses in three (worst: Elec2,
+    # Hoeffding tree, labels 1000 late, -0.93), so it is not the default yet.
     # "none" keeps River's own semantics (exactly progressive_val_score) and is what a
     # deployment with challengers usually wants.
     policy: Literal["none", "reset", "background", "periodic", "guarded"] = "reset"
