@@ -1,7 +1,8 @@
 """Augmentation on imbalanced streams: minority recall, F1 and ROC AUC with and without SMOTE.
 
 Usage: python scripts/bench/drift_augment.py [--n 30000] [--models logistic_regression,hoeffding_tree]
-       [--variants none,smote-k1,smote-k3,smote-k10] [--out bench-results/augment.json]
+       [--variants none,smote-k1,smote-k3,smote-k10,random_over,random_under,
+       hard_sampling] [--out bench-results/augment.json]
 
 Streams: Agrawal (classification function 0) and SEA (variant 0), 10% label noise removed,
 thinned to about 2% positives by keeping every negative and a seeded random share of the
@@ -37,6 +38,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "smote-k1": {"kind": "smote", "k": 1},
     "smote-k3": {"kind": "smote", "k": 3},
     "smote-k10": {"kind": "smote", "k": 10},
+    # River's imblearn wrappers (core/augment.py:resampled), equal class shares by default
+    "random_over": {"kind": "random_over"},
+    "random_under": {"kind": "random_under"},
+    "hard_sampling": {"kind": "hard_sampling", "p": 0.1},
 }
 
 
@@ -51,7 +56,7 @@ def thinned(name: str, n: int, share: float = 0.02, seed: int = 3) -> list[tuple
 
 
 def run(rows, preset: str, augment: dict[str, Any]) -> dict[str, Any]:
-    engine = Engine(load_config(name="aug", model={"preset": preset, "augment": augment},
+    engine = Engine(load_config(name="aug", model={"preset": preset, "augment": augment, "classes": [0, 1]},
                                 drift={"policy": "none", "detectors": []}, checkpoint={"on_drift": False}))
     labels = {f"e{i}": y for i, (_, y) in enumerate(rows)}
     tp = fp = fn = 0

@@ -3,7 +3,7 @@
 Usage: python scripts/bench/drift_policies.py [--streams elec,sea,sine,mixed,stagger,agrawal]
        [--models logistic_regression,hoeffding_tree,hoeffding_adaptive_tree]
        [--delays 0,10,100,1000,random] [--policies none,reset,guarded] [--limit N]
-       [--out bench-results/drift-policies.json]
+       [--jobs 2] [--out bench-results/drift-policies.json]
        python scripts/bench/drift_policies.py --render bench-results/drift-policies.json
 
 Every run is the real :class:`~driftline.core.engine.Engine` fed InputRecords: features of
@@ -11,14 +11,17 @@ event i at time i, its label at i + delay (``random``: a seeded delay uniform in
 labels before features at equal times, so the accuracy is River's
 ``progressive_val_score(..., delay=d)`` for ``none`` without detectors. The synthetic streams
 are ``driftline.datasets.drifting`` (seed 1, 100k events, a switch every 20k, 10% noise);
-Elec2 is ``../shared/data/elec.csv``. One process, one run at a time (the machine is shared).
+Elec2 is ``../shared/data/elec.csv`` (never cut by ``--limit``). ``--jobs N`` runs N runs at a time
+(each is deterministic and independent: the figures do not depend on N).
 Prints one line per run and writes every figure to the JSON file.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -47,9 +50,11 @@ POLICIES: dict[str, dict[str, Any]] = {
     "reset": {"policy": "reset", "grace_examples": 300},
     "background": {"policy": "background", "grace_examples": 300},
     "guarded": {"policy": "guarded", "grace_examples": 300},
+    "periodic": {"policy": "periodic", "grace_examples": 300, "period_examples": 5000, "retrain_last": 2000},
 }
 
 
+@functools.lru_cache(maxsize=2)
 def rows_for(name: str, limit: int | None) -> list[tuple[dict, Any]]:
     if name == "elec":
         rows = list(stream(ELEC))
@@ -84,11 +89,27 @@ def run(records, drift: dict[str, Any], preset: str) -> dict[str, Any]:
             "seconds": time.perf_counter() - started}
 
 
+def one(task) -> dict[str, Any]:
+    """One run: (stream, limit, delay, model, policy, extra [drift] settings) -> its figures."""
+    name, limit, delay, preset, label, extra = task
+    records = _records(name, limit, delay)
+    drift = {**POLICIES[label], **extra} if label != "none" else POLICIES[label]
+    result = run(records, drift, preset)
+    print(f"{name:8} delay={delay:>6} {preset:24} {label:14} {100 * result['accuracy']:6.2f}% "
+          f"{result['actions']} {result['seconds']:.1f}s", flush=True)
+    return {"stream": name, "delay": delay, "model": preset, "policy": label, **result}
+
+
+@functools.lru_cache(maxsize=1)
+def _records(name: str, limit: int | None, delay: str) -> list[InputRecord]:
+    return records_of(rows_for(name, limit), delay)
+
+
 def render(report: dict[str, Any]) -> str:
     """Markdown: one table per stream, a row per (model, policy), a column per delay.
 
-    A cell is the accuracy, then for ``guarded`` the swaps/abandoned candidates, for ``reset``
-    the resets; ``Δ`` rows give guarded minus none.
+    A cell is the accuracy, then for ``guarded`` the swaps/abandoned candidates/anchor restores,
+    for ``background`` its swaps+plain resets, for ``reset`` the resets; ``Δ`` rows give guarded minus none.
     """
     lines = []
     runs = report["runs"]
@@ -110,7 +131,9 @@ def render(report: dict[str, Any]) -> str:
                         row.append("–")
                         continue
                     a = r["actions"]
-                    extra = (f" ({a.get('candidate_swap', 0)}/{a.get('candidate_abandon', 0)})" if policy == "guarded"
+                    extra = (f" ({a.get('candidate_swap', 0)}/{a.get('candidate_abandon', 0)}/{a.get('anchor_restore', 0)})"
+                             if policy == "guarded"
+                             else f" ({a.get('background_swap', 0)}+{a.get('reset', 0)})" if policy == "background"
                              else f" ({a.get('reset', 0)})" if policy == "reset" else "")
                     row.append(f"{100 * r['accuracy']:.2f}%{extra}")
                 lines.append(f"| {model} | {policy} | " + " | ".join(row) + " |")
@@ -133,6 +156,7 @@ def main() -> None:
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--drift", default="{}", help="JSON merged into every policy's [drift] (e.g. guard settings)")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (runs are independent)")
     parser.add_argument("--out", default="bench-results/drift-policies.json")
     args = parser.parse_args()
     extra = json.loads(args.drift)
@@ -141,17 +165,15 @@ def main() -> None:
                               "date": time.strftime("%Y-%m-%d %H:%M"), "python": platform.python_version(),
                               "runs": []}
     started = time.time()
-    for name in args.streams.split(","):
-        rows = rows_for(name, args.limit)
-        for delay in args.delays.split(","):
-            records = records_of(rows, delay)
-            for preset in args.models.split(","):
-                for label in args.policies.split(","):
-                    drift = {**POLICIES[label], **extra} if label != "none" else POLICIES[label]
-                    result = run(records, drift, preset)
-                    report["runs"].append({"stream": name, "delay": delay, "model": preset, "policy": label, **result})
-                    print(f"{name:8} delay={delay:>6} {preset:24} {label:14} {100 * result['accuracy']:6.2f}% "
-                          f"{result['actions']} {result['seconds']:.1f}s", flush=True)
+    tasks = [(name, args.limit if name != "elec" else None, delay, preset, label, extra)
+             for name in args.streams.split(",") for delay in args.delays.split(",")
+             for preset in args.models.split(",") for label in args.policies.split(",")]
+    if args.jobs > 1:
+        with multiprocessing.get_context("fork").Pool(args.jobs, maxtasksperchild=None) as pool:
+            results = pool.imap(one, tasks, chunksize=1)
+            report["runs"] = [r for r in results]
+    else:
+        report["runs"] = [one(t) for t in tasks]
     report["seconds"] = time.time() - started
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as fh:

@@ -172,14 +172,21 @@ class AugmentConfig(_Frozen):
     ``smote``: each time the model learns an example of a class rarer than ``ratio`` times the
     most frequent one, it also learns ``k`` synthetic examples interpolated (numeric features)
     between it and random recent examples of that class, kept in a ring of ``ring`` per class;
-    seeded. Predictions and metrics never see them.
+    seeded. Predictions and metrics never see them. The other kinds wrap the model in one of
+    River's ``imblearn`` resamplers (seeded with ``seed``).
     """
 
-    kind: Literal["none", "smote"] = "none"
+    kind: Literal["none", "smote", "random_over", "random_under", "hard_sampling"] = "none"
     k: int = Field(default=3, ge=1)
     ratio: float = Field(default=0.5, gt=0, le=1)
     ring: int = Field(default=200, ge=2)
     seed: int = 42
+    # River's imblearn wrappers (core/augment.py:resampled): "random_over" / "random_under"
+    # (RandomOverSampler / RandomUnderSampler) learn towards ``desired`` class shares (None:
+    # equal shares of the configured classes); "hard_sampling" (HardSamplingClassifier)
+    # keeps the ``ring`` examples with the largest loss and relearns one with probability ``p``.
+    desired: dict[str, float] | None = None
+    p: float = Field(default=0.1, gt=0, le=1)
 
 
 class ModelConfig(_Frozen):
@@ -297,10 +304,21 @@ class GuardConfig(_Frozen):
     window: int = Field(default=500, ge=10)
     min_pairs: int = Field(default=200, ge=1)
     check_every: int = Field(default=50, ge=1)
-    alpha: float = Field(default=0.01, gt=0, lt=1)
+    alpha: float = Field(default=0.0001, gt=0, lt=1)
     # ... and when it is right on at least this share more of the window's labels.
     margin: float = Field(default=0.0, ge=0, le=1)
     max_examples: int = Field(default=5000, ge=1)
+    # The anchor: the model the first swap replaced keeps learning beside the serving one and
+    # serves again when it is right significantly more often on the last ``anchor_window``
+    # paired labels (McNemar at ``alpha``, from ``anchor_min_pairs`` on, every ``check_every``):
+    # a swap that turns out worse than doing nothing is undone (False: no anchor).
+    anchor: bool = True
+    anchor_window: int = Field(default=2000, ge=10)
+    anchor_min_pairs: int = Field(default=500, ge=1)
+    # Warm linear candidates learn at a multiple of the serving model's (constant) learning
+    # rate, taken in turn from this list: a search for the rate the stream needs, each step
+    # kept only if its candidate wins the paired test ([1.0]: the serving model's own rate).
+    rates: list[float] = Field(default_factory=lambda: [0.3, 3.0])
 
 
 class DriftConfig(_Frozen):
@@ -313,8 +331,9 @@ class DriftConfig(_Frozen):
     # "reset" (a fresh model when the detector confirms drift) beats "none" on every drifting
     # stream of docs/drift-benchmark.md at delay 0 but loses about 4 points on Elec2 once labels
     # are 100 or more late. "guarded" (a candidate serves only once it beats the serving model on
-    # the same labels) stays within 0.2 points of "none" or above it in every measured case but
-    # one (Agrawal, Hoeffding tree, labels 1000 late: -0.48), so it is not the default yet.
+    # the same labels; the model it replaced stays as an anchor) ties or beats "none" in 87 of
+    # the 90 cells of docs/drift-benchmark.md's full grid but loses in three (worst: Elec2,
+    # Hoeffding tree, labels 1000 late, -0.93), so it is not the default yet.
     # "none" keeps River's own semantics (exactly progressive_val_score) and is what a
     # deployment with challengers usually wants.
     policy: Literal["none", "reset", "background", "periodic", "guarded"] = "reset"

@@ -15,6 +15,14 @@ one and only then: predictions, metrics and drift detectors see real examples al
 >>> made = [sampler.learned(model, {"x": float(i)}, i % 10 == 0) for i in range(30)]
 >>> made[:11], sampler.synthetic
 ([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], 4)
+
+River's own resamplers wrap the model instead (``kind = "random_over"``, ``"random_under"``,
+``"hard_sampling"``); for a binary-only model the shares are of False/True, in the order of
+the configured classes:
+
+>>> wrapped = resampled(linear_model.LogisticRegression(), AugmentConfig(kind="random_under"), ("no", "yes"))
+>>> type(wrapped).__name__, wrapped.desired_dist
+('RandomUnderSampler', {False: 0.5, True: 0.5})
 """
 
 from __future__ import annotations
@@ -27,7 +35,41 @@ from river import base
 
 from driftline.config import AugmentConfig
 
-__all__ = ["Oversampler"]
+__all__ = ["Oversampler", "resampled"]
+
+RESAMPLERS = ("random_over", "random_under", "hard_sampling")
+
+
+def resampled(model: base.Estimator, config: AugmentConfig, classes: tuple[Any, ...] = ()) -> base.Estimator:
+    """``model`` wrapped in River's ``imblearn`` resampler ``config.kind`` (unchanged for other kinds).
+
+    ``desired`` maps each class (as written in the config, a string) to its share; unset, the
+    classes get equal shares. A binary-only model (logistic regression) learns False/True
+    ("is it the last configured class?", as the engine maps them), so its shares are keyed so;
+    with no classes configured a binary-only model's are False/True, which equal 0/1 labels.
+    """
+    from river import imblearn
+
+    from driftline.exceptions import ConfigError
+
+    if config.kind not in RESAMPLERS:
+        return model
+    if config.kind == "hard_sampling":
+        return imblearn.HardSamplingClassifier(model, size=config.ring, p=config.p, seed=config.seed)
+    binary = not getattr(model, "_multiclass", True)
+    names = tuple(classes) or ((False, True) if binary else ())
+    if not names:
+        raise ConfigError(f"[model.augment] kind = {config.kind!r} needs [model] classes for a multiclass model")
+    keys = (False, True) if binary and len(names) == 2 else names
+    if config.desired is None:
+        desired = {key: 1 / len(keys) for key in keys}
+    else:
+        missing = [str(n) for n in names if str(n) not in config.desired]
+        if missing:
+            raise ConfigError(f"[model.augment] desired has no share for class(es) {', '.join(missing)}")
+        desired = {key: float(config.desired[str(name)]) for key, name in zip(keys, names)}
+    sampler = imblearn.RandomOverSampler if config.kind == "random_over" else imblearn.RandomUnderSampler
+    return sampler(model, desired_dist=desired, seed=config.seed)
 
 
 class Oversampler:

@@ -26,7 +26,7 @@ from river import base
 
 from driftline.config import DeploymentConfig
 from driftline.core.datadrift import DataDriftWatch
-from driftline.core.augment import Oversampler
+from driftline.core.augment import Oversampler, resampled
 from driftline.core.detectors import ErrorWatch
 from driftline.core.history import MonitorHistory
 from driftline.core.importance import ImportanceWatch, importances
@@ -79,6 +79,7 @@ class Engine:
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
         self.model: base.Estimator = build_model(config.model)
+        self.model = resampled(self.model, config.model.augment, tuple(config.model.classes))
         self.task = config.model.task or task_of(self.model)
         if config.model.mini_batch is not None:
             check_supported(self.model)
@@ -167,7 +168,7 @@ class Engine:
             self.task, self.config.drift.metrics_window, self.schema.classes)
         self._model_base = (examples, self.n_learned)
         if self.adapt.guard is not None:
-            self.adapt.guard.candidate = None  # it was racing the outgoing model
+            self.adapt.guard.candidate = self.adapt.guard.anchor = None  # they were racing the outgoing model
 
     def feature_importances(self) -> dict[str, float] | None:
         """Linear weights, tree split shares, or permutation importance (core/importance.py)."""
@@ -233,7 +234,7 @@ class Engine:
         target = label == self.schema.classes[-1] if self._binary_codec else label
         adapt = self.adapt
         guard = adapt.guard
-        if guard is not None and guard.candidate is not None and pending.prediction is not None:
+        if guard is not None and guard.active and pending.prediction is not None:
             # guarded: the served prediction against the candidate's for the same features
             guard.pair(error_of(self.task, label, pending.prediction), getattr(pending, "candidate", None),
                        target, self.task)
@@ -265,7 +266,7 @@ class Engine:
         if adapt.period and self.n_learned % adapt.period == 0:
             self.model = adapt.retrain(self.model)
             self.checkpoint_due = self.checkpoint_due or "periodic"
-        if guard is not None and guard.candidate is not None:
+        if guard is not None and guard.active:
             decision = guard.decide(self.n_learned)
             if decision is not None:
                 out.append(self._on_candidate(decision, record, now_ms))
@@ -325,7 +326,7 @@ class Engine:
             prediction = self.fairness.decide(event.features, prediction, proba)
         pending = Pending(event.features, prediction, proba, self.version, record.timestamp)
         guard = self.adapt.guard
-        if guard is not None and guard.candidate is not None:
+        if guard is not None and guard.active:
             pending.candidate = guard.foresee(event.features)
         waiting = self.join.add_features(event.id, pending)
         self.counters.predictions += 1
@@ -415,9 +416,10 @@ class Engine:
         return events
 
     def _on_candidate(self, decision: str, record: InputRecord, now_ms: int) -> DriftEvent:
-        """Guarded policy: the candidate won its paired test (it serves now) or ran out of time."""
+        """Guarded policy: the candidate won its paired test (it serves now) or ran out of time,
+        or the anchor won its own (it serves again)."""
         guard = self.adapt.guard
-        model, evidence = guard.finish(decision)
+        model, evidence = guard.finish(decision, self.model)
         if model is not None:
             self.model = model
             self.watch.reset()
@@ -428,7 +430,7 @@ class Engine:
         test = evidence["test"]
         return self._drift_event(
             f"candidate-{decision}-{self.n_learned}", "concept", guard.origin.get("detector", ""), record, now_ms,
-            f"candidate_{decision}", params=guard.config.model_dump(),
+            "anchor_restore" if decision == "restore" else f"candidate_{decision}", params=guard.config.model_dump(),
             statistic={k: float(v) for k, v in test.items()}, threshold=guard.config.alpha,
             p_value=test.get("p_value"), evidence=evidence,
         )

@@ -11,7 +11,12 @@ present but predict the delayed future worse: on Elec2 with labels 1000 late it 
 doing nothing). Every ``check_every`` labels McNemar's exact test (``core/arena.py``) runs
 over the last ``window`` pairs: a candidate right significantly more often than the
 serving model replaces it (``swap``); one that has not won after ``max_examples`` labels
-is given up (``abandon``). Everything here is plain state that pickles with the engine, so
+is given up (``abandon``). The model a swap replaced is kept as the **anchor**: it keeps
+learning, predicts every feature event, and is paired with the served predictions the same
+way over a longer window; if it is right significantly more often, it serves again
+(``restore``). A swap that turns out worse than doing nothing is thus undone, and the
+anchor is kept until then (later swaps keep the same anchor: the model that was never
+replaced). Everything here is plain state that pickles with the engine, so
 a restored snapshot takes the same decisions; nothing reads a clock or draws at random.
 
 Why not River's ways: ``DriftRetrainingClassifier`` and ARF swap on the detection itself,
@@ -75,6 +80,15 @@ def linear_estimator(model: base.Estimator) -> Any:
 class Guard:
     """The candidate, its paired record against the serving model, and the replay ring."""
 
+    # The anchor (the model the first swap replaced, still learning), its paired record and
+    # restores; class attributes so that guards pickled before the anchor existed restore.
+    anchor: base.Estimator | None = None
+    anchor_pairs: PairedErrors | None = None
+    anchor_generation = 0
+    anchor_test: dict[str, float] = {}
+    anchor_origin: dict[str, Any] = {}
+    restores = 0
+
     def __init__(self, config: GuardConfig) -> None:
         self.config = config
         self.ring: deque[tuple[dict[str, Any], Any]] | None = deque(maxlen=config.replay) if config.replay else None
@@ -93,14 +107,20 @@ class Guard:
             self.ring.append((features, target))
         if self.candidate is not None:
             self.candidate.learn_one(features, target)
+        if self.anchor is not None:
+            self.anchor.learn_one(features, target)
 
     def start(self, fresh: base.Estimator, serving: base.Estimator | None, detector: str,
               evidence: dict[str, Any], position: int) -> dict[str, Any]:
         """Start a candidate (``fresh``, or warm from ``serving``); return how it started."""
-        start = "fresh"
+        start, rate = "fresh", 1.0
         model = fresh
         if self.config.start == "warm" and serving is not None and linear_estimator(serving) is not None:
             model, start = copy.deepcopy(serving), "warm"
+            rates = self.config.rates
+            wanted = rates[self.generation % len(rates)] if rates else 1.0
+            if wanted != 1.0 and _scale_rate(linear_estimator(model), wanted):
+                rate = wanted
         since = change_point(evidence)
         replay = list(self.ring)[-since:] if since and self.ring else []
         for features, target in replay:
@@ -110,30 +130,52 @@ class Guard:
         self.pairs = PairedErrors(self.config.window)
         self.since = position
         self.last_test = {}
-        self.origin = {"detector": detector, "start": start, "position": position,
+        self.origin = {"detector": detector, "start": start, "rate": rate, "position": position,
                        "estimated_change": since, "replayed": len(replay)}
         return dict(self.origin)
 
-    def foresee(self, features: dict[str, Any]) -> tuple[int, Any]:
-        """The candidate's prediction for a feature event, kept with it until its label comes."""
-        try:
-            return self.generation, self.candidate.predict_one(features)
-        except Exception:  # noqa: BLE001 - a failing candidate is simply wrong on this example
-            return self.generation, None
+    @property
+    def active(self) -> bool:
+        """Is a candidate or an anchor racing the serving model?"""
+        return self.candidate is not None or self.anchor is not None
 
-    def pair(self, served_error: float, foreseen: tuple[int, Any] | None, target: Any, task: str) -> None:
-        """A label: pair the served prediction's error with this candidate's for the same event.
+    def foresee(self, features: dict[str, Any]) -> tuple:
+        """The candidate's (and anchor's) predictions for a feature event, kept until its label comes:
+        ``(generation, candidate's, anchor generation, anchor's)``."""
+        return (self.generation, _predict(self.candidate, features),
+                self.anchor_generation, _predict(self.anchor, features))
 
-        Events predicted before this candidate started (or by an earlier one) are not paired.
+    def pair(self, served_error: float, foreseen: tuple | None, target: Any, task: str) -> None:
+        """A label: pair the served prediction's error with the candidate's (and the anchor's)
+        for the same event.
+
+        Events predicted before this candidate (anchor) started, or by an earlier one, are not paired.
         """
-        if foreseen is None or foreseen[0] != self.generation:
+        if foreseen is None:
             return
-        theirs = _error(task, target, foreseen[1])
-        self.pairs.add(served_error < theirs, theirs < served_error, served_error == 0, theirs == 0)
+        if self.candidate is not None and foreseen[0] == self.generation:
+            theirs = _error(task, target, foreseen[1])
+            self.pairs.add(served_error < theirs, theirs < served_error, served_error == 0, theirs == 0)
+        if self.anchor is not None and len(foreseen) > 2 and foreseen[2] == self.anchor_generation:
+            theirs = _error(task, target, foreseen[3])
+            self.anchor_pairs.add(served_error < theirs, theirs < served_error, served_error == 0, theirs == 0)
 
     def decide(self, position: int) -> str | None:
-        """``swap``, ``abandon`` or None, after the example at ``position`` was learned."""
-        pairs, config = self.pairs, self.config
+        """``restore`` (the anchor serves again), ``swap``, ``abandon`` or None, after the
+        example at ``position`` was learned."""
+        config = self.config
+        anchor = self.anchor_pairs
+        if self.anchor is not None and anchor.since_check >= config.check_every and len(anchor) >= config.anchor_min_pairs:
+            anchor.since_check = 0
+            test = mcnemar_exact(anchor.b, anchor.c)
+            n = len(anchor)
+            self.anchor_test = {**test, "n": n, "serving_accuracy": anchor.champion_ok / n,
+                                "anchor_accuracy": anchor.challenger_ok / n, "alpha": config.alpha}
+            if anchor.c > anchor.b and test["p_value"] < config.alpha:
+                return "restore"
+        if self.candidate is None:
+            return None
+        pairs = self.pairs
         age = position - self.since
         if pairs.since_check >= config.check_every and len(pairs) >= config.min_pairs:
             pairs.since_check = 0
@@ -149,15 +191,48 @@ class Guard:
             return "abandon"
         return None
 
-    def finish(self, decision: str) -> tuple[base.Estimator | None, dict[str, Any]]:
-        """End the candidate's life; the model that serves next (None: keep), with the evidence."""
+    def finish(self, decision: str, serving: base.Estimator | None = None) -> tuple[base.Estimator | None, dict[str, Any]]:
+        """End the candidate's life (or restore the anchor); the model that serves next (None:
+        keep), with the evidence. ``serving``, replaced by a swap, becomes the anchor if none is kept."""
+        if decision == "restore":
+            model, self.anchor = self.anchor, None
+            self.restores += 1
+            self.anchor_generation += 1
+            return model, {"anchor": dict(self.anchor_origin), "test": dict(self.anchor_test)}
         model, self.candidate = self.candidate, None
         evidence = {"candidate": dict(self.origin), "test": dict(self.last_test)}
         if decision == "swap":
             self.swaps += 1
+            if self.config.anchor and self.anchor is None and serving is not None:
+                self.anchor, self.anchor_generation = serving, self.anchor_generation + 1
+                self.anchor_pairs = PairedErrors(self.config.anchor_window)
+                self.anchor_test = {}
+                self.anchor_origin = {"candidate_started": self.origin.get("position"),
+                                      "replaced_at": self.since + int(self.last_test.get("age", 0))}
             return model, evidence
         self.abandons += 1
         return None, evidence
+
+
+def _predict(model: base.Estimator | None, features: dict[str, Any]) -> Any:
+    if model is None:
+        return None
+    try:
+        return model.predict_one(features)
+    except Exception:  # noqa: BLE001 - a failing candidate is simply wrong on this example
+        return None
+
+
+def _scale_rate(estimator: Any, rate: float) -> bool:
+    """Multiply a warm linear candidate's learning rate by ``rate`` (a constant schedule only:
+    others are left as they are); did it?"""
+    from river.optim import schedulers
+
+    lr = getattr(getattr(estimator, "optimizer", None), "lr", None)
+    if not isinstance(lr, schedulers.Constant):
+        return False
+    estimator.optimizer.lr = schedulers.Constant(lr.learning_rate * rate)
+    return True
 
 
 def _error(task: str, target: Any, prediction: Any) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from river import linear_model
+from river import base, linear_model
 
 from driftline.config import DeploymentConfig, DetectorSpec, GuardConfig, ModelConfig
 from driftline.core.detectors import ErrorWatch
@@ -192,3 +192,102 @@ def test_candidate_events_follow_the_drift_schema(timeline):
     assert {"candidate_start", "candidate_swap"} <= actions, actions
     for event in events:
         jsonschema.validate(json.loads(orjson.dumps(event.body())), schema)
+
+
+def _race(guard, serving_right, anchor_right, n, start=0):
+    """``n`` labels where the served prediction is right iff ``serving_right(i)`` and the
+    anchor's iff ``anchor_right(i)``; the decisions taken."""
+    decisions = []
+    for i in range(start, start + n):
+        foreseen = guard.foresee({"x": 1.0})
+        foreseen = (foreseen[0], foreseen[1], foreseen[2], True if anchor_right(i) else False)
+        guard.pair(0.0 if serving_right(i) else 1.0, foreseen, True, "classification")
+        decisions.append(guard.decide(i + 1))
+    return decisions
+
+
+def test_a_swap_keeps_the_replaced_model_as_an_anchor_that_serves_again_when_better():
+    config = GuardConfig(replay=0, anchor_window=200, anchor_min_pairs=100, check_every=10, alpha=0.01)
+    assert Guard(config).decide(0) is None  # nothing racing: nothing to decide
+    guard = Guard(config)
+    old, new = linear_model.LogisticRegression(), linear_model.LogisticRegression()
+    guard.start(new, None, "d", {}, 0)
+    model, _ = guard.finish("swap", old)
+    assert model is new and guard.anchor is old and guard.candidate is None and guard.active
+    guard.learned({"x": 1.0}, True)
+    assert old.weights != {}  # the anchor keeps learning
+    # as good as the serving model: never restored
+    assert set(_race(guard, lambda i: i % 2 == 0, lambda i: i % 2 == 0, 400)) == {None}
+    # right where the serving model is wrong, on a fifth of the labels: restored
+    decisions = _race(guard, lambda i: i % 5 != 0, lambda i: True, 400, start=400)
+    assert "restore" in decisions
+    assert guard.anchor_test["c"] > guard.anchor_test["b"] and guard.anchor_test["p_value"] < 0.01
+    model, evidence = guard.finish("restore")
+    assert model is old and guard.anchor is None and guard.restores == 1 and not guard.active
+    assert evidence["test"] == guard.anchor_test and "replaced_at" in evidence["anchor"]
+
+
+def test_a_second_swap_keeps_the_first_anchor_and_anchor_off_keeps_none():
+    guard = Guard(GuardConfig(replay=0))
+    first, second, third = (linear_model.LogisticRegression() for _ in range(3))
+    guard.start(second, None, "d", {}, 0)
+    guard.finish("swap", first)
+    guard.start(third, None, "d", {}, 10)
+    guard.finish("swap", second)
+    assert guard.anchor is first and guard.swaps == 2
+    plain = Guard(GuardConfig(replay=0, anchor=False))
+    plain.start(second, None, "d", {}, 0)
+    plain.finish("swap", first)
+    assert plain.anchor is None and not plain.active
+
+
+def test_warm_linear_candidates_take_their_learning_rates_in_turn():
+    lr = build_model(ModelConfig(preset="logistic_regression"))
+    base_rate = linear_estimator(lr).optimizer.lr.learning_rate
+    guard = Guard(GuardConfig(replay=0, rates=[3.0, 0.5]))
+    rates = []
+    for position in range(3):
+        origin = guard.start(lr.clone(), lr, "d", {}, position)
+        rates.append((origin["rate"], linear_estimator(guard.candidate).optimizer.lr.learning_rate))
+    assert rates == [(3.0, 3.0 * base_rate), (0.5, 0.5 * base_rate), (3.0, 3.0 * base_rate)]
+    assert linear_estimator(lr).optimizer.lr.learning_rate == base_rate  # the serving model is untouched
+    same = Guard(GuardConfig(replay=0, rates=[1.0]))
+    assert same.start(lr.clone(), lr, "d", {}, 0)["rate"] == 1.0
+    assert linear_estimator(same.candidate).optimizer.lr.learning_rate == base_rate
+
+
+class AlwaysFalse(base.Classifier):
+    """A serving model gone wrong: it always says False."""
+
+    def learn_one(self, x, y):
+        pass
+
+    def predict_proba_one(self, x):
+        return {False: 1.0, True: 0.0}
+
+
+def test_an_engine_restores_the_anchor_and_says_so(timeline):
+    """After a swap the replaced tree is kept as the anchor; a snapshot taken while it is alive
+    continues exactly; when the serving model turns out worse, the anchor serves again, with
+    the test in its drift event."""
+    engine = engine_for(policy="guarded", grace_examples=0,
+                        guard={"start": "fresh", "alpha": 0.01, "anchor_min_pairs": 100})
+    records = timeline(ROWS + ROWS[CHANGE:], 0)
+    outputs, cut = [], None
+    for i, record in enumerate(records):
+        outputs.append(engine.process(record, 0))
+        if engine.adapt.guard.anchor is not None:
+            cut = i
+            break
+    assert cut is not None, "no swap"
+    anchor = engine.adapt.guard.anchor
+    engine.model = AlwaysFalse()  # the swapped-in model goes wrong
+    snapshot = pickle.dumps(engine)
+    later = [engine.process(r, 0) for r in records[cut + 1:]]
+    restored = pickle.loads(snapshot)
+    assert [restored.process(r, 0) for r in records[cut + 1:]] == later
+    events = [o for out in later for o in out if isinstance(o, DriftEvent)]
+    restore = next(e for e in events if e.action == "anchor_restore")
+    assert restore.p_value < 0.01 and restore.evidence["test"]["c"] > restore.evidence["test"]["b"]
+    assert restore.statistic["anchor_accuracy"] > restore.statistic["serving_accuracy"]
+    assert engine.adapt.guard.restores == 1 and type(engine.model) is type(anchor)
