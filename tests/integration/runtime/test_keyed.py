@@ -14,6 +14,9 @@ import time
 import orjson
 import pytest
 
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+
 from driftline.core.keyed import KeyedEngine
 from driftline.core.events import InputRecord
 from driftline.datasets import stream
@@ -56,9 +59,9 @@ max_idle_ms = {config.processor.max_idle_ms}
 """)
 
 
-def _rows():
-    rows = [(encode_features(x), y) for x, y in stream("synth:agrawal", limit=N_EVENTS + 200, seed=5)]
-    return rows[:N_EVENTS], rows[N_EVENTS:]
+def _rows(n=N_EVENTS):
+    rows = [(encode_features(x), y) for x, y in stream("synth:agrawal", limit=n + 200, seed=5)]
+    return rows[:n], rows[n:]
 
 
 def _produce(config, rows) -> None:
@@ -175,4 +178,59 @@ def test_kill_minus_nine_of_a_worker_while_another_goes_on(make_config, reader, 
         assert proc.returncode == 0, err.decode()[-2000:]
     assert kills >= 2, "the stream finished before the worker could be killed"
     engines, predictions = _reference(config, reader)
+    _check(config, reader, signing_key, engines, predictions, held_out, keys)
+
+
+def _progress(config, n_events) -> float:
+    """The share of the features the group has committed (its offsets, any owner)."""
+    admin = AdminClient({"bootstrap.servers": config.kafka.bootstrap_servers})
+    request = ConsumerGroupTopicPartitions(config.group_id, [TopicPartition(config.topics.features, p)
+                                                             for p in range(PARTITIONS)])
+    result = admin.list_consumer_group_offsets([request], require_stable=False)[config.group_id].result()
+    return sum(max(tp.offset, 0) for tp in result.topic_partitions) / n_events
+
+
+def _wait_progress(config, n_events, share, deadline_s=300) -> float:
+    deadline = time.monotonic() + deadline_s
+    while (done := _progress(config, n_events)) < share:
+        assert time.monotonic() < deadline, f"the group did not reach {share:.0%} of the input"
+        time.sleep(0.2)
+    return done
+
+
+@pytest.mark.parametrize("preset", ["logistic_regression", "hoeffding_tree"])
+def test_scaling_one_two_three_two_and_kill_minus_nine_during_a_run(make_config, reader, signing_key, tmp_path,
+                                                                   preset):
+    """Pre-loaded input; workers join and leave at seeded points of the group's progress and
+    are killed with SIGKILL while the others go on: the answers of an undisturbed run."""
+    n_events = 12_000
+    config = _deployment(make_config, preset)
+    rows, held_out = _rows(n_events)
+    keys = _produce(config, rows)
+    toml = tmp_path / "keyed.toml"
+    _write_toml(config, toml)
+    rng = random.Random(31)
+    procs = _workers(config, toml, signing_key, ["w0"], idle_s=20)
+    at = {}
+    at["w1 joins"] = _wait_progress(config, n_events, 0.05)
+    procs.update(_workers(config, toml, signing_key, ["w1"], idle_s=20))
+    at["w2 joins"] = _wait_progress(config, n_events, 0.15)
+    procs.update(_workers(config, toml, signing_key, ["w2"], idle_s=20))
+    at["w2 leaves"] = _wait_progress(config, n_events, 0.3)
+    procs["w2"].send_signal(signal.SIGTERM)
+    _, err = procs.pop("w2").communicate(timeout=120)
+    for victim, share in (("w1", rng.uniform(0.4, 0.55)), ("w0", rng.uniform(0.6, 0.75))):
+        at[f"{victim} killed"] = _wait_progress(config, n_events, share)
+        if procs[victim].poll() is None:
+            procs[victim].send_signal(signal.SIGKILL)
+        procs[victim].wait()
+        time.sleep(rng.uniform(0.0, 8.0))  # back before or after the session timeout
+        procs.update(_workers(config, toml, signing_key, [victim], idle_s=20))
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{name}: {err.decode()[-2000:]}"
+    assert at["w2 joins"] < 1.0, f"the input was processed before the group scaled: {at}"
+    engines, predictions = _reference(config, reader)
+    assert len(engines) == PARTITIONS
+    assert sum(e.n_learned for e in engines.values()) == n_events
     _check(config, reader, signing_key, engines, predictions, held_out, keys)
