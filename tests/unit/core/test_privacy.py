@@ -153,3 +153,15 @@ def test_check_only_policy_lets_a_producer_validate_without_the_key():
     assert policy.pseudonym("x").startswith("hmac:None:")
     with pytest.raises(ConfigError, match="not loaded"):
         FieldPolicy(PrivacyConfig(features={"ssn": "hmac"}), None, "p-check").pseudonym("x")
+
+
+def test_topic_retention_is_configurable_per_kind():
+    from driftline.runtime.topics import topic_specs
+
+    cfg = DeploymentConfig(name="p-ret", governance={"privacy": {"retention_ms": {"predictions": 86_400_000,
+                                                                                  "dlq": 3_600_000}}})
+    specs = {t.topic.rsplit(".", 1)[1]: t.config for t in topic_specs(cfg)}
+    assert specs["predictions"]["retention.ms"] == "86400000"
+    assert specs["dlq"]["retention.ms"] == "3600000"
+    assert specs["features"]["retention.ms"] == str(7 * 24 * 3600 * 1000)  # unset kinds keep their default
+    assert specs["audit"]["retention.ms"] == str(183 * 24 * 3600 * 1000)
