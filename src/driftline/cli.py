@@ -16,7 +16,7 @@ import click
 import orjson
 
 from driftline import __version__
-from driftline.config import DeploymentConfig, load_config
+from driftline.config import DeploymentConfig, load_config, secret_from_env
 from driftline.exceptions import DriftlineError
 from driftline.observability.logs import configure_logging
 
@@ -55,8 +55,15 @@ def main(ctx: click.Context, config_path, name, bootstrap, preset, store, log_le
         config = load_config(config_path, **overrides)
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
+    try:  # Driftline's own secrets: at least MIN_SECRET_BYTES when set (the log redaction needs it)
+        for env, what in ((config.checkpoint.key_env, "snapshot signing key"),
+                          (config.lifecycle.token_env, "admin token"), ("DRIFTLINE_WEBHOOK_SECRET", "webhook secret"),
+                          (config.governance.privacy.key_env, "privacy HMAC key")):
+            secret_from_env(env, what, required=False)
+    except DriftlineError as exc:
+        raise click.ClickException(str(exc)) from exc
     secrets = [os.environ.get(config.checkpoint.key_env, ""), os.environ.get(config.lifecycle.token_env, ""),
-               os.environ.get("DRIFTLINE_WEBHOOK_SECRET", "")]
+               os.environ.get("DRIFTLINE_WEBHOOK_SECRET", ""), os.environ.get(config.governance.privacy.key_env, "")]
     if config.kafka.sasl_password is not None:
         secrets.append(config.kafka.sasl_password.get_secret_value())
     configure_logging(log_level, secrets=secrets)

@@ -44,7 +44,10 @@ __all__ = [
     "AuditConfig",
     "FairnessAttribute",
     "FairnessConfig",
+    "PrivacyConfig",
     "GovernanceConfig",
+    "MIN_SECRET_BYTES",
+    "secret_from_env",
     "DeploymentConfig",
     "load_config",
 ]
@@ -357,6 +360,34 @@ class DriftConfig(_Frozen):
     importance_warmup: int = Field(default=5, ge=1)
 
 
+# Secrets shorter than this are refused: the log redaction (observability/logs.py) replaces a
+# secret wherever it appears, and a short one appears everywhere (a key "k" redacts every k).
+MIN_SECRET_BYTES = 16
+
+
+def secret_from_env(env: str, what: str, required: bool = True) -> bytes | None:
+    """A secret from the environment variable ``env``: missing (when ``required``) or shorter
+    than :data:`MIN_SECRET_BYTES` is a one-line :class:`ConfigError`.
+
+    >>> import os
+    >>> os.environ["DOCTEST_SECRET"] = "short"
+    >>> secret_from_env("DOCTEST_SECRET", "doctest key")
+    Traceback (most recent call last):
+    ...
+    driftline.exceptions.ConfigError: doctest key in DOCTEST_SECRET is 5 bytes: use at least 16 (e.g. `openssl rand -hex 32`)
+    """
+    value = os.environ.get(env, "")
+    if not value:
+        if required:
+            raise ConfigError(f"{what} missing: set the {env} environment variable")
+        return None
+    key = value.encode()
+    if len(key) < MIN_SECRET_BYTES:
+        raise ConfigError(f"{what} in {env} is {len(key)} bytes: use at least {MIN_SECRET_BYTES} "
+                          "(e.g. `openssl rand -hex 32`)")
+    return key
+
+
 class CheckpointConfig(_Frozen):
     """When to cut a version and where to keep it."""
 
@@ -376,13 +407,8 @@ class CheckpointConfig(_Frozen):
     background: bool = True
 
     def signing_key(self) -> bytes:
-        """The HMAC key from the environment; refuses to run without one."""
-        key = os.environ.get(self.key_env)
-        if not key:
-            raise ConfigError(
-                f"snapshot signing key missing: set the {self.key_env} environment variable"
-            )
-        return key.encode()
+        """The HMAC key from the environment; refuses to run without one, or with a short one."""
+        return secret_from_env(self.key_env, "snapshot signing key")
 
 
 class ChallengerSpec(_Frozen):
@@ -617,6 +643,76 @@ class ErasureConfig(_Frozen):
     delete_superseded: bool = False
 
 
+FieldAction = Literal["allow", "drop", "hmac", "protected"]
+# Topic kinds whose retention [governance.privacy] retention_ms may set (docs/governance-explain.md#privacy);
+# .versions and .checkpoints are compacted (the latest record per key stays), .audit has its own setting.
+RETENTION_KINDS = ("features", "labels", "predictions", "drift", "dlq", "shadow", "lifecycle", "order")
+# Members of an event body the processor itself reads: a body policy cannot name them.
+_ENVELOPE = ("id", "model", "features", "label")
+
+
+class PrivacyConfig(_Frozen):
+    """The field policy applied at ingress, before anything is buffered (core/privacy.py).
+
+    ``features`` and ``body`` map a feature name (inside ``features``) or a body member
+    (beside ``id``/``features``/``label``) to ``allow`` (the default), ``drop``, ``hmac``
+    (``"hmac:<key id>:<hex HMAC-SHA256>"`` under the key in ``key_env``) or ``protected``
+    (kept from the model, the join buffer, snapshots and dead letters; a feature that
+    ``[governance.fairness]`` names as an attribute still reaches fairness, as its group).
+    Dead letters of events with such fields carry a redacted body unless ``dlq_raw``.
+
+    >>> PrivacyConfig(features={"ssn": "hmac"}).needs_key
+    True
+    >>> PrivacyConfig(features={"ssn": "encrypt"})
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for PrivacyConfig
+    ...
+    """
+
+    features: dict[str, FieldAction] = Field(default_factory=dict)
+    body: dict[str, FieldAction] = Field(default_factory=dict)
+    key_env: str = "DRIFTLINE_PRIVACY_KEY"
+    dlq_raw: bool = False
+    # Topic kind -> retention.ms for `driftline topics create` (None: forever); unset kinds keep
+    # the defaults of runtime/topics.py. The join buffer's is [join] max_age_ms.
+    retention_ms: dict[str, int | None] = Field(default_factory=dict)
+
+    @field_validator("body")
+    @classmethod
+    def _not_the_envelope(cls, value: dict[str, str]) -> dict[str, str]:
+        named = sorted(set(value) & set(_ENVELOPE))
+        if named:
+            raise ValueError(f"governance.privacy.body names {named}: the processor reads these members "
+                             "itself (a feature's policy goes in governance.privacy.features)")
+        return value
+
+    @field_validator("retention_ms")
+    @classmethod
+    def _known_topics(cls, value: dict[str, int | None]) -> dict[str, int | None]:
+        unknown = sorted(set(value) - set(RETENTION_KINDS))
+        if unknown:
+            raise ValueError(f"governance.privacy.retention_ms: unknown topic kinds {unknown}; known: "
+                             f"{list(RETENTION_KINDS)} (.audit: [governance.audit] retention_ms)")
+        bad = sorted(k for k, v in value.items() if v is not None and v <= 0)
+        if bad:
+            raise ValueError(f"governance.privacy.retention_ms {bad}: give a positive number of ms (omit: the default)")
+        return value
+
+    @property
+    def active(self) -> bool:
+        """Does any field have a policy other than ``allow``?"""
+        return any(a != "allow" for a in (*self.features.values(), *self.body.values()))
+
+    @property
+    def needs_key(self) -> bool:
+        return "hmac" in (*self.features.values(), *self.body.values())
+
+    def hmac_key(self) -> bytes | None:
+        """The HMAC key (None when no field is ``hmac``); missing or short: a :class:`ConfigError`."""
+        return secret_from_env(self.key_env, "privacy HMAC key") if self.needs_key else None
+
+
 class GovernanceConfig(_Frozen):
     """What the model decides, made accountable: explanations, the audit log, fairness by group."""
 
@@ -624,6 +720,21 @@ class GovernanceConfig(_Frozen):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
     erasure: ErasureConfig = Field(default_factory=ErasureConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+
+    @model_validator(mode="after")
+    def _privacy_fits_fairness(self) -> GovernanceConfig:
+        fair = self.fairness
+        protected = {n for n, a in self.privacy.features.items() if a == "protected"}
+        hidden = sorted({a.name for a in fair.attributes} & {n for n, a in self.privacy.features.items()
+                                                               if a in ("drop", "hmac")})
+        if fair.enabled and hidden:
+            raise ValueError(f"fairness attributes {hidden} are drop or hmac in governance.privacy: "
+                             "make them protected (fairness sees them, the model does not) or allow")
+        if fair.enabled and fair.mitigation == "reweigh" and fair.attributes and fair.attributes[0].name in protected:
+            raise ValueError(f"mitigation reweigh on the protected attribute {fair.attributes[0].name!r} is "
+                             "not built yet (the weights are learned with the model's features)")
+        return self
 
 
 class TracingConfig(_Frozen):
@@ -659,6 +770,22 @@ class DeploymentConfig(_Frozen):
     scale: ScaleConfig = Field(default_factory=ScaleConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
+
+    @model_validator(mode="after")
+    def _privacy_fits_model(self) -> DeploymentConfig:
+        declared = self.model.features
+        if not declared:
+            return self
+        policy = self.governance.privacy.features
+        hidden = sorted(n for n, a in policy.items() if a in ("drop", "protected") and n in declared)
+        if hidden:
+            raise ValueError(f"model.features declares {hidden}, which governance.privacy keeps from the "
+                             "model (drop or protected): remove them from model.features")
+        numeric = sorted(n for n, a in policy.items() if a == "hmac" and declared.get(n, "cat") != "cat")
+        if numeric:
+            raise ValueError(f"governance.privacy hashes {numeric} (hmac gives a string): declare them 'cat' "
+                             "in model.features")
+        return self
 
     @field_validator("name", "topic_prefix")
     @classmethod

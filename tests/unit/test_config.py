@@ -132,10 +132,18 @@ def test_signing_key_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("DRIFTLINE_SNAPSHOT_KEY", "")
     with pytest.raises(ConfigError):
         ckpt.signing_key()
-    monkeypatch.setenv("DRIFTLINE_SNAPSHOT_KEY", "s3cr3t")
-    assert ckpt.signing_key() == b"s3cr3t"
-    monkeypatch.setenv("OTHER_KEY", "k2")
-    assert CheckpointConfig(key_env="OTHER_KEY").signing_key() == b"k2"
+    monkeypatch.setenv("DRIFTLINE_SNAPSHOT_KEY", "s3cr3t-0123456789")
+    assert ckpt.signing_key() == b"s3cr3t-0123456789"
+    monkeypatch.setenv("OTHER_KEY", "k2-0123456789abcdef")
+    assert CheckpointConfig(key_env="OTHER_KEY").signing_key() == b"k2-0123456789abcdef"
+
+
+def test_a_short_signing_key_is_refused_in_one_line(monkeypatch):
+    # A 1-byte key would make the log redaction turn every "k" into ***.
+    monkeypatch.setenv("DRIFTLINE_SNAPSHOT_KEY", "k")
+    with pytest.raises(ConfigError, match=r"^snapshot signing key in DRIFTLINE_SNAPSHOT_KEY is 1 bytes: use at least 16") as err:
+        CheckpointConfig().signing_key()
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("model", [{"preset": "river.tree:HoeffdingTreeClassifier"},

@@ -38,6 +38,7 @@ from driftline.core.models import build_model, task_of
 from driftline.core.outputs import DeadLetter, DriftEvent, Output, Prediction
 from driftline.core.performance import PerformanceWatch
 from driftline.core.policies import Adaptation
+from driftline.core.privacy import policy_for
 from driftline.core.scoring import OnlineScores, error_of
 from driftline.exceptions import BadEventError
 
@@ -75,6 +76,9 @@ class Engine:
     fairness: Any = None
     # Learning-time augmentation (core/augment.py); None learns the real examples alone.
     augment: Oversampler | None = None
+    # The privacy field policy ([governance.privacy], core/privacy.py), applied as feature events
+    # are decoded; None: every field allowed. Pickled without its key (see core/privacy.py).
+    privacy: Any = None
 
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
@@ -106,6 +110,7 @@ class Engine:
             drift.importance_min_tau, drift.importance_warmup,
             tuple(n for n, k in config.model.features.items() if k == "cat"))
         self.join = JoinBuffer(config.join.max_age_ms, config.join.max_pending)
+        self.privacy = policy_for(config)
         # Reports and the live page (core/history.py); permutation importance for models with none.
         self.history = MonitorHistory()
         self._evaluations = 0
@@ -227,7 +232,7 @@ class Engine:
             elif self.watch.warning and self.adapt.uses_warning and self.adapt.background is None:
                 out.extend(self._on_warning(record, now_ms))
             if self.fairness is not None:
-                out.extend(self.fairness.on_label(self, pending.features, pending.prediction, label,
+                out.extend(self.fairness.on_label(self, _fair(pending), pending.prediction, label,
                                                   pending.event_time, record, now_ms, pending.proba))
         if self.permutation is not None:
             self.permutation.observe(self.predict, pending.features, label)
@@ -319,12 +324,17 @@ class Engine:
         return out
 
     def _on_features(self, record: InputRecord, now_ms: int) -> list[Output]:
-        event = decode_features(record.value, self.schema, self.config.name)
+        event = decode_features(record.value, self.schema, self.config.name, self.privacy)
         self.counters.features += 1
         prediction, proba = self.predict(event.features)
+        # Fairness reads its attributes from the features, and from the protected fields
+        # ([governance.privacy]), which the model never sees.
+        fair = event.features if event.protected is None else {**event.features, **event.protected}
         if self.fairness is not None and self.fairness.thresholds is not None:
-            prediction = self.fairness.decide(event.features, prediction, proba)
+            prediction = self.fairness.decide(fair, prediction, proba)
         pending = Pending(event.features, prediction, proba, self.version, record.timestamp)
+        if event.protected is not None and self.fairness is not None:  # only their groups wait for the label
+            pending.protected = self.privacy.fairness_groups(self.fairness.monitor.grouping, event.protected)
         guard = self.adapt.guard
         if guard is not None and guard.active:
             pending.candidate = guard.foresee(event.features)
@@ -341,7 +351,7 @@ class Engine:
         if self.data_watch is not None:
             self._on_data(event.features, record, now_ms, out)
         if self.fairness is not None:
-            out.extend(self.fairness.on_prediction(self, event.features, prediction, record, now_ms))
+            out.extend(self.fairness.on_prediction(self, fair, prediction, record, now_ms))
         if self.arena is not None:
             self.arena.on_features(self, event.id, event.features, out, record.timestamp)
         if waiting is not None:
@@ -355,13 +365,22 @@ class Engine:
         self.counters.labels += 1
         pending = self.join.take_features(event.id)
         if pending is None:
-            pending = self.join.add_label(event.id, OrphanLabel(event.label, record.timestamp, record))
+            kept = record if self.privacy is None else self._redacted(record)
+            pending = self.join.add_label(event.id, OrphanLabel(event.label, record.timestamp, kept))
             if pending is None:
                 return []
         if self.arena is not None:
             return self.train(pending, event.label, record, now_ms) + self.arena.on_label(
                 self, event.id, pending, event.label, now_ms)
         return self.train(pending, event.label, record, now_ms)
+
+    def _redacted(self, record: InputRecord) -> InputRecord:
+        """A label record as the join buffer (and a snapshot) may keep it: redacted by the
+        privacy policy (core/privacy.py), the same record when nothing is redacted."""
+        value, redacted = self.privacy.redact(record.value)
+        if not redacted:
+            return record
+        return InputRecord(record.kind, record.partition, record.offset, record.timestamp, record.key, value)
 
     # -- drift -------------------------------------------------------------------------
 
@@ -518,3 +537,13 @@ class Engine:
                             ("_categorical", ())):
             if name not in state:
                 setattr(self, name, value)
+        if "privacy" not in state:  # pickled before [governance.privacy]: the policy in force now
+            from driftline.core.privacy import _ACTIVE
+
+            self.privacy = _ACTIVE.get(self.config.name)
+
+
+def _fair(pending: Pending) -> dict[str, Any]:
+    """The features fairness groups a joined example by: the model's and the protected groups."""
+    groups = getattr(pending, "protected", None)  # Pending pickled before it: the slot is unset
+    return pending.features if groups is None else {**pending.features, **groups}

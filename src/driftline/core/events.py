@@ -51,6 +51,9 @@ class InputRecord:
 class FeatureEvent:
     id: str
     features: dict[str, Any]
+    # The fields [governance.privacy] marks ``protected`` (core/privacy.py): kept from the model,
+    # read by fairness only. None when the event has none (or no policy applies).
+    protected: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -114,12 +117,19 @@ def _reject(name: str, value: Any, kind: str | None) -> BadEventError:
     return BadEventError("mistyped_feature", f"feature {name!r} must be {_EXPECTED[kind]}, got {got}")
 
 
-def decode_features(value: bytes | None, schema: EventSchema, model: str) -> FeatureEvent:
-    """Parse and validate a feature event."""
+def decode_features(value: bytes | None, schema: EventSchema, model: str, policy: Any = None) -> FeatureEvent:
+    """Parse and validate a feature event.
+
+    ``policy``: the deployment's privacy :class:`~driftline.core.privacy.FieldPolicy`, applied
+    before validation (a dropped or protected field is not a feature of the model).
+    """
     event_id, body = _load(value, schema, model)
     features = body.get("features")
     if type(features) is not dict:
         raise BadEventError("missing_features", "'features' must be a JSON object")
+    protected = None
+    if policy is not None:
+        features, protected = policy.apply(features)
     # One pass checks types and magnitudes. A mistyped feature anywhere wins over a value out
     # of range (the dead-letter reason does not depend on the order of the features).
     # One absurd magnitude (1e300) drives a linear model's weights to NaN for good; refuse it.
@@ -151,7 +161,7 @@ def decode_features(value: bytes | None, schema: EventSchema, model: str) -> Fea
                 too_large = name
     if too_large is not None:
         raise BadEventError("out_of_range", f"feature {too_large!r} = {features[too_large]!r} exceeds +/-{limit:g}")
-    return FeatureEvent(event_id, features)
+    return FeatureEvent(event_id, features, protected)
 
 
 def decode_label(value: bytes | None, schema: EventSchema, model: str) -> LabelEvent:

@@ -35,6 +35,9 @@ class Pending:
     # The guarded policy's candidate prediction for the same features: (generation, prediction).
     # Pending objects pickled before it existed have the slot unset: read it with getattr.
     candidate: Any = None
+    # The groups of protected fairness attributes ([governance.privacy], core/privacy.py), never
+    # their values for binned attributes; None: none. Unset in Pending pickled before it (getattr).
+    protected: dict[str, str] | None = None
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ __all__ = ["configure_logging", "JsonFormatter", "LibrdkafkaLog"]
 
 
 # OpenTelemetry's SeverityNumber for each Python level (logs data model, "Field: SeverityNumber").
+_MIN_ANYWHERE = 16  # config.MIN_SECRET_BYTES (not imported: logging comes before config)
 _SEVERITY_NUMBER = {"DEBUG": 5, "INFO": 9, "WARNING": 13, "ERROR": 17, "CRITICAL": 21}
 
 
@@ -45,8 +46,13 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        # Redact each secret as it appears in the JSON line, i.e. JSON-escaped.
-        self.secrets = sorted({orjson.dumps(s).decode()[1:-1] for s in secrets if s}, key=len, reverse=True)
+        # Redact each secret as it appears in the JSON line, i.e. JSON-escaped. Driftline refuses
+        # its own secrets below 16 bytes (config.MIN_SECRET_BYTES); a shorter one (a SASL password)
+        # is redacted only where it stands alone, else a password "k" would turn every k into ***.
+        escaped = sorted({orjson.dumps(s).decode()[1:-1] for s in secrets if s}, key=len, reverse=True)
+        self.secrets = [s for s in escaped if len(s) >= _MIN_ANYWHERE]
+        self._short = [re.compile(rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])") for s in escaped
+                       if len(s) < _MIN_ANYWHERE]
 
     def format(self, record: logging.LogRecord) -> str:
         attributes = dict(getattr(record, "fields", {}))
@@ -71,6 +77,8 @@ class JsonFormatter(logging.Formatter):
         line = orjson.dumps(entry, default=str).decode()
         for secret in self.secrets:
             line = line.replace(secret, "***")
+        for pattern in self._short:
+            line = pattern.sub("***", line)
         return line
 
 

@@ -22,12 +22,17 @@ from typing import Any
 import orjson
 
 from driftline.config import DeploymentConfig
+from driftline.core.privacy import policy_for
 from driftline.core.outputs import DeadLetter, DriftEvent, LifecycleEvent, Output, Prediction, ShadowPrediction
 from driftline.observability.metrics import ProcessorMetrics
 
 __all__ = ["OutputCollector", "ce_headers", "ce_time"]
 
 log = logging.getLogger("driftline.processor")
+
+# What a drift event's log line says (docs/schemas/drift-event.schema.json has the whole event).
+_DRIFT_LOGGED = ("id", "model", "model_version", "drift_kind", "detector", "level", "action", "position",
+                 "features", "p_value")
 
 Sink = Callable[[str, "bytes | None", bytes, "list[tuple[str, bytes]]"], None]
 
@@ -98,6 +103,12 @@ class OutputCollector:
         self.trace_headers: list[tuple[str, bytes]] | None = None
         self._n_predictions = 0
         self._predictions_out = metrics.events_out.labels(config.name, "predictions")
+        # Dead letters keep a redacted body ([governance.privacy], core/privacy.py) unless dlq_raw.
+        privacy = config.governance.privacy
+        self._privacy = policy_for(config) if privacy.active and not privacy.dlq_raw else None
+        # Called with every drift event sent, inside the same unit of work (the lifecycle
+        # runtime adds an audit entry for fairness state changes and model changes).
+        self.on_drift_sent: Callable[[DriftEvent, dict[str, Any]], None] = lambda event, body: None
 
     def begin_batch(self, now_ms: int) -> None:
         """Headers shared by the predictions of one batch (made once: the hot path)."""
@@ -134,10 +145,14 @@ class OutputCollector:
             headers = ce_headers("drift", output.id, model, output.model_version, now_ms)
             if self.trace_headers:
                 headers[-1:-1] = self.trace_headers
-            value = orjson.dumps(output.body(), option=orjson.OPT_NON_STR_KEYS)
+            body = output.body()
+            value = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
             self.sink(self.topics.drift, output.id.encode(), value, headers)
+            self.on_drift_sent(output, body)
             self.metrics.events_out.labels(model, "drift").inc()
-            log.info("drift detected", extra={"fields": output.body()})
+            # Names and numbers only: the evidence (data drift's categories, fairness's groups)
+            # holds feature values, which logs never carry; the event is on .drift.
+            log.info("drift detected", extra={"fields": {k: body.get(k) for k in _DRIFT_LOGGED}})
         elif isinstance(output, DeadLetter):
             rec = output.record
             headers = [
@@ -149,7 +164,12 @@ class OutputCollector:
                 ("dl_timestamp", str(rec.timestamp).encode()),
                 *(self.trace_headers or ()),
             ]
-            self.sink(self.topics.dlq, rec.key, rec.value, headers)
+            value = rec.value
+            if self._privacy is not None:
+                value, redacted = self._privacy.redact(value)
+                if redacted:
+                    headers.append(("dl_redacted", ",".join(redacted).encode()))
+            self.sink(self.topics.dlq, rec.key, value, headers)
             self.metrics.events_out.labels(model, "dlq").inc()
 
     def lifecycle(self, event: LifecycleEvent, record: bool = True) -> None:
@@ -200,6 +220,7 @@ class OutputCollector:
             log.warning(
                 f"{streak} dead letters in a row, nothing predicted or learned in between: the input does not "
                 f"match the deployment's schema? ([model] features and classes; `driftline tail dlq` shows why)",
+                # Not the detail: it may quote a value (out_of_range, unknown_class); the DLQ has it.
                 extra={"fields": {"model": self.config.name, "in_a_row": streak, "reason": output.reason,
-                                  "detail": output.detail[:200], "topic": self.topics.dlq}},
+                                  "topic": self.topics.dlq}},
             )

@@ -105,6 +105,8 @@ class LifecycleRuntime:
         self.queue = CommandQueue()
         collector.on_lifecycle = self.registry.record_event
         collector.on_lifecycle_sent = self._audited
+        collector.on_drift_sent = self._audited_drift
+        work.on_abort = self._void_chain
         checkpointer.on_version = self.on_version
         self._audit = None  # the audit chain's head, read from .audit at the first entry
         self._positions: dict[Source, int] = {}
@@ -118,6 +120,22 @@ class LifecycleRuntime:
         entry_id, value = self.audit_entry("lifecycle", event.id, body, event.at)
         self.work.produce(self.config.topics.audit, entry_id.encode(), value,
                           ce_headers("audit", entry_id, self.config.name, event.model_version, event.at))
+
+    def _audited_drift(self, event: Any, body: dict[str, Any]) -> None:
+        """An audit entry for a fairness state change, and for a drift event on which the drift
+        policy changed the serving model, in the unit of work that sends the event."""
+        if not self.config.governance.audit.enabled:
+            return
+        kind = "fairness" if event.drift_kind == "fairness" else "drift" if event.action != "none" else None
+        if kind is None:
+            return
+        entry_id, value = self.audit_entry(kind, event.id, body, event.detected_at)
+        self.work.produce(self.config.topics.audit, entry_id.encode(), value,
+                          ce_headers("audit", entry_id, self.config.name, event.model_version, event.detected_at))
+
+    def _void_chain(self) -> None:
+        """An aborted unit of work took its audit entries with it: resume from the topic."""
+        self._audit = None
 
     def audit_entry(self, kind: str, subject: str, record: dict[str, Any], at: int) -> tuple[str, bytes]:
         """The next entry of the audit chain (runtime/audit.py resumes it from the topic once)."""
@@ -267,7 +285,7 @@ class LifecycleRuntime:
         params = cmd.params
         if cmd.action == "predict":
             event = decode_features(orjson.dumps({"id": "predict", "features": params.get("features")}),
-                                    engine.schema, self.config.name)
+                                    engine.schema, self.config.name, getattr(engine, "privacy", None))
             prediction, proba = engine.predict(event.features)
             answer = {"prediction": prediction, "proba": proba, "model_version": engine.version,
                       "model_examples": engine.n_learned, "variant": "champion"}

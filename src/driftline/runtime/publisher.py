@@ -41,6 +41,7 @@ from confluent_kafka import Producer
 
 from driftline.config import DeploymentConfig
 from driftline.core.events import EventSchema, decode_features, decode_label
+from driftline.core.privacy import FieldPolicy
 from driftline.exceptions import BadEventError, DeliveryError, SchemaMismatchError
 from driftline.runtime.clients import make_producer
 from driftline.runtime.topics import check_copartitioned
@@ -120,6 +121,8 @@ class Publisher:
             if fixed in self.settings:
                 raise ValueError(f"{fixed} is set by the publisher (co-partitioning and delivery depend on it)")
         self._schema = _schema(config) if validate else None
+        privacy = config.governance.privacy  # drop/protected/hmac fields are no model features
+        self._policy = FieldPolicy(privacy, None, config.name, check_only=True) if privacy.active else None
         topics = config.topics  # built on each access: resolved once, not per record
         self._features_topic, self._labels_topic = topics.features, topics.labels
         self._producer: Producer | None = None
@@ -205,7 +208,7 @@ class Publisher:
     def _check(self, value: bytes, kind: str, id: str) -> None:
         try:
             if kind == "features":
-                decode_features(value, self._schema, self.config.name)
+                decode_features(value, self._schema, self.config.name, self._policy)
             else:
                 decode_label(value, self._schema, self.config.name)
         except BadEventError as exc:

@@ -22,6 +22,7 @@ from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
 from driftline.core.order_log import OrderFollower, OrderRecorder
 from driftline.core.ordering import EventTimeMerger, Source
+from driftline.core.privacy import policy_for
 from driftline.runtime.checkpointer import Checkpointer
 from driftline.runtime.order_log import read_order_log
 from driftline.versions.store import VersionStore
@@ -79,8 +80,11 @@ class Task:
             log.info("no version found: starting a fresh model",
                      extra={"fields": {"model": self.config.name, "task": self.name}})
             return self.engine
+        policy = policy_for(self.config)  # today's privacy policy and key: what the restored engine applies
         meta, state = self.store.load(latest)  # raises SnapshotIntegrityError on bad bytes
         self.engine = state["engine"]
+        if isinstance(self.engine, Engine):
+            self.engine.privacy = policy
         self.positions = {tuple(s) if isinstance(s, list) else s: o for s, o in state["positions"].items()}
         self.snapshot_order_offset = state.get("order_offset")  # None: a version older than the log
         log.info("restored version", extra={"fields": {"model": self.config.name, "task": self.name,

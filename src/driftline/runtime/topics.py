@@ -90,6 +90,9 @@ def topic_specs(config: DeploymentConfig) -> list[NewTopic]:
         # Art. 19 of the EU AI Act: at least six months by default ([governance.audit] retention_ms).
         names.audit: {"retention.ms": str(config.governance.audit.retention_ms or -1)},
     }
+    # [governance.privacy] retention_ms overrides per topic kind (None: forever).
+    for kind, ms in config.governance.privacy.retention_ms.items():
+        specific[getattr(names, kind)]["retention.ms"] = str(-1 if ms is None else ms)
     # The order log has a partition per task (keyed mode: task p writes partition p).
     partitioned = (names.features, names.labels, names.predictions, names.shadow, names.order)
     return [

@@ -87,6 +87,7 @@ class UnitOfWork:
         self.started = 0.0
         self.last_commit = 0.0  # perf_counter() of the last commit that covered records
         self.before_commit: Callable[[], None] = lambda: None  # e.g. write the order log
+        self.on_abort: Callable[[], None] = lambda: None  # e.g. the audit chain forgets its aborted entries
         self._batch_seconds = batch_seconds  # a labelled Histogram child, or None
         self._producer: Any = None
         self._consumer: Any = None
@@ -189,6 +190,8 @@ class UnitOfWork:
         lifecycle command). Returns the error the abort met: for a producer in a fatal state
         it names the cause (fenced), where a later produce() only says "Fatal error"."""
         error = None
+        if self.in_txn:
+            self.on_abort()
         if self.in_txn and self.exactly_once:
             try:
                 self._producer.abort_transaction(10)

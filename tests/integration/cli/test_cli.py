@@ -32,7 +32,7 @@ ELEC_FEATURES = '{ period = "num", nswprice = "num", nswdemand = "num", vicprice
 def cli(*args: str, timeout: float = 120, cwd: Path = ROOT, env_extra: dict[str, str] | None = None
         ) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-    env["DRIFTLINE_SNAPSHOT_KEY"] = "cli-test-key"
+    env["DRIFTLINE_SNAPSHOT_KEY"] = "cli-test-key-0123456789"
     env.update(env_extra or {})
     return subprocess.run([DRIFTLINE, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
 
@@ -183,7 +183,7 @@ def test_the_readme_commands_work_as_printed(make_config, tmp_path):
     commands.remove(run)
     commands.insert(commands.index(next(c for c in commands if c.startswith(prefix + "produce "))) + 1, run)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-    env["DRIFTLINE_SNAPSHOT_KEY"] = "cli-test-key"
+    env["DRIFTLINE_SNAPSHOT_KEY"] = "cli-test-key-0123456789"
     ours = shlex.join([DRIFTLINE, "-c", "deploy/driftline.toml", *deployment_args(config)]) + " "
     outputs = {}
     for command in commands:
@@ -206,7 +206,7 @@ def start_run(*args: str, env_extra: dict[str, str] | None = None) -> tuple[subp
     import threading
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-    env["DRIFTLINE_SNAPSHOT_KEY"] = "cli-test-key"
+    env["DRIFTLINE_SNAPSHOT_KEY"] = "cli-test-key-0123456789"
     env.update(env_extra or {})
     proc = subprocess.Popen([DRIFTLINE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=ROOT)
@@ -244,7 +244,7 @@ def test_a_fenced_processor_says_another_instance_took_over_and_exits_3(make_con
     assert [entry["severity_text"] for entry in logged] == ["ERROR"], stderr
 
 
-TOKEN = {"DRIFTLINE_ADMIN_TOKEN": "cli-test-token"}
+TOKEN = {"DRIFTLINE_ADMIN_TOKEN": "cli-test-token-0123456789"}
 
 
 def test_embedded_promote_refuses_while_the_deployment_runs_and_names_the_admin_url(make_config, tmp_path):

@@ -118,7 +118,7 @@ def test_readme_using_it_commands_work_as_written(walk):
 
 def test_the_demo_explore_commands_work_as_printed(walk, tmp_path):
     name, env, localize, sh = walk
-    env["DRIFTLINE_SNAPSHOT_KEY"] = "walk-demo-key"
+    env["DRIFTLINE_SNAPSHOT_KEY"] = "walk-demo-key-0123456789"
     demo = _ok(sh(localize(f"{PROGRAM} --preset hoeffding_tree --log-level WARNING -c deploy/demo.toml demo")
                   + " --events 2000 --drift-every 1000 --rate 4000", timeout=300))
     explore = demo.split("\nExplore:\n", 1)[1].splitlines()

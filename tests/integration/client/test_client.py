@@ -60,7 +60,7 @@ def test_a_publisher_app_on_three_partitions_predicts_like_driftline_produce(mak
     produced = subprocess.run(
         [DRIFTLINE, "--name", by_cli.name, "--bootstrap", by_cli.kafka.bootstrap_servers, "produce",
          "synth:agrawal", "--limit", str(N_EVENTS), "--label-delay", str(DELAY)],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "DRIFTLINE_SNAPSHOT_KEY": "k"})
+        capture_output=True, text=True, timeout=120, env={**os.environ, "DRIFTLINE_SNAPSHOT_KEY": "client-test-key-0123456789"})
     assert produced.returncode == 0, produced.stderr
     _publisher_app(by_app, list(stream("synth:agrawal", limit=N_EVENTS, seed=42)), DELAY)  # produce's seed
 

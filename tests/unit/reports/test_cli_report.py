@@ -11,8 +11,8 @@ from driftline.versions.store import VersionStore
 
 
 def test_report_command(tmp_path, monkeypatch):
-    monkeypatch.setenv("DRIFTLINE_SNAPSHOT_KEY", "k")
-    store = VersionStore(str(tmp_path / "v"), "m", key=b"k")
+    monkeypatch.setenv("DRIFTLINE_SNAPSHOT_KEY", "report-test-key-0123456789")
+    store = VersionStore(str(tmp_path / "v"), "m", key=b"report-test-key-0123456789")
     for v in (1, 2):
         store.save(v, {"parent": v - 1 or None, "trigger": "periodic", "examples_seen": 0, "created_at": v},
                    {"engine": Engine(DeploymentConfig(name="m")), "positions": {}})
