@@ -24,6 +24,8 @@ pytestmark = pytest.mark.integration
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 SCHEMA_OF = {"predictions": "prediction", "shadow": "prediction", "drift": "drift", "versions": "version",
              "lifecycle": "lifecycle", "audit": "audit"}
+# Only on a redacted body ([governance.privacy]; tests/integration/governance/test_privacy.py).
+OPTIONAL_DLQ_HEADERS = {"dl_redacted"}
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -106,7 +108,7 @@ def test_the_doc_header_table_covers_every_output_topic():
     assert table["predictions"]["ce_id"] == "<model>/<id>"
     assert all({"ce_specversion", "ce_id", "ce_type", "ce_source"} <= set(h) for h in table.values())  # CloudEvents
     assert documented_dlq_headers() == {"dl_reason", "dl_detail", "dl_topic", "dl_partition", "dl_offset",
-                                        "dl_timestamp"}
+                                        "dl_timestamp", *OPTIONAL_DLQ_HEADERS}
 
 
 def test_every_output_kind_matches_the_documented_contract(make_config, reader, signing_key):
@@ -151,7 +153,7 @@ def test_every_output_kind_matches_the_documented_contract(make_config, reader, 
     reasons = documented_reasons()
     for message in dead:
         headers = {k: v.decode() for k, v in message.headers()}
-        assert set(headers) == documented_dlq_headers()
+        assert set(headers) == documented_dlq_headers() - OPTIONAL_DLQ_HEADERS  # no privacy policy here
         assert headers["dl_reason"] in reasons and headers["dl_reason"] in ("malformed_json", "malformed_event")
         assert headers["dl_topic"] in (config.topics.features, config.topics.labels)
         assert int(headers["dl_partition"]) == 0 and int(headers["dl_offset"]) >= 0
