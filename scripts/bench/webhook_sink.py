@@ -1,5 +1,5 @@
 """Processor throughput with the webhook forwarder delivering to a live sink, to a sink that
-is down, and with no forwarder at all (issue 19: a sink that is down must not slow the loop).
+is down, and with no forwarder at all (a sink that is down must not slow the loop).
 
 The forwarder (``driftline webhooks``, runtime/webhooks.py) and the HTTP sink are processes of
 their own, as in a deployment; the processor runs in this process on a fresh deployment per
