@@ -405,9 +405,10 @@ def models_list(ctx: click.Context, model, show_all) -> None:
     from driftline.lifecycle.views import fmt_ms, table
 
     click.echo(table(
-        ["version", "parent", "trigger", "created (UTC)", "examples", "accuracy", "aliases", "status"],
+        ["version", "parent", "trigger", "created (UTC)", "examples", "accuracy", "aliases", "status", "flags"],
         [[r["version"], r["parent"], r["trigger"], fmt_ms(r["creation_timestamp"]), r["examples_seen"],
-          _metric(r), ",".join(r["aliases"]) or None, r["status"]] for r in rows],
+          _metric(r), ",".join(r["aliases"]) or None, r["status"],
+          "DISPARATE-TREATMENT" if "disparate_treatment" in r["tags"] else None] for r in rows],
     ))
 
 

@@ -121,6 +121,12 @@ class TopicNames(_Frozen):
         return self._name("labels")
 
     @property
+    def protected(self) -> str:
+        """Protected attributes keyed by event id, for fairness only ([governance.fairness]
+        attributes with ``source = "protected"``): joined like labels, never seen by the model."""
+        return self._name("protected")
+
+    @property
     def predictions(self) -> str:
         return self._name("predictions")
 
@@ -164,7 +170,7 @@ class TopicNames(_Frozen):
 
     def all(self) -> dict[str, str]:
         """Kind -> topic name, for every topic of the deployment."""
-        kinds = ("features", "labels", "predictions", "drift", "versions", "dlq", "shadow", "lifecycle", "order",
+        kinds = ("features", "labels", "protected", "predictions", "drift", "versions", "dlq", "shadow", "lifecycle", "order",
                  "checkpoints", "audit")
         return {k: self._name(k) for k in kinds}
 
@@ -565,7 +571,10 @@ class AuditConfig(_Frozen):
 
 
 class FairnessAttribute(_Frozen):
-    """A sensitive attribute: a feature of the model, grouped by its value or by ``bins``.
+    """A sensitive attribute, grouped by its value or by ``bins``: a feature of the model
+    (``source = "feature"``), or a field of the records on the protected side topic
+    ``<prefix>.<model>.protected`` (``source = "protected"``), joined by event id like a label
+    and never seen by the model.
 
     ``bins`` are edges: ``[0, 25, 40, 60]`` makes the groups ``[0,25)``, ``[25,40)``,
     ``[40,60)`` and ``>=60`` (and ``<0`` below the first edge). ``reference``: the group every
@@ -573,7 +582,7 @@ class FairnessAttribute(_Frozen):
     """
 
     name: str
-    source: Literal["feature"] = "feature"
+    source: Literal["feature", "protected"] = "feature"
     bins: list[float] | None = None
     reference: str | None = None
 
@@ -619,6 +628,11 @@ class FairnessConfig(_Frozen):
     mitigation_window: int = Field(default=30_000, ge=100)
     acknowledge_disparate_treatment: bool = False
 
+    @property
+    def side_attributes(self) -> tuple[str, ...]:
+        """The attributes read from the protected side topic (empty: the topic is not read)."""
+        return tuple(a.name for a in self.attributes if a.source == "protected") if self.enabled else ()
+
     @model_validator(mode="after")
     def _known_attributes(self) -> FairnessConfig:
         names = [a.name for a in self.attributes]
@@ -646,7 +660,7 @@ class ErasureConfig(_Frozen):
 FieldAction = Literal["allow", "drop", "hmac", "protected"]
 # Topic kinds whose retention [governance.privacy] retention_ms may set (docs/governance-explain.md#privacy);
 # .versions and .checkpoints are compacted (the latest record per key stays), .audit has its own setting.
-RETENTION_KINDS = ("features", "labels", "predictions", "drift", "dlq", "shadow", "lifecycle", "order")
+RETENTION_KINDS = ("features", "labels", "protected", "predictions", "drift", "dlq", "shadow", "lifecycle", "order")
 # Members of an event body the processor itself reads: a body policy cannot name them.
 _ENVELOPE = ("id", "model", "features", "label")
 
@@ -776,6 +790,10 @@ class DeploymentConfig(_Frozen):
         declared = self.model.features
         if not declared:
             return self
+        side = sorted(set(self.governance.fairness.side_attributes) & set(declared))
+        if side:
+            raise ValueError(f"model.features declares {side}, which governance.fairness reads from the protected "
+                             "side topic (source = \"protected\"), never the model: remove them from model.features")
         policy = self.governance.privacy.features
         hidden = sorted(n for n, a in policy.items() if a in ("drop", "protected") and n in declared)
         if hidden:

@@ -28,7 +28,7 @@ def test_toml_style_settings_load():
     ({"attributes": [{"name": "a"}], "intersections": [["a", "b"]]}, "intersection"),
     ({"attributes": [{"name": "a", "bins": [3, 1]}]}, "increasing"),
     ({"tau": 1.2}, "tau"),
-    ({"attributes": [{"name": "a", "source": "protected"}]}, "source"),
+    ({"attributes": [{"name": "a", "source": "sidecar"}]}, "source"),
     ({"attributes": [{"name": "a"}], "mitigation": "group_threshold"}, "acknowledge_disparate_treatment"),
 ])
 def test_misconfiguration_is_a_config_error(settings, message):

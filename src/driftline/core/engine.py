@@ -138,7 +138,7 @@ class Engine:
         if config.governance.fairness.enabled:
             from driftline.core.fairness.watch import FairnessWatch
 
-            self.fairness = FairnessWatch(config.governance.fairness, self.schema.classes)
+            self.fairness = FairnessWatch(config.governance.fairness, self.schema.classes, config.join)
         if config.lifecycle.challengers:
             from driftline.core.arena import Arena
 
@@ -255,7 +255,7 @@ class Engine:
         else:
             try:
                 if self.fairness is not None and self.fairness.reweigher is not None:
-                    self.fairness.learn(self.model, pending.features, target, label)
+                    self.fairness.learn(self.model, pending.features, target, label, _fair(pending))
                 else:
                     self.model.learn_one(pending.features, target)
             except Exception as exc:  # noqa: BLE001 - never let one example stop the stream
@@ -305,6 +305,8 @@ class Engine:
         try:
             if record.kind == "features":
                 out = self._on_features(record, now_ms)
+            elif record.kind == "protected":  # the protected side topic: fairness only (core/fairness/side.py)
+                out = self._on_protected(record, now_ms)
             else:
                 out = self._on_label(record, now_ms)
             # Only valid records move event time (a bad record's timestamp is not trusted).
@@ -330,11 +332,18 @@ class Engine:
         # Fairness reads its attributes from the features, and from the protected fields
         # ([governance.privacy]), which the model never sees.
         fair = event.features if event.protected is None else {**event.features, **event.protected}
+        side = None  # groups from the protected side topic that came before these features
+        if self.fairness is not None and self.fairness.side is not None:
+            side = self.fairness.side.take(event.id, max(self.stream_time, record.timestamp))
+            if side is not None:
+                fair = {**fair, **side}
         if self.fairness is not None and self.fairness.thresholds is not None:
             prediction = self.fairness.decide(fair, prediction, proba)
         pending = Pending(event.features, prediction, proba, self.version, record.timestamp)
         if event.protected is not None and self.fairness is not None:  # only their groups wait for the label
             pending.protected = self.privacy.fairness_groups(self.fairness.monitor.grouping, event.protected)
+        if side is not None:
+            pending.protected = {**(pending.protected or {}), **side}
         guard = self.adapt.guard
         if guard is not None and guard.active:
             pending.candidate = guard.foresee(event.features)
@@ -373,6 +382,11 @@ class Engine:
             return self.train(pending, event.label, record, now_ms) + self.arena.on_label(
                 self, event.id, pending, event.label, now_ms)
         return self.train(pending, event.label, record, now_ms)
+
+    def _on_protected(self, record: InputRecord, now_ms: int) -> list[Output]:
+        if self.fairness is None:
+            raise BadEventError("unexpected_protected", "[governance.fairness] is off: nothing reads protected records")
+        return self.fairness.on_protected(self, record, now_ms)
 
     def _redacted(self, record: InputRecord) -> InputRecord:
         """A label record as the join buffer (and a snapshot) may keep it: redacted by the

@@ -30,14 +30,15 @@ __all__ = [
     "EventSchema",
     "decode_features",
     "decode_label",
+    "decode_protected",
 ]
 
-Kind = Literal["features", "labels"]
+Kind = Literal["features", "labels", "protected"]
 
 
 @dataclass(slots=True)  # not frozen: a frozen init costs 4x, and these are made per event
 class InputRecord:
-    """One message read from a features or labels partition (no Kafka types)."""
+    """One message read from a features, labels or protected partition (no Kafka types)."""
 
     kind: Kind
     partition: int
@@ -189,3 +190,27 @@ def decode_label(value: bytes | None, schema: EventSchema, model: str) -> LabelE
         if schema.classes and not any(label == c and type(label) is type(c) for c in schema.classes):
             raise BadEventError("unknown_class", f"label {label!r} is not one of {list(schema.classes)}")
     return LabelEvent(event_id, label)
+
+
+_ATTRIBUTE_TYPES = (str, int, float, bool, type(None))
+
+
+def decode_protected(value: bytes | None, schema: EventSchema, model: str) -> tuple[str, dict[str, Any]]:
+    """Parse and validate a record of the protected side topic: its event id and attributes.
+
+    >>> decode_protected(b'{"id": "e1", "attributes": {"sex": "f", "age": 34}}', EventSchema(), "m")
+    ('e1', {'sex': 'f', 'age': 34})
+    >>> decode_protected(b'{"id": "e1", "attributes": {"sex": ["f"]}}', EventSchema(), "m")
+    Traceback (most recent call last):
+    ...
+    driftline.exceptions.BadEventError: mistyped_attribute: attribute 'sex' must be a string, number, boolean or null
+    """
+    event_id, body = _load(value, schema, model)
+    attributes = body.get("attributes")
+    if type(attributes) is not dict:
+        raise BadEventError("missing_attributes", "'attributes' must be a JSON object")
+    for name, attribute in attributes.items():
+        if type(attribute) not in _ATTRIBUTE_TYPES:
+            raise BadEventError("mistyped_attribute",
+                                f"attribute {name!r} must be a string, number, boolean or null")
+    return event_id, attributes

@@ -99,6 +99,10 @@ class JoinBuffer:
         self._features[event_id] = pending
         return None
 
+    def peek(self, event_id: str) -> Pending | None:
+        """The pending features of ``event_id``, left in place (None: not waiting)."""
+        return self._features.get(event_id)
+
     def take_features(self, event_id: str) -> Pending | None:
         """Remove and return the pending features a label for ``event_id`` completes, if any.
 

@@ -33,8 +33,8 @@ import orjson
 __all__ = ["OrderRecorder", "OrderFollower", "Run"]
 
 FORMAT = 1
-_CODE = {"labels": "l", "features": "f"}
-_KIND = {"l": "labels", "f": "features"}
+_CODE = {"labels": "l", "features": "f", "protected": "p"}
+_KIND = {"l": "labels", "f": "features", "p": "protected"}
 # (now_ms, source, first offset, last offset): one run of consecutive records of a source
 Run = tuple[int, tuple[str, int], int, int]
 

@@ -14,6 +14,9 @@ with delayed labels). Three rules decide when a head may go:
   up and silent for ``max_idle_ms``. A label can therefore never be learned before a
   feature event with an earlier time that the processor has fetched, or that arrives while
   its partition is still active.
+* **Protected records (the fairness side topic) sort first** at equal times, before labels
+  and features, and wait for nothing else: the groups of a prediction are known when it is
+  made if the producer stamps them with the features' time.
 * **Features wait for no idle partition.** A features head goes as soon as it is the
   smallest head and no empty source is lagging: a prediction never waits for a caught-up
   label partition.
@@ -44,7 +47,9 @@ __all__ = ["EventTimeMerger", "MergeStats", "Source", "Lag"]
 Source = tuple[str, int]  # (kind, partition)
 # How many records a source is behind the partition's end, or None when that is not known.
 Lag = Callable[[Source], "int | None"]
-_KIND_RANK = {"labels": 0, "features": 1}
+# Protected attributes (the fairness side topic) sort first: their groups are known when the
+# features of the same time are predicted.
+_KIND_RANK = {"protected": -1, "labels": 0, "features": 1}
 _NEVER = -(2**63)
 
 
@@ -158,13 +163,13 @@ class EventTimeMerger:
             while queue and len(run) < limit:
                 run.append(queue.popleft())
         else:
-            partition = best_source[1]
+            partition, rank = best_source[1], _KIND_RANK[best_source[0]]
             while queue and len(run) < limit:
                 head = queue[0]
-                if (head.timestamp, 1, partition, head.offset) > next_key:
+                if (head.timestamp, rank, partition, head.offset) > next_key:
                     break
                 run.append(queue.popleft())
-        if run[-1].timestamp > self._features_time:
+        if best_source[0] == "features" and run[-1].timestamp > self._features_time:
             self._features_time = max(r.timestamp for r in run)
         return run
 

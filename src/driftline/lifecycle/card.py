@@ -82,6 +82,22 @@ def _change_plan(config: DeploymentConfig) -> list[dict[str, str]]:
     ]
 
 
+def _mitigation(meta: dict[str, Any]) -> list[dict[str, str]]:
+    """The fairness mitigation the version was made under (core/fairness/switch.py), first."""
+    mitigation = meta.get("mitigation")
+    if not mitigation:
+        return []
+    if mitigation.get("disparate_treatment"):
+        return [{"name": "DISPARATE TREATMENT: group_threshold mitigation",
+                 "mitigation_strategy": f"This version decides with per-group thresholds on {mitigation['attribute']}: "
+                                        "it takes the protected attribute into account in each decision (disparate "
+                                        "treatment; unlawful in US credit decisions under ECOA and Regulation B). It was "
+                                        "acknowledged in [governance.fairness]; see docs/governance.md#mitigation."}]
+    return [{"name": f"fairness mitigation: {mitigation['policy']}",
+             "mitigation_strategy": f"This version learns with {mitigation['policy']} on {mitigation['attribute']} "
+                                    "(docs/governance.md#mitigation)."}]
+
+
 def build_card(config: DeploymentConfig, meta: dict[str, Any], lineage: list[dict[str, Any]],
                events: list[dict[str, Any]]) -> dict[str, Any]:
     """The card of version ``meta["version"]``; ``lineage``: the metadata of it and its parents,
@@ -148,7 +164,7 @@ def build_card(config: DeploymentConfig, meta: dict[str, Any], lineage: list[dic
             ],
             "tradeoffs": [{"description": f"Drift policy '{config.drift.policy}': a reset adapts faster and forgets; "
                                           "'none' keeps River's own semantics."}],
-            "ethical_considerations": _change_plan(config),
+            "ethical_considerations": _mitigation(meta) + _change_plan(config),
         },
     }
 

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from driftline.exceptions import RegistryError
 
-__all__ = ["Registry", "SCHEMA", "registry_path"]
+__all__ = ["Registry", "SCHEMA", "registry_path", "mitigation_tags"]
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS model_versions (
@@ -92,6 +92,20 @@ def _redacted(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def mitigation_tags(mitigation: dict[str, Any]) -> dict[str, str]:
+    """The tags a version made under a fairness mitigation carries (core/fairness/switch.py):
+    ``fairness_mitigation``, and ``disparate_treatment`` when it decides by group.
+
+    >>> mitigation_tags({"policy": "group_threshold", "attribute": "sex", "disparate_treatment": True})["disparate_treatment"]
+    'per-group decision thresholds on sex (acknowledged in config; unlawful in US credit decisions)'
+    """
+    tags = {"fairness_mitigation": f"{mitigation['policy']} on {mitigation['attribute']}"}
+    if mitigation.get("disparate_treatment"):
+        tags["disparate_treatment"] = (f"per-group decision thresholds on {mitigation['attribute']} "
+                                       "(acknowledged in config; unlawful in US credit decisions)")
+    return tags
 
 
 class Registry:
@@ -183,7 +197,11 @@ class Registry:
                 " ON CONFLICT DO NOTHING",
                 row,
             )
-            return cur.rowcount == 1
+            new = cur.rowcount == 1
+        if new and (mitigation := meta.get("mitigation")):
+            for key, value in mitigation_tags(mitigation).items():
+                self.set_tag(meta["name"], meta["version"], key, value)
+        return new
 
     def sync(self, store: Any) -> list[int]:
         """Register every version in ``store`` that is not indexed yet; return them."""

@@ -29,6 +29,8 @@ from driftline.observability.metrics import ProcessorMetrics
 __all__ = ["OutputCollector", "ce_headers", "ce_time"]
 
 log = logging.getLogger("driftline.processor")
+# The dl_redacted note of a dead-lettered record of the protected side topic: its body is withheld.
+PROTECTED_WITHHELD = "<protected record withheld>"
 
 # What a drift event's log line says (docs/schemas/drift-event.schema.json has the whole event).
 _DRIFT_LOGGED = ("id", "model", "model_version", "drift_kind", "detector", "level", "action", "position",
@@ -158,14 +160,17 @@ class OutputCollector:
             headers = [
                 ("dl_reason", output.reason.encode()),
                 ("dl_detail", output.detail[:1000].encode()),
-                ("dl_topic", (self.topics.features if rec.kind == "features" else self.topics.labels).encode()),
+                ("dl_topic", getattr(self.topics, rec.kind).encode()),
                 ("dl_partition", str(rec.partition).encode()),
                 ("dl_offset", str(rec.offset).encode()),
                 ("dl_timestamp", str(rec.timestamp).encode()),
                 *(self.trace_headers or ()),
             ]
             value = rec.value
-            if self._privacy is not None:
+            if rec.kind == "protected" and not self.config.governance.privacy.dlq_raw:
+                value = None  # protected attributes never reach the DLQ unless dlq_raw
+                headers.append(("dl_redacted", PROTECTED_WITHHELD.encode()))
+            elif self._privacy is not None:
                 value, redacted = self._privacy.redact(value)
                 if redacted:
                     headers.append(("dl_redacted", ",".join(redacted).encode()))

@@ -27,6 +27,7 @@ import orjson
 from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
 from driftline.core.events import decode_features
+from driftline.core.fairness.switch import mitigation_event, mitigation_meta
 from driftline.core.ordering import EventTimeMerger, Source
 from driftline.core.outputs import LifecycleEvent
 from driftline.exceptions import DriftlineError, LifecycleError
@@ -54,7 +55,8 @@ def lifecycle_meta(engine: Engine) -> dict[str, Any]:
     variants = [[m.name, m.share] for m in arena.members.values() if m.share] if arena is not None else []
     challengers = [m.summary() for m in arena.members.values()] if arena is not None else []
     return {"stream_time": engine.stream_time, "variants": variants, "challengers": challengers,
-            "champion": getattr(engine, "champion_origin", None), "examples_seen": engine.model_examples}
+            "champion": getattr(engine, "champion_origin", None), "examples_seen": engine.model_examples,
+            **mitigation_meta(engine)}
 
 
 def replay_range(
@@ -132,6 +134,15 @@ class LifecycleRuntime:
         entry_id, value = self.audit_entry(kind, event.id, body, event.detected_at)
         self.work.produce(self.config.topics.audit, entry_id.encode(), value,
                           ce_headers("audit", entry_id, self.config.name, event.model_version, event.detected_at))
+
+    def mitigation_switched(self, engine: Engine, before: str, after: str) -> None:
+        """A fairness mitigation was switched on or off by the config: its lifecycle event (and
+        audit entry) in the open unit of work, and a version cut with the new policy soon
+        (until then a restart repeats the event under the same id)."""
+        event = mitigation_event(engine, self.config, before, after, _now_ms())
+        self.work.ensure_open()
+        self.collector.lifecycle(event)
+        engine.checkpoint_due = engine.checkpoint_due or "manual"
 
     def _void_chain(self) -> None:
         """An aborted unit of work took its audit entries with it: resume from the topic."""

@@ -107,6 +107,11 @@ class Processor:
         self.clock = clock
         self.stopping = threading.Event()
         self._topic_of = {"features": self.topics.features, "labels": self.topics.labels}
+        # The input kinds a task reads; the fairness side topic only when an attribute comes from it.
+        self._kinds: tuple[str, ...] = ("labels", "features")
+        if config.governance.fairness.side_attributes:
+            self._topic_of["protected"] = self.topics.protected
+            self._kinds = ("protected", "labels", "features")
         self._kind_of = {v: k for k, v in self._topic_of.items()}
         self.work = UnitOfWork(self._topic_of, self.exactly_once, self.metrics.batch_seconds.labels(config.name))
         self.work.before_commit = self._write_order
@@ -253,13 +258,13 @@ class Processor:
                 # pending offsets would otherwise keep committed() waiting (KIP-447).
                 retrying(lambda: producer.init_transactions(30))
             if self.keyed:
-                consumer.subscribe([self.topics.features, self.topics.labels], on_assign=self._on_assign,
+                consumer.subscribe([self._topic_of[k] for k in self._kinds], on_assign=self._on_assign,
                                    on_revoke=self._on_revoke, on_lost=self._on_lost)
                 log.info("joining the group", extra={"fields": {"model": self.config.name,
                                                                 "instance": scale.instance,
                                                                 "partitions": n_partitions}})
             else:
-                sources = [(k, p) for k in ("labels", "features") for p in range(n_partitions)]
+                sources = [(k, p) for k in self._kinds for p in range(n_partitions)]
                 self._single.sources = sources
                 self._single.merger = EventTimeMerger(sources, self.config.processor.max_idle_ms)
                 committed = self._committed_offsets(sources)
@@ -311,6 +316,9 @@ class Processor:
                     task.cut("initial")
                 else:
                     task.checkpointer.announce(task.store.meta(task.store.latest()))
+            if task.switched is not None and task.index is None:  # a mitigation switched on or off
+                self.lifecycle.mitigation_switched(task.engine, *task.switched)
+                task.switched = None
             task.checkpointer.start(task.engine, task.positions)
             log.info("processing", extra={"fields": {
                 "model": self.config.name, "task": task.name,
@@ -323,15 +331,15 @@ class Processor:
         kinds: dict[int, set[str]] = collections.defaultdict(set)
         for tp in partitions:
             kinds[tp.partition].add(self._kind_of[tp.topic])
-        indices = sorted(i for i, k in kinds.items() if k == {"features", "labels"})
+        indices = sorted(i for i, k in kinds.items() if k == set(self._kinds))
         if len(indices) != len(kinds):
             log.error("partitions assigned without their pair: not processed (use the range assignor and "
                       "co-partitioned topics)", extra={"fields": {"unpaired": sorted(set(kinds) - set(indices))}})
-        sources = [(k, i) for i in indices for k in ("labels", "features")]
+        sources = [(k, i) for i in indices for k in self._kinds]
         committed = self._committed_offsets(sources)
         ready, resumed = [], set()
         for index in indices:
-            pair = [("labels", index), ("features", index)]
+            pair = [(k, index) for k in self._kinds]
             task = self._suspended.pop(index, None)
             # Kept in memory since its revocation: still exact if nobody committed past it.
             if task is not None and all(task.positions.get(s, 0) == committed.get(s, 0) for s in pair):

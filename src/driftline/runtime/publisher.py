@@ -40,7 +40,7 @@ import orjson
 from confluent_kafka import Producer
 
 from driftline.config import DeploymentConfig
-from driftline.core.events import EventSchema, decode_features, decode_label
+from driftline.core.events import EventSchema, decode_features, decode_label, decode_protected
 from driftline.core.privacy import FieldPolicy
 from driftline.exceptions import BadEventError, DeliveryError, SchemaMismatchError
 from driftline.runtime.clients import make_producer
@@ -125,6 +125,7 @@ class Publisher:
         self._policy = FieldPolicy(privacy, None, config.name, check_only=True) if privacy.active else None
         topics = config.topics  # built on each access: resolved once, not per record
         self._features_topic, self._labels_topic = topics.features, topics.labels
+        self._protected_topic = topics.protected
         self._producer: Producer | None = None
         self._finalizer: weakref.finalize | None = None
         self.delivered = 0
@@ -184,6 +185,16 @@ class Publisher:
             self._check(encoded, "label", id)
         self._send(self._labels_topic, id, encoded, event_time_ms(time))
 
+    def protected(self, id: str, attributes: Mapping[str, Any], *,
+                  time: int | float | dt.datetime | None = None) -> None:
+        """Queue the protected attributes of event ``id`` on the fairness side topic (never seen
+        by the model); stamp them with the features' time, or earlier, so that the prediction is
+        counted by group at once (docs/governance.md#the-protected-side-topic)."""
+        encoded = orjson.dumps({"id": self._id(id), "attributes": dict(attributes)})
+        if self._schema is not None:
+            self._check(encoded, "protected", id)
+        self._send(self._protected_topic, id, encoded, event_time_ms(time))
+
     def flush(self, timeout: float = FLUSH_TIMEOUT_S) -> None:
         """Wait until every queued record is acknowledged; :class:`DeliveryError` says how many
         of those sent so far were refused by the cluster or not acknowledged within ``timeout``."""
@@ -209,6 +220,8 @@ class Publisher:
         try:
             if kind == "features":
                 decode_features(value, self._schema, self.config.name, self._policy)
+            elif kind == "protected":
+                decode_protected(value, self._schema, self.config.name)
             else:
                 decode_label(value, self._schema, self.config.name)
         except BadEventError as exc:

@@ -20,6 +20,7 @@ from typing import Any
 
 from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
+from driftline.core.fairness.switch import switch_mitigation
 from driftline.core.order_log import OrderFollower, OrderRecorder
 from driftline.core.ordering import EventTimeMerger, Source
 from driftline.core.privacy import policy_for
@@ -62,6 +63,9 @@ class Task:
         self.order_next = 0  # the order log's offset after the last entry the engine reflects
         self.order_unacked = 0
         self.snapshot_order_offset: int | None = None
+        # (before, after) when the restored engine's fairness mitigation was switched to the
+        # configured one (core/fairness/switch.py); the processor publishes it, then clears it.
+        self.switched: tuple[str, str] | None = None
         # Per labels source: (last offset of a poll's records, when they were fetched).
         self.label_arrivals: dict[Source, collections.deque[tuple[int, float]]] = collections.defaultdict(
             collections.deque)
@@ -77,6 +81,8 @@ class Task:
             self.engine = self.engine_factory(self.config)
             self.positions = {}
             self.snapshot_order_offset = None
+            fairness = self.config.governance.fairness
+            self.switched = ("none", fairness.mitigation) if fairness.enabled and fairness.mitigation != "none" else None
             log.info("no version found: starting a fresh model",
                      extra={"fields": {"model": self.config.name, "task": self.name}})
             return self.engine
@@ -85,6 +91,7 @@ class Task:
         self.engine = state["engine"]
         if isinstance(self.engine, Engine):
             self.engine.privacy = policy
+            self.switched = switch_mitigation(self.engine, self.config)  # the configured mitigation from now on
         self.positions = {tuple(s) if isinstance(s, list) else s: o for s, o in state["positions"].items()}
         self.snapshot_order_offset = state.get("order_offset")  # None: a version older than the log
         log.info("restored version", extra={"fields": {"model": self.config.name, "task": self.name,

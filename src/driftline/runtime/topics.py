@@ -78,6 +78,7 @@ def topic_specs(config: DeploymentConfig) -> list[NewTopic]:
     specific = {
         names.features: {"retention.ms": str(WEEK_MS)},
         names.labels: {"retention.ms": str(WEEK_MS)},
+        names.protected: {"retention.ms": str(WEEK_MS)},
         names.predictions: {"retention.ms": str(WEEK_MS)},
         names.drift: {"retention.ms": str(-1)},
         names.versions: {"cleanup.policy": "compact"},
@@ -94,7 +95,7 @@ def topic_specs(config: DeploymentConfig) -> list[NewTopic]:
     for kind, ms in config.governance.privacy.retention_ms.items():
         specific[getattr(names, kind)]["retention.ms"] = str(-1 if ms is None else ms)
     # The order log has a partition per task (keyed mode: task p writes partition p).
-    partitioned = (names.features, names.labels, names.predictions, names.shadow, names.order)
+    partitioned = (names.features, names.labels, names.protected, names.predictions, names.shadow, names.order)
     return [
         NewTopic(
             name,
@@ -145,16 +146,19 @@ def partition_counts(config: DeploymentConfig, timeout: float = 10.0) -> dict[st
 
 
 def check_copartitioned(config: DeploymentConfig, timeout: float = 10.0, keyed: bool = False) -> int:
-    """Features and labels must exist with the same partition count; return it. Keyed
-    mode also needs a partition of ``.order`` per task and the ``.checkpoints`` topic."""
+    """Features and labels (and the protected side topic when fairness reads it) must exist
+    with the same partition count; return it. Keyed mode also needs a partition of ``.order``
+    per task and the ``.checkpoints`` topic."""
     counts = partition_counts(config, timeout)
     features, labels = config.topics.features, config.topics.labels
-    if features in counts and labels in counts and counts[features] != counts[labels]:
-        raise KafkaSetupError(
-            f"{features} has {counts[features]} partitions but {labels} has {counts[labels]}: "
-            "features and labels must be co-partitioned"
-        )
-    needed = (features, labels, config.topics.order) + ((config.topics.checkpoints,) if keyed else ())
+    inputs = (labels,) + ((config.topics.protected,) if config.governance.fairness.side_attributes else ())
+    for other in inputs:
+        if features in counts and other in counts and counts[features] != counts[other]:
+            raise KafkaSetupError(
+                f"{features} has {counts[features]} partitions but {other} has {counts[other]}: "
+                f"features and {other.rsplit('.', 1)[-1]} must be co-partitioned"
+            )
+    needed = (features, *inputs, config.topics.order) + ((config.topics.checkpoints,) if keyed else ())
     missing = [t for t in needed if t not in counts]
     if missing:
         raise KafkaSetupError(f"missing topics {missing}: run `driftline topics create`")

@@ -1,7 +1,7 @@
 """Fairness on the real broker: events on .drift that match the schemas, gauges, and a fairness
 state that a kill -9 and a restart restore exactly like the rest of the engine.
 
-The attribute is a model feature here (the protected side topic is not built yet)."""
+The attribute is a model feature here; test_fairness_side.py reads it from the protected side topic."""
 
 from __future__ import annotations
 

@@ -3,7 +3,9 @@
 The engine calls :meth:`FairnessWatch.on_prediction` after each prediction and
 :meth:`FairnessWatch.on_label` when a label is joined; both return the fairness events (a
 :class:`~driftline.core.outputs.DriftEvent` of kind ``fairness``, one per state change).
-The attribute is read from the model's features: the model sees it.
+An attribute is read from the model's features (the model sees it), from a field the
+privacy policy marks ``protected``, or from the protected side topic
+(:mod:`driftline.core.fairness.side`; :meth:`FairnessWatch.on_protected`).
 
 >>> from driftline.config import DeploymentConfig
 >>> from driftline.core.engine import Engine
@@ -23,12 +25,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from driftline.config import FairnessConfig
-from driftline.core.events import InputRecord
+from driftline.config import FairnessConfig, JoinConfig
+from driftline.core.events import InputRecord, decode_protected
 from driftline.core.explain.bias import BiasAttribution, fairness_attribution, observe_prediction
 from driftline.core.fairness.mitigation import GroupThresholds, Reweigher, last_step, learn_weighted, takes_weight
 from driftline.core.fairness.monitor import FairnessMonitor, StateChange
+from driftline.core.fairness.side import ProtectedSide
 from driftline.core.outputs import Output
+from driftline.exceptions import BadEventError
 
 __all__ = ["FairnessWatch", "STATES"]
 
@@ -39,8 +43,9 @@ class FairnessWatch:
     """A :class:`FairnessMonitor` fed by the engine; its state is pickled with the engine."""
 
     attribution: BiasAttribution | None = None  # core/explain/bias.py (None: pickled before it)
+    side: ProtectedSide | None = None  # the protected side topic (None: no attribute comes from it)
 
-    def __init__(self, config: FairnessConfig, classes: tuple[Any, ...]) -> None:
+    def __init__(self, config: FairnessConfig, classes: tuple[Any, ...], join: JoinConfig | None = None) -> None:
         self.config = config
         self.favourable = config.favourable if config.favourable is not None else (classes[-1] if classes else True)
         self.monitor = FairnessMonitor(config)
@@ -51,13 +56,19 @@ class FairnessWatch:
         self._rng = random.Random(0)  # Poisson repeats for models without a weight: seeded
         self._weighted: dict[type, bool] = {}  # learn_one takes w? by the type of the (last) estimator
         self.attribution = BiasAttribution()
+        if config.side_attributes:
+            join = join or JoinConfig()
+            self.side = ProtectedSide([a for a in config.attributes if a.source == "protected"],
+                                      join.max_age_ms, join.max_pending)
 
     def _group(self, features: dict[str, Any]) -> str:
         return self.monitor.grouping.keys(features)[0]
 
-    def learn(self, model: Any, features: dict[str, Any], target: Any, label: Any) -> None:
-        """Reweighing: the model learns the example with its Kamiran-Calders weight."""
-        group = self._group(features)
+    def learn(self, model: Any, features: dict[str, Any], target: Any, label: Any,
+              fair: dict[str, Any] | None = None) -> None:
+        """Reweighing: the model learns ``features`` with the Kamiran-Calders weight of its group
+        (read from ``fair``, the features with the protected groups, when given)."""
+        group = self._group(features if fair is None else fair)
         self.reweigher.observe(group, label == self.favourable)
         kind = type(last_step(model))
         if kind not in self._weighted:
@@ -74,6 +85,8 @@ class FairnessWatch:
 
     def on_prediction(self, engine: Any, features: dict[str, Any], prediction: Any, record: InputRecord,
                       now_ms: int) -> list[Output]:
+        if self.side is not None and not self.side.complete(features):
+            return []  # counted when its protected record arrives (or as "missing" at the join)
         observe_prediction(self, engine, features)
         changes = self.monitor.predicted(features, prediction == self.favourable, record.timestamp, engine.version)
         return [self._event(engine, c, record, now_ms) for c in changes] if changes else []
@@ -83,12 +96,38 @@ class FairnessWatch:
         fav = self.favourable
         if self.thresholds is not None and proba:
             self.thresholds.observe(self._group(features), proba.get(fav, 0.0), label == fav)
-        changes = self.monitor.joined(features, prediction == fav, label == fav,
-                                      max(0, record.timestamp - predicted_at), record.timestamp)
+        changes: list[StateChange] = []
+        if self.side is not None and not self.side.complete(features):
+            # No protected record before the label: the prediction counts now, in group "missing".
+            self.side.unattributed += 1
+            changes = self.monitor.predicted(features, prediction == fav, predicted_at, engine.version)
+        changes += self.monitor.joined(features, prediction == fav, label == fav,
+                                       max(0, record.timestamp - predicted_at), record.timestamp)
         if not changes:
             return []
         out = [self._event(engine, c, record, now_ms) for c in changes]
         return out + self._coverage(engine, record, now_ms)
+
+    def on_protected(self, engine: Any, record: InputRecord, now_ms: int) -> list[Output]:
+        """A record of the protected side topic: its groups wait for the features, or complete
+        a prediction still waiting for its label (which is counted now)."""
+        side = self.side
+        if side is None:
+            raise BadEventError("unexpected_protected", "no [governance.fairness] attribute has source = \"protected\"")
+        event_id, attributes = decode_protected(record.value, engine.schema, engine.config.name)
+        groups = side.groups(attributes)
+        side.received += 1
+        pending = engine.join.peek(event_id)
+        if pending is None:
+            side.hold(event_id, groups, record.timestamp, max(engine.stream_time, record.timestamp))
+            return []
+        known = getattr(pending, "protected", None) or {}
+        if side.complete(known):
+            raise BadEventError("duplicate_protected", f"protected attributes for {event_id!r} were already seen")
+        pending.protected = {**known, **groups}
+        side.late += 1
+        return self.on_prediction(engine, {**pending.features, **pending.protected}, pending.prediction, record,
+                                  now_ms)
 
     def _coverage(self, engine: Any, record: InputRecord, now_ms: int) -> list[Output]:
         """The label-coverage guard: one warning per group that falls below the bound."""
