@@ -627,6 +627,9 @@ class FairnessConfig(_Frozen):
     mitigation: Literal["none", "reweigh", "group_threshold"] = "none"
     mitigation_window: int = Field(default=30_000, ge=100)
     acknowledge_disparate_treatment: bool = False
+    # group_threshold: how strongly each group's decisions are steered to the common selection
+    # rate (rate + threshold_feedback * decisions owed); 0 uses the window's thresholds alone.
+    threshold_feedback: float = Field(default=0.02, ge=0)
 
     @property
     def side_attributes(self) -> tuple[str, ...]:

@@ -9,7 +9,11 @@ repeats the example ``k ~ Poisson(w)`` times from a seeded generator.
 :class:`GroupThresholds` keeps the last scores and labels of each group and picks, for one
 selection rate common to every group, the per-group score thresholds that select it, the
 rate chosen to maximise accuracy on the window (as fairlearn's ``ThresholdOptimizer`` does
-under demographic parity). Deciding by group is disparate treatment under US credit law.
+under demographic parity). With a ``feedback`` gain, each group's decisions are also steered
+to that rate: a group that got fewer favourable decisions than the rate asks for (its
+``owed`` count) is decided at a slightly higher rate of its window's scores, and the reverse,
+so the selection rates the groups actually receive agree closely, not only on average.
+Deciding by group is disparate treatment under US credit law.
 
 >>> rw = Reweigher(window=100)
 >>> for a, y in [("a", True)] * 30 + [("a", False)] * 30 + [("b", True)] * 10 + [("b", False)] * 30:
@@ -27,7 +31,7 @@ import random
 from collections import Counter, deque
 from typing import Any
 
-__all__ = ["Reweigher", "learn_weighted", "takes_weight", "last_step", "GroupThresholds"]
+__all__ = ["Reweigher", "learn_weighted", "takes_weight", "last_step", "GroupThresholds", "thresholds_for"]
 
 
 class Reweigher:
@@ -94,20 +98,42 @@ def learn_weighted(model: Any, x: dict, y: Any, w: float, rng: random.Random, we
     return k
 
 
+def thresholds_for(config: Any) -> GroupThresholds:
+    """The group thresholds a :class:`~driftline.config.FairnessConfig` asks for."""
+    return GroupThresholds(min(config.mitigation_window, 5000), 100, feedback=config.threshold_feedback)
+
+
 class GroupThresholds:
     """Per-group score thresholds that equalise the selection rate, from the last ``window`` scores.
 
     One window for all groups, so each group weighs in the accuracy by its share of the stream.
+
+    >>> gt = GroupThresholds(window=100, refresh=100, feedback=0.05)
+    >>> for i in range(100):  # group b's scores are 0.6 times a's, for the same labels
+    ...     s = (i % 50) / 50
+    ...     gt.observe("a", s, s > 0.4) if i % 2 else gt.observe("b", 0.6 * s, s > 0.4)
+    >>> gt.rate, {g: round(t, 2) for g, t in sorted(gt.thresholds.items())}
+    (0.55, {'a': 0.46, 'b': 0.26})
+    >>> gt.decide("b", 0.35), gt.decide("a", 0.35)
+    (True, False)
+    >>> gt.decided("b", True); gt.decided("b", True); round(gt.owed["b"], 2)  # b got more than 0.55 asks
+    -0.9
     """
 
-    def __init__(self, window: int = 5000, refresh: int = 500, default: float = 0.5) -> None:
+    feedback: float = 0.0  # pickled before the feedback existed: none
+    owed: dict[str, float] | None = None
+
+    def __init__(self, window: int = 5000, refresh: int = 500, default: float = 0.5, feedback: float = 0.0) -> None:
         self.window = window
         self.refresh = refresh
         self.default = default
+        self.feedback = feedback
         self._scores: deque[tuple[str, float, bool]] = deque(maxlen=window)
         self._n = 0
         self.thresholds: dict[str, float] = {}
         self.rate: float | None = None
+        self.owed = {}  # group -> favourable decisions the rate asked for minus those made
+        self._sorted: dict[str, list[float]] = {}  # group -> its window's scores, ascending
 
     def observe(self, group: str, score: float, label: bool) -> None:
         """A joined example: its score (probability of the favourable outcome) and label."""
@@ -124,7 +150,17 @@ class GroupThresholds:
         return out
 
     def decide(self, group: str, score: float) -> bool:
+        """Is ``score`` favourable for ``group``? (Pure: :meth:`decided` records the decision.)"""
+        if self.feedback and self.rate is not None and (scores := self._sorted.get(group)):
+            rate = min(1.0, max(0.0, self.rate + self.feedback * self.owed.get(group, 0.0)))
+            k = round(rate * len(scores))
+            return k > 0 and score >= scores[len(scores) - k]
         return score >= self.thresholds.get(group, self.default)
+
+    def decided(self, group: str, favourable: bool) -> None:
+        """A decision was made for ``group``: the feedback's count of what is owed moves."""
+        if self.feedback and self.rate is not None:
+            self.owed[group] = self.owed.get(group, 0.0) + self.rate - favourable
 
     def update(self) -> None:
         """Choose the common selection rate with the best accuracy on the window, and its thresholds."""
@@ -149,4 +185,6 @@ class GroupThresholds:
             scores = sorted(s for s, _ in r)
             # select the k highest: the threshold is the k-th highest score
             self.thresholds[g] = scores[len(scores) - k] if k else math.inf
+            if self.feedback:
+                self._sorted[g] = scores
 

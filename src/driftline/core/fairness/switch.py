@@ -27,12 +27,12 @@ from __future__ import annotations
 from typing import Any
 
 from driftline.config import DeploymentConfig
-from driftline.core.fairness.mitigation import GroupThresholds, Reweigher
+from driftline.core.fairness.mitigation import Reweigher, thresholds_for
 from driftline.core.outputs import LifecycleEvent
 
 __all__ = ["switch_mitigation", "mitigation_event", "mitigation_meta"]
 
-_SETTINGS = ("mitigation", "mitigation_window", "acknowledge_disparate_treatment")
+_SETTINGS = ("mitigation", "mitigation_window", "acknowledge_disparate_treatment", "threshold_feedback")
 
 
 def switch_mitigation(engine: Any, config: DeploymentConfig) -> tuple[str, str] | None:
@@ -48,8 +48,7 @@ def switch_mitigation(engine: Any, config: DeploymentConfig) -> tuple[str, str] 
     watch.config = current.model_copy(update={k: getattr(wanted, k) for k in _SETTINGS})
     if after != before or wanted.mitigation_window != current.mitigation_window:
         watch.reweigher = Reweigher(wanted.mitigation_window) if after == "reweigh" else None
-        watch.thresholds = (GroupThresholds(min(wanted.mitigation_window, 5000), 100)
-                            if after == "group_threshold" else None)
+        watch.thresholds = thresholds_for(wanted) if after == "group_threshold" else None
     return (before, after) if after != before else None
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from driftline.config import FairnessConfig, JoinConfig
 from driftline.core.events import InputRecord, decode_protected
 from driftline.core.explain.bias import BiasAttribution, fairness_attribution, observe_prediction
-from driftline.core.fairness.mitigation import GroupThresholds, Reweigher, last_step, learn_weighted, takes_weight
+from driftline.core.fairness.mitigation import Reweigher, last_step, learn_weighted, takes_weight, thresholds_for
 from driftline.core.fairness.monitor import FairnessMonitor, StateChange
 from driftline.core.fairness.side import ProtectedSide
 from driftline.core.outputs import Output
@@ -51,8 +51,7 @@ class FairnessWatch:
         self.monitor = FairnessMonitor(config)
         self._warned: set[tuple[str, str]] = set()
         self.reweigher = Reweigher(config.mitigation_window) if config.mitigation == "reweigh" else None
-        self.thresholds = (GroupThresholds(min(config.mitigation_window, 5000), 100)
-                           if config.mitigation == "group_threshold" else None)
+        self.thresholds = thresholds_for(config) if config.mitigation == "group_threshold" else None
         self._rng = random.Random(0)  # Poisson repeats for models without a weight: seeded
         self._weighted: dict[type, bool] = {}  # learn_one takes w? by the type of the (last) estimator
         self.attribution = BiasAttribution()
@@ -81,7 +80,10 @@ class FairnessWatch:
         if not proba or len(proba) != 2 or self.favourable not in proba:
             return prediction
         other = next(c for c in proba if c != self.favourable)
-        return self.favourable if self.thresholds.decide(self._group(features), proba[self.favourable]) else other
+        group = self._group(features)
+        favourable = self.thresholds.decide(group, proba[self.favourable])
+        self.thresholds.decided(group, favourable)
+        return self.favourable if favourable else other
 
     def on_prediction(self, engine: Any, features: dict[str, Any], prediction: Any, record: InputRecord,
                       now_ms: int) -> list[Output]:

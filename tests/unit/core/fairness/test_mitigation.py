@@ -1,4 +1,8 @@
-"""Mitigation: Kamiran-Calders weights, Poisson repeats, per-group thresholds against fairlearn."""
+"""Mitigation: Kamiran-Calders weights, Poisson repeats, per-group thresholds against fairlearn.
+
+The model never sees the group: it learns from income, debt and region (a proxy, equal to
+the group 80% of the time); the mitigations use the group, as the protected side topic gives
+it to fairness."""
 
 from __future__ import annotations
 
@@ -42,28 +46,35 @@ def test_models_without_a_weight_learn_poisson_repeats_seeded():
 
 def _model():
     num = compose.Select("income", "debt") | preprocessing.StandardScaler()
-    cat = compose.Select("group", "region") | preprocessing.OneHotEncoder()
+    cat = compose.Select("region") | preprocessing.OneHotEncoder()
     return (num + cat) | linear_model.LogisticRegression()
 
 
-def run(policy: str, seed: int = 1, n: int = 30_000, last: int = 10_000):
+def run(policy: str, seed: int = 1, n: int = 30_000, last: int = 10_000, feedback: float = 0.02):
     """Prequential on the lending stream with label bias 0.3: the demographic-parity ratio of the
     decisions and their accuracy against the unbiased truth, over the last ``last`` events."""
-    model, rw, gt, rng = _model(), Reweigher(30_000), GroupThresholds(5000, 100), random.Random(seed)
+    model, rw, rng = _model(), Reweigher(30_000), random.Random(seed)
+    gt = GroupThresholds(5000, 100, feedback=feedback)
     selected, seen, correct = Counter(), Counter(), 0
     for i, (x, y, truth) in enumerate(itertools.islice(lending(seed=seed, beta=0.3), n)):
+        group = x.pop("group")
+        assert "group" not in x
         score = model.predict_proba_one(x).get(True, 0.0)
-        decision = gt.decide(x["group"], score) if policy == "group_threshold" else score >= 0.5
+        if policy == "group_threshold":
+            decision = gt.decide(group, score)
+            gt.decided(group, decision)
+        else:
+            decision = score >= 0.5
         if i >= n - last:
-            selected[x["group"]] += decision
-            seen[x["group"]] += 1
+            selected[group] += decision
+            seen[group] += 1
             correct += decision == truth
         if policy == "reweigh":
-            rw.observe(x["group"], y)
-            learn_weighted(model, x, y, rw.weight(x["group"], y), rng)
+            rw.observe(group, y)
+            learn_weighted(model, x, y, rw.weight(group, y), rng)
         else:
             model.learn_one(x, y)
-        gt.observe(x["group"], score, y)
+        gt.observe(group, score, y)
     rates = [selected[g] / seen[g] for g in ("a", "b")]
     return min(rates) / max(rates), correct / last, gt
 
@@ -78,9 +89,17 @@ def test_reweighing_and_group_thresholds_raise_demographic_parity_without_costin
         runs["none"], runs["reweigh"], runs["group_threshold"])
     print(f"DP ratio / accuracy vs truth: none {dp_none:.3f} / {acc_none:.4f}, reweigh {dp_rw:.3f} / {acc_rw:.4f}, "
           f"group_threshold {dp_gt:.3f} / {acc_gt:.4f}")
-    assert dp_none < 0.7
-    assert dp_rw >= 0.9 and dp_gt >= 0.95  # measured 0.926 and 0.968 (docs/governance.md)
+    assert dp_none < 0.9
+    assert dp_rw >= 0.95 and dp_gt >= 0.99  # the targets (docs/governance.md#mitigation)
     assert acc_rw >= acc_none - 0.005 and acc_gt >= acc_none - 0.005
+
+
+def test_without_feedback_the_thresholds_alone_fall_short_of_parity():
+    """The window's thresholds equalise the *expected* selection rates; the rates the groups
+    actually get still differ by sampling (about 0.01 at 3,000 and 7,000 decisions)."""
+    dp, _, _ = run("group_threshold", feedback=0.0)
+    print(f"group_threshold without feedback: DP ratio {dp:.4f}")
+    assert 0.95 <= dp < 0.99
 
 
 def test_group_thresholds_agree_with_fairlearn_threshold_optimizer(runs):
@@ -112,6 +131,7 @@ def test_group_thresholds_agree_with_fairlearn_threshold_optimizer(runs):
     theirs = pd.Series(optimizer._pmf_predict(X, sensitive_features=groups)[:, 1]).groupby(groups).mean()
     gt.update()
     for g, window in gt.windows().items():
-        ours = np.mean([gt.decide(g, s) for s, _ in window])
+        # the window's thresholds (the feedback moves a decision's rate by feedback * owed around them)
+        ours = np.mean([s >= gt.thresholds[g] for s, _ in window])
         print(f"group {g}: selection rate {ours:.4f}, ThresholdOptimizer {theirs[g]:.4f}")
         assert ours == pytest.approx(theirs[g], abs=0.02), (g, ours, theirs[g])
