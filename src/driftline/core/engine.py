@@ -233,7 +233,8 @@ class Engine:
                 out.extend(self._on_warning(record, now_ms))
             if self.fairness is not None:
                 out.extend(self.fairness.on_label(self, _fair(pending), pending.prediction, label,
-                                                  pending.event_time, record, now_ms, pending.proba))
+                                                  pending.event_time, record, now_ms, pending.proba,
+                                                  getattr(pending, "fairness_keys", None)))
         if self.permutation is not None:
             self.permutation.observe(self.predict, pending.features, label)
         target = label == self.schema.classes[-1] if self._binary_codec else label
@@ -360,7 +361,7 @@ class Engine:
         if self.data_watch is not None:
             self._on_data(event.features, record, now_ms, out)
         if self.fairness is not None:
-            out.extend(self.fairness.on_prediction(self, fair, prediction, record, now_ms))
+            out.extend(self.fairness.on_prediction(self, fair, prediction, record, now_ms, pending))
         if self.arena is not None:
             self.arena.on_features(self, event.id, event.features, out, record.timestamp)
         if waiting is not None:

@@ -38,6 +38,9 @@ class Pending:
     # The groups of protected fairness attributes ([governance.privacy], core/privacy.py), never
     # their values for binned attributes; None: none. Unset in Pending pickled before it (getattr).
     protected: dict[str, str] | None = None
+    # Fairness: the event's groups as counted at predict time, reused at the join (None: not
+    # counted yet). Unset in Pending pickled before it (getattr).
+    fairness_keys: tuple[str, ...] | None = None
 
 
 @dataclass(slots=True)

@@ -164,9 +164,13 @@ class GroupViews:
             self.tumbling_done, self.tumbling = self.tumbling, _empty(self.grouping.names)
             self.tumbling_start = start
 
-    def predicted(self, features: dict[str, Any], favourable: bool, event_time: int, version: int) -> None:
-        """A prediction was made: ``favourable`` is whether it was the favourable outcome."""
-        names, keys = self.grouping.names, self.grouping.keys(features)
+    def predicted(self, features: dict[str, Any], favourable: bool, event_time: int, version: int,
+                  keys: tuple[str, ...] | None = None) -> None:
+        """A prediction was made: ``favourable`` is whether it was the favourable outcome.
+        ``keys``: the event's groups when known (``grouping.keys(features)``)."""
+        names = self.grouping.names
+        if keys is None:
+            keys = self.grouping.keys(features)
         if version != self.version:
             self.version, self.cumulative = version, _empty(names)
         self._roll(event_time)
@@ -185,9 +189,12 @@ class GroupViews:
                 counts.n -= 1
                 counts.pp -= step
 
-    def joined(self, features: dict[str, Any], predicted: bool, actual: bool, delay_ms: int, event_time: int) -> None:
+    def joined(self, features: dict[str, Any], predicted: bool, actual: bool, delay_ms: int, event_time: int,
+               keys: tuple[str, ...] | None = None) -> None:
         """A label was joined with its prediction (both as "is it the favourable outcome?")."""
-        names, keys = self.grouping.names, self.grouping.keys(features)
+        names = self.grouping.names
+        if keys is None:
+            keys = self.grouping.keys(features)
         cell = ("tp" if actual else "fp") if predicted else ("fn" if actual else "tn")
         self._roll(event_time)
         for table in (self.sliding, self.cumulative, self.tumbling):

@@ -92,13 +92,15 @@ class FairnessMonitor:
 
     # -- updates -------------------------------------------------------------------------
 
-    def predicted(self, features: dict[str, Any], favourable: bool, event_time: int, version: int) -> list[StateChange]:
-        self.views.predicted(features, favourable, event_time, version)
+    def predicted(self, features: dict[str, Any], favourable: bool, event_time: int, version: int,
+                  keys: tuple[str, ...] | None = None) -> list[StateChange]:
+        """``keys``: the event's groups (``grouping.keys(features)``) when the caller has them."""
+        self.views.predicted(features, favourable, event_time, version, keys)
         return self._tick()
 
     def joined(self, features: dict[str, Any], predicted: bool, actual: bool, delay_ms: int,
-               event_time: int) -> list[StateChange]:
-        self.views.joined(features, predicted, actual, delay_ms, event_time)
+               event_time: int, keys: tuple[str, ...] | None = None) -> list[StateChange]:
+        self.views.joined(features, predicted, actual, delay_ms, event_time, keys)
         return self._tick()
 
     def _tick(self) -> list[StateChange]:

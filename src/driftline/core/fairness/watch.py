@@ -60,6 +60,17 @@ class FairnessWatch:
             self.side = ProtectedSide([a for a in config.attributes if a.source == "protected"],
                                       join.max_age_ms, join.max_pending)
 
+    _memo: tuple[dict[str, Any], tuple[str, ...]] | None = None  # decide's grouping, for on_prediction
+
+    def _keys(self, features: dict[str, Any]) -> tuple[str, ...]:
+        """The event's groups; computed once per feature event (decide hands them on)."""
+        memo = self._memo
+        if memo is not None:
+            self._memo = None
+            if memo[0] is features:
+                return memo[1]
+        return self.monitor.grouping.keys(features)
+
     def _group(self, features: dict[str, Any]) -> str:
         return self.monitor.grouping.keys(features)[0]
 
@@ -80,31 +91,43 @@ class FairnessWatch:
         if not proba or len(proba) != 2 or self.favourable not in proba:
             return prediction
         other = next(c for c in proba if c != self.favourable)
-        group = self._group(features)
+        keys = self.monitor.grouping.keys(features)
+        self._memo = (features, keys)  # on_prediction counts the same event next
+        group = keys[0]
         favourable = self.thresholds.decide(group, proba[self.favourable])
         self.thresholds.decided(group, favourable)
         return self.favourable if favourable else other
 
     def on_prediction(self, engine: Any, features: dict[str, Any], prediction: Any, record: InputRecord,
-                      now_ms: int) -> list[Output]:
+                      now_ms: int, pending: Any = None) -> list[Output]:
+        """Count a prediction; its groups are kept on ``pending`` (the join buffer's entry) for the join."""
         if self.side is not None and not self.side.complete(features):
+            self._memo = None
             return []  # counted when its protected record arrives (or as "missing" at the join)
+        keys = self._keys(features)
+        if pending is not None:
+            pending.fairness_keys = keys
         observe_prediction(self, engine, features)
-        changes = self.monitor.predicted(features, prediction == self.favourable, record.timestamp, engine.version)
+        changes = self.monitor.predicted(features, prediction == self.favourable, record.timestamp, engine.version,
+                                         keys)
         return [self._event(engine, c, record, now_ms) for c in changes] if changes else []
 
     def on_label(self, engine: Any, features: dict[str, Any], prediction: Any, label: Any, predicted_at: int,
-                 record: InputRecord, now_ms: int, proba: dict[Any, float] | None = None) -> list[Output]:
+                 record: InputRecord, now_ms: int, proba: dict[Any, float] | None = None,
+                 keys: tuple[str, ...] | None = None) -> list[Output]:
+        """Count a joined label; ``keys``: the groups counted at predict time (None: not counted)."""
         fav = self.favourable
-        if self.thresholds is not None and proba:
-            self.thresholds.observe(self._group(features), proba.get(fav, 0.0), label == fav)
         changes: list[StateChange] = []
-        if self.side is not None and not self.side.complete(features):
-            # No protected record before the label: the prediction counts now, in group "missing".
-            self.side.unattributed += 1
-            changes = self.monitor.predicted(features, prediction == fav, predicted_at, engine.version)
+        if keys is None:
+            keys = self.monitor.grouping.keys(features)
+            if self.side is not None and not self.side.complete(features):
+                # No protected record before the label: the prediction counts now, in group "missing".
+                self.side.unattributed += 1
+                changes = self.monitor.predicted(features, prediction == fav, predicted_at, engine.version, keys)
+        if self.thresholds is not None and proba:
+            self.thresholds.observe(keys[0], proba.get(fav, 0.0), label == fav)
         changes += self.monitor.joined(features, prediction == fav, label == fav,
-                                       max(0, record.timestamp - predicted_at), record.timestamp)
+                                       max(0, record.timestamp - predicted_at), record.timestamp, keys)
         if not changes:
             return []
         out = [self._event(engine, c, record, now_ms) for c in changes]
@@ -129,7 +152,7 @@ class FairnessWatch:
         pending.protected = {**known, **groups}
         side.late += 1
         return self.on_prediction(engine, {**pending.features, **pending.protected}, pending.prediction, record,
-                                  now_ms)
+                                  now_ms, pending)
 
     def _coverage(self, engine: Any, record: InputRecord, now_ms: int) -> list[Output]:
         """The label-coverage guard: one warning per group that falls below the bound."""
