@@ -123,6 +123,8 @@ class VersionAnnouncement(_Body):
     payload_sha256: str
     model_class: str | None = None
     driftline_version: str | None = None
+    # Only under a fairness mitigation: {policy, attribute, disparate_treatment} (docs/governance.md#mitigation).
+    mitigation: dict[str, Any] | None = None
     body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

@@ -61,7 +61,8 @@ def read_range(config: DeploymentConfig, start: dict[Source, int], end: dict[Sou
                on_record: Callable[[InputRecord], None], timeout_s: float = 120.0) -> None:
     """Hand every input record in ``[start, end)`` per source to ``on_record`` (per source
     in offset order; sources interleave as fetched)."""
-    topic_of = {"features": config.topics.features, "labels": config.topics.labels}
+    topic_of = {"features": config.topics.features, "labels": config.topics.labels,
+                "protected": config.topics.protected}  # the fairness side topic, when a version reads it
     kind_of = {v: k for k, v in topic_of.items()}
     sources = [s for s in end if end[s] > start.get(s, 0)]
     if not sources:
