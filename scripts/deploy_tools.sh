@@ -2,19 +2,27 @@
 # Install the validators of the deployment files (tests/unit/deploy) in .cache/deploy-tools/:
 #   bin/kubeconform    Kubernetes manifests against the API's JSON schemas, strict
 #                      (github.com/yannh/kubeconform, from the Go module proxy)
+#   bin/kustomize      renders deploy/k8s's kustomizations (sigs.k8s.io/kustomize, from the Go
+#                      module proxy), so that what `kubectl apply -k` applies is validated too
 #   bin/compose-check  docker-compose.yml through compose-go, the loader Docker Compose is
 #                      built on (scripts/deploy_tools/compose-check, from the Go module proxy)
 #   k8s-schemas/       the schemas of Kubernetes $K8S_VERSION, taken from the kubernetes-validate
 #                      wheel on PyPI (scripts/deploy_tools/k8s_schemas.py says why and how)
+#   crd-schemas/       the schemas of KEDA's ScaledObject and TriggerAuthentication, converted
+#                      from the CRDs in the source of github.com/kedacore/keda/v2 $KEDA_VERSION
+#                      (from the Go module proxy, checked against the checksum database;
+#                      scripts/deploy_tools/crd_schemas.py)
 # Idempotent: a piece is redone only when its version changes; with everything in place it
 # returns at once. Needs Go 1.26+ (never downloads a toolchain) and .venv (scripts/setup.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 KUBECONFORM_VERSION=v0.8.0
+KUSTOMIZE_VERSION=v5.7.1
 K8S_VERSION=1.34.0
 KV_VERSION=1.37.0  # kubernetes-validate
 KV_SHA256=85136d018a27b50ec7fc049d902bfa5193f5976807e6c0f408e3ab6fe078cad9
+KEDA_VERSION=v2.21.0
 dir=.cache/deploy-tools
 src=scripts/deploy_tools
 python=.venv/bin/python
@@ -35,6 +43,14 @@ if ! fresh kubeconform "$want" "$dir/bin/kubeconform"; then
   GOBIN="$root/$dir/bin" go install "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
   echo "$want" > "$dir/kubeconform.stamp"
   say "kubeconform $KUBECONFORM_VERSION installed in $((SECONDS - start)) s"
+fi
+
+want="$KUSTOMIZE_VERSION"
+if ! fresh kustomize "$want" "$dir/bin/kustomize"; then
+  need_go; start=$SECONDS
+  GOBIN="$root/$dir/bin" go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+  echo "$want" > "$dir/kustomize.stamp"
+  say "kustomize $KUSTOMIZE_VERSION installed in $((SECONDS - start)) s"
 fi
 
 want="$(cat "$src/compose-check/go.mod" "$src/compose-check/go.sum" "$src/compose-check/main.go" | sha256sum | cut -c1-16)"
@@ -59,4 +75,15 @@ if ! fresh k8s-schemas "$want" "$dir/k8s-schemas/_definitions.json"; then
   "$python" "$src/k8s_schemas.py" "$wheel" "$K8S_VERSION" "$dir/k8s-schemas"
   echo "$want" > "$dir/k8s-schemas.stamp"
   say "Kubernetes $K8S_VERSION schemas in $((SECONDS - start)) s"
+fi
+
+want="keda $KEDA_VERSION, $(sha256sum "$src/crd_schemas.py" | cut -c1-16)"
+if ! fresh crd-schemas "$want" "$dir/crd-schemas/keda.sh/scaledobject_v1alpha1.json"; then
+  need_go; start=$SECONDS
+  zip="$(go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" \
+    | "$python" -c 'import json, sys; d = json.load(sys.stdin); print(d.get("Zip") or sys.exit(d.get("Error", "no zip")))')" \
+    || { say "cannot download github.com/kedacore/keda/v2@$KEDA_VERSION from the Go module proxy"; exit 1; }
+  "$python" "$src/crd_schemas.py" "$zip" "$dir/crd-schemas"
+  echo "$want" > "$dir/crd-schemas.stamp"
+  say "KEDA $KEDA_VERSION CRD schemas in $((SECONDS - start)) s"
 fi

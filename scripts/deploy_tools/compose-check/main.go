@@ -4,9 +4,11 @@
 // is unset or empty), normalisation and the consistency checks (depends_on, volumes,
 // networks). It prints the resolved project as JSON, or the error and exits 1.
 //
-//	compose-check [-f FILE]... [--env-file FILE]...
+//	compose-check [-f FILE]... [--env-file FILE]... [--profile NAME]...
 //
-// -f defaults to docker-compose.yml in the working directory. Variables come from the
+// -f defaults to docker-compose.yml in the working directory. --profile enables the
+// services of a profile, as `docker compose --profile NAME config` does; without it only
+// the services of no profile are in the project. Variables come from the
 // environment and, as in Compose, from the .env file of the working directory, or from
 // the --env-file files instead when given.
 package main
@@ -26,15 +28,16 @@ func (f *files) String() string     { return fmt.Sprint(*f) }
 func (f *files) Set(v string) error { *f = append(*f, v); return nil }
 
 func main() {
-	var paths, envFiles files
+	var paths, envFiles, profiles files
 	flag.Var(&paths, "f", "Compose file (repeatable)")
 	flag.Var(&envFiles, "env-file", "variables file, instead of ./.env (repeatable)")
+	flag.Var(&profiles, "profile", "enable a profile's services (repeatable)")
 	flag.Parse()
 	if len(paths) == 0 {
 		paths = files{"docker-compose.yml"}
 	}
 	opts, err := cli.NewProjectOptions(paths, cli.WithOsEnv, cli.WithEnvFiles(envFiles...),
-		cli.WithDotEnv, cli.WithConsistency(true))
+		cli.WithDotEnv, cli.WithConsistency(true), cli.WithProfiles(profiles))
 	if err == nil {
 		var out []byte
 		project, lerr := opts.LoadProject(context.Background())

@@ -36,8 +36,16 @@ def kubeconform() -> list[str]:
     """The kubeconform command line: strict, on the Kubernetes schemas of .cache only."""
     binary = _installed(TOOLS / "bin" / "kubeconform", "kubeconform")
     schemas = _installed(TOOLS / "k8s-schemas" / "_definitions.json", "the Kubernetes JSON schemas").parent
+    crds = _installed(TOOLS / "crd-schemas" / "keda.sh" / "scaledobject_v1alpha1.json", "KEDA's CRD schemas")
     return [str(binary), "-strict", "-summary", "-verbose", "-output", "json",
-            "-schema-location", f"{schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json"]
+            "-schema-location", f"{schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
+            "-schema-location",
+            f"{crds.parents[1]}/{{{{ .Group }}}}/{{{{ .ResourceKind }}}}_{{{{ .ResourceAPIVersion }}}}.json"]
+
+
+@pytest.fixture(scope="session")
+def kustomize() -> str:
+    return str(_installed(TOOLS / "bin" / "kustomize", "kustomize"))
 
 
 @pytest.fixture(scope="session")

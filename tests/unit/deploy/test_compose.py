@@ -72,3 +72,58 @@ def test_the_service_runs_the_kubernetes_image_with_metrics_and_admin_on_loopbac
     assert published == {metrics: ("127.0.0.1", str(metrics)), admin: ("127.0.0.1", str(admin))}
     assert driftline["environment"]["DRIFTLINE_ADMIN_TOKEN"] == SECRETS["DRIFTLINE_ADMIN_TOKEN"]
     assert "DRIFTLINE_ADMIN_TOKEN" not in (topics.get("environment") or {})
+
+
+def _profile(compose_check, run, env_file, name: str) -> dict:
+    result = run([compose_check, "--env-file", env_file, "--profile", name], env=SECRETS)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["services"]
+
+
+def _flag(command: list[str], flag: str) -> str | None:
+    return command[command.index(flag) + 1] if flag in command else None
+
+
+def test_the_scale_out_profiles_are_off_by_default(project) -> None:
+    assert not {"worker-0", "worker-1", "trainer", "predictor-0", "predictor-1"} & set(project["services"])
+
+
+def test_keyed_profile_two_workers_instances_0_and_1_one_broker_one_store(compose_check, run, env_file) -> None:
+    services = _profile(compose_check, run, env_file, "keyed")
+    workers = {n: s for n, s in services.items() if n.startswith("worker-")}
+    assert sorted(workers) == ["worker-0", "worker-1"]
+    assert sorted(_flag(s["command"], "--instance") for s in workers.values()) == ["0", "1"]
+    stores = {tuple((v["source"], v["target"]) for v in s["volumes"]) for s in workers.values()}
+    assert stores == {(("keyed-versions", "/var/lib/driftline/versions"),)}
+    for s in workers.values():
+        assert s["command"][:2] == ["-c", "/etc/driftline/keyed.toml"]
+        assert _flag(s["command"], "--store") == "/var/lib/driftline/versions"
+        assert s["environment"]["DRIFTLINE_BOOTSTRAP_SERVERS"] == services["topics-keyed"]["environment"][
+            "DRIFTLINE_BOOTSTRAP_SERVERS"] == "kafka:19092"
+        assert s["environment"]["DRIFTLINE_SNAPSHOT_KEY"] == SECRETS["DRIFTLINE_SNAPSHOT_KEY"]
+        assert s["depends_on"]["topics-keyed"]["condition"] == "service_completed_successfully"
+    host_ports = [p["published"] for s in workers.values() for p in s["ports"]]
+    assert len(host_ports) == len(set(host_ports)) == 4
+
+
+def test_global_profile_one_trainer_two_predictors(compose_check, run, env_file) -> None:
+    services = _profile(compose_check, run, env_file, "global")
+    trainer = services["trainer"]
+    predictors = {n: s for n, s in services.items() if n.startswith("predictor-")}
+    assert _flag(trainer["command"], "--role") == "trainer" and _flag(trainer["command"], "--instance") is None
+    assert sorted(predictors) == ["predictor-0", "predictor-1"]
+    assert {_flag(s["command"], "--role") for s in predictors.values()} == {"predictor"}
+    assert sorted(_flag(s["command"], "--instance") for s in predictors.values()) == ["0", "1"]
+    for s in [trainer, *predictors.values()]:
+        assert s["command"][:2] == ["-c", "/etc/driftline/global.toml"]
+        assert [v["source"] for v in s["volumes"]] == ["global-versions"]
+    host_ports = [p["published"] for s in [trainer, *predictors.values()] for p in s["ports"]]
+    assert len(host_ports) == len(set(host_ports)) == 6
+
+
+def test_the_image_bakes_the_configs_the_profiles_name(deploy_config) -> None:
+    root = Path(__file__).resolve().parents[3]
+    dockerfile = (root / "deploy" / "Dockerfile").read_text()
+    for scale, file in (("keyed", "keyed.toml"), ("global", "global.toml")):
+        assert f"deploy_config.py container --scale {scale} --sample driftline.toml > /{file}" in dockerfile
+        assert f"/{file}" in dockerfile.split("COPY --from=build /driftline.toml", 1)[1].splitlines()[0]

@@ -33,11 +33,11 @@ def test_configmap_carries_the_kubernetes_rendering_byte_for_byte(deploy_config)
     assert doc["metadata"]["name"] == "driftline-elec"
 
 
-@pytest.mark.parametrize("target", ["container", "kubernetes"])
+@pytest.mark.parametrize("target", ["container", "kubernetes", "container-keyed", "keyed"])
 def test_rendering_changes_only_the_listed_settings(deploy_config, target: str, tmp_path: Path) -> None:
     sample = load_config(SAMPLE).model_dump()
     rendered = _config_of(deploy_config.render_toml(target), tmp_path, f"{target}.toml").model_dump()
-    overrides = deploy_config.TARGETS[target]
+    overrides = deploy_config._resolve(deploy_config.TARGETS[target])
     for (section, key), (value, _why) in overrides.items():
         where = rendered[section] if section else rendered
         assert where[key] == value
@@ -70,3 +70,31 @@ def test_check_mode_reports_a_stale_configmap(deploy_config, monkeypatch, tmp_pa
     assert "stale" in capsys.readouterr().err
     monkeypatch.setattr(deploy_config, "CONFIGMAP", K8S_DIR / "configmap.yaml")
     assert deploy_config.main(["configmap", "--check"]) == 0
+
+
+@pytest.mark.parametrize("target", ["container-global", "global"])
+def test_global_renderings_change_only_the_listed_settings(deploy_config, target: str) -> None:
+    """As above, on the TOML (the config class refuses mode "global" until the roles exist)."""
+    import tomllib
+
+    sample = tomllib.loads(SAMPLE.read_text())
+    rendered = tomllib.loads(deploy_config.render_toml(target))
+    for (section, key), (value, _why) in deploy_config._resolve(deploy_config.TARGETS[target]).items():
+        (sample.setdefault(section, {}) if section else sample)[key] = value
+    assert rendered == sample and rendered["scale"]["mode"] == "global"
+
+
+@pytest.mark.parametrize(("target", "rel"), [("keyed", "keyed/configmap.yaml"), ("global", "global/configmap.yaml")])
+def test_scale_out_configmaps_are_the_generated_ones(deploy_config, target: str, rel: str) -> None:
+    assert (K8S_DIR / rel).read_text() == deploy_config.render_configmap(target=target), (
+        f"deploy/k8s/{rel} has drifted: run `python3 scripts/deploy_config.py configmap`")
+
+
+def test_an_added_key_lands_in_its_table_and_a_shared_store_is_named_after_the_deployment(deploy_config) -> None:
+    import tomllib
+
+    text = deploy_config.render_toml("keyed")
+    cfg = tomllib.loads(text)
+    assert cfg["lifecycle"]["registry_url"].startswith("postgresql://")
+    assert cfg["checkpoint"]["store_url"] == f"s3://driftline-versions/{cfg['name']}"
+    assert "registry_url" not in tomllib.loads(SAMPLE.read_text())["lifecycle"]
