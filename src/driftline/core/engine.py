@@ -186,14 +186,18 @@ class Engine:
     def predict(self, features: dict[str, Any]) -> tuple[Any, dict[Any, float] | None]:
         """Stage 1: the current model's prediction (and class probabilities)."""
         try:
+            explainer = self.explainer  # it shares a linear pipeline's transform with the explanation
             if self.task == "classification":
-                proba = self.model.predict_proba_one(features)
+                proba = (self.model.predict_proba_one(features) if explainer is None
+                         else explainer.predict_proba_one(self.model, features))
                 if self._binary_codec and proba:
                     negative, positive = self.schema.classes
                     proba = {negative: proba.get(False, 0.0), positive: proba.get(True, 0.0)}
                 return (max(proba, key=proba.get) if proba else None), proba
             if self.minibatch is not None:  # learn_many leaves numpy scalars in a linear model: JSON needs a float
                 return float(self.model.predict_one(features)), None
+            if explainer is not None:
+                return explainer.predict_one(self.model, features), None
             return self.model.predict_one(features), None
         except Exception as exc:  # noqa: BLE001 - any model failure is this input's fault
             raise BadEventError("model_error", f"predict failed: {exc!r}") from exc

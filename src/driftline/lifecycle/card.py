@@ -78,7 +78,9 @@ def _change_plan(config: DeploymentConfig) -> list[dict[str, str]]:
         {"name": "Rollback and audit",
          "mitigation_strategy": f"A signed version every {cp.every_examples} examples or {cp.every_seconds:g} s and on drift; "
                                 "`driftline models rollback --to N [--replay --skip-from/--skip-to]` restores any kept version; "
-                                "every lifecycle event is on .lifecycle and in the hash-chained .audit log."},
+                                "every lifecycle event is on .lifecycle and in the hash-chained .audit log, and so is every "
+                                "change of these policies (a start with a different drift, promotion, privacy, explanation "
+                                "or fairness config is a policy entry naming the settings that changed)."},
     ]
 
 

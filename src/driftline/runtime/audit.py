@@ -7,7 +7,9 @@ with the lifecycle event it records), so its read_committed order is the chain's
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import orjson
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from driftline.config import DeploymentConfig
@@ -16,7 +18,7 @@ from driftline.exceptions import KafkaSetupError
 from driftline.runtime.clients import make_consumer
 from driftline.runtime.tail import read_committed
 
-__all__ = ["last_entry", "open_chain", "read_entries", "verify_topic"]
+__all__ = ["last_entry", "last_policy", "open_chain", "read_entries", "verify_topic"]
 
 
 def _read_from(config: DeploymentConfig, start: int, timeout_s: float) -> list:
@@ -79,3 +81,24 @@ def verify_topic(config: DeploymentConfig, key: bytes, from_any: bool = True) ->
     """Verify the committed log; by default from its oldest retained entry (retention
     removes the chain's start after ``[governance.audit] retention_ms``)."""
     return verify(read_entries(config), key, from_any)
+
+
+def last_policy(config: DeploymentConfig) -> tuple[dict[str, Any] | None, bool]:
+    """The record of the newest committed ``policy`` entry (None: there is none), and whether
+    the log is retained from its first entry (empty, or its oldest entry has seq 0).
+
+    Reads the whole log (lifecycle events, drift-policy actions, fairness state changes and
+    policy changes: a few records a day)."""
+    record, first = None, True
+    for i, (_, value) in enumerate(read_entries(config)):
+        try:
+            body = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            continue  # `audit verify` names it; it is no policy entry
+        if not isinstance(body, dict):
+            continue
+        if i == 0:
+            first = body.get("seq") == 0
+        if body.get("kind") == "policy" and isinstance(body.get("record"), dict):
+            record = body["record"]
+    return record, first

@@ -157,6 +157,37 @@ class LifecycleRuntime:
         entry_id = f"audit-{self._audit.seq}"
         return entry_id, self._audit.append(kind, subject, record, at)
 
+    def audit_policy(self, engine: Engine) -> dict[str, Any] | None:
+        """At start, before any record is processed: a ``policy`` audit entry, in a unit of
+        work of its own, when the governed config (core/policy_change.py) differs from what
+        the newest ``policy`` entry recorded; the entry's record, or None (nothing changed).
+        A restart with the same config finds its entry and writes none."""
+        if not self.config.governance.audit.enabled:
+            return None
+        from driftline.core.policy_change import governed, policy_change
+        from driftline.runtime.audit import last_policy
+
+        privacy = getattr(engine, "privacy", None)
+        flat = governed(self.config, getattr(privacy, "key_id", None))
+        last, first = last_policy(self.config)
+        record = policy_change(flat, last, first)
+        if record is None:
+            return None
+        at = _now_ms()
+        record = {"model": self.config.name, "model_version": engine.version, **record}
+        subject = f"{self.config.name}-policy-{record['digest'][:16]}"
+
+        def produce() -> None:
+            entry_id, value = self.audit_entry("policy", subject, record, at)
+            self.work.produce(self.config.topics.audit, entry_id.encode(), value,
+                              ce_headers("audit", entry_id, self.config.name, engine.version, at))
+
+        self._transaction(produce)
+        log.info("policy change audited", extra={"fields": {
+            "model": self.config.name, "digest": record["digest"], "previous": record["previous"],
+            "reason": record["reason"], "changed": len(record["changed"])}})
+        return record
+
     def publish(self, event: LifecycleEvent) -> None:
         """Publish a lifecycle event in a unit of work of its own (between batches), then
         record it; nothing is recorded when the transaction fails."""

@@ -271,6 +271,7 @@ class Processor:
                 consumer.assign([TopicPartition(self._topic_of[k], p, self.positions.get((k, p), OFFSET_BEGINNING))
                                  for k, p in sources])
                 self._open([self._single], committed)
+                self.lifecycle.audit_policy(self._single.engine)  # a changed policy: one audit entry
             self._loop(consumer, exit_when_idle_s, max_seconds)
             if work.pending:
                 work.ensure_open()

@@ -7,6 +7,13 @@ and the adaptive random forest: path contributions (:mod:`.trees`). Every other 
 Contributions are reported under the names the producer sent: a one-hot column
 ``<feature>_<value>`` of a declared categorical feature counts for ``<feature>``.
 
+A linear pipeline's prediction and its explanation share one transform: the engine predicts
+through :meth:`Explainer.predict_proba_one` (the pipeline's transformers, then the linear
+step, as ``Pipeline.predict_proba_one`` does), which keeps the transformed input of the
+last call; explaining that same input (the same dict) of the same model next reads it
+instead of transforming again. It is read once, so a model that learned since is never
+explained from a stale transform; it is never pickled.
+
 >>> from river import compose, linear_model, preprocessing
 >>> model = compose.Pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression())
 >>> for i in range(50):
@@ -19,6 +26,8 @@ Contributions are reported under the names the producer sent: a one-hot column
 from __future__ import annotations
 
 from typing import Any
+
+from river import compose
 
 from driftline.core.explain.explanation import Explanation, unexplained
 from driftline.core.outputs import json_key
@@ -47,6 +56,45 @@ class Explainer:
         self.categorical = tuple(categorical)
         self._trees = TreeExplainer()
         self._names: dict[str, str] = {}
+        self._linear: tuple[Any, Any, bool] = (None, None, False)  # (model, its linear step or None, a pipeline?)
+        self._last: tuple[Any, Any, Any] | None = None  # (model, x, x transformed) of the last prediction
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_linear"], state["_last"] = (None, None, False), None  # a cache, and an event's features
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_linear", (None, None, False))  # pickled before the shared transform
+        self.__dict__.setdefault("_last", None)
+
+    def _linear_step(self, model: Any) -> tuple[Any, bool]:
+        """``linear_step(model)`` and whether ``model`` is a pipeline, cached for the model in service."""
+        cached, glm, pipeline = self._linear
+        if cached is not model:
+            glm, pipeline = linear_step(model), isinstance(model, compose.Pipeline)
+            self._linear = (model, glm, pipeline)
+        return glm, pipeline
+
+    def predict_proba_one(self, model: Any, x: dict[str, Any]) -> dict[Any, float]:
+        """``model.predict_proba_one(x)``, the same computation; for a linear pipeline the
+        transformed input is kept for :meth:`explanation` of ``x``."""
+        glm, pipeline = self._linear_step(model)
+        if glm is None or not pipeline:
+            return model.predict_proba_one(x)
+        z = model.transform_one(x)
+        self._last = (model, x, z)
+        return glm.predict_proba_one(z)
+
+    def predict_one(self, model: Any, x: dict[str, Any]) -> Any:
+        """``model.predict_one(x)`` (a regressor), sharing the transform as above."""
+        glm, pipeline = self._linear_step(model)
+        if glm is None or not pipeline:
+            return model.predict_one(x)
+        z = model.transform_one(x)
+        self._last = (model, x, z)
+        return glm.predict_one(z)
 
     def name_of(self, column: str) -> str:
         """The producer's feature behind a model input (one-hot columns back to their feature)."""
@@ -62,9 +110,11 @@ class Explainer:
 
     def explanation(self, model: Any, x: dict[str, Any], target: Any) -> Explanation | None:
         """The full explanation (every contribution), or None when the model has no exact method."""
-        glm = linear_step(model)
+        glm, _ = self._linear_step(model)
         if glm is not None:
-            return explain_linear(model, x, target, self.name_of if self.categorical else None, glm)
+            last, self._last = self._last, None  # read once: the model learns after it explained
+            z = last[2] if last is not None and last[0] is model and last[1] is x else None
+            return explain_linear(model, x, target, self.name_of if self.categorical else None, glm, z)
         if supports_tree(model):
             return self._trees.explain(model, x, target, self.name_of)
         return None

@@ -13,22 +13,23 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from driftline.core.outputs import json_key
 
 __all__ = ["Explanation", "unexplained"]
 
 
-@dataclass(frozen=True, slots=True)
-class Explanation:
+class Explanation(NamedTuple):
+    """Immutable; a named tuple because one is made per prediction (a frozen dataclass costs
+    about three times as much to build)."""
+
     method: str  # "linear" (w_i * z_i), "saabas" (tree path), "saabas_mean" (ensemble average)
     target: Any  # the class whose logit or probability is explained (None: a regression output)
     output: str  # "logit", "probability" or "value"
     value: float  # the model's output being explained
     base: float  # the intercept, or the root's value of a tree
-    contributions: dict[str, float] = field(default_factory=dict)  # feature name -> share of value - base
+    contributions: dict[str, float]  # feature name -> share of value - base
     residual: float = 0.0
 
     def total(self) -> float:

@@ -39,13 +39,17 @@ def linear_step(model: Any) -> Any | None:
 
 
 def explain_linear(model: Any, x: dict[str, Any], target: Any = True,
-                   name_of: Callable[[str], str] | None = None, glm: Any = None) -> Explanation:
+                   name_of: Callable[[str], str] | None = None, glm: Any = None,
+                   z: dict[str, Any] | None = None) -> Explanation:
     """``Explanation`` of one prediction of a (pipelined) linear model (``target`` is ignored:
     a logistic regression explains the logit of True, a linear regression its output).
-    ``name_of`` maps an input column to the reported name; ``glm``: the linear step, if known."""
+    ``name_of`` maps an input column to the reported name; ``glm``: the linear step, if known;
+    ``z``: what the linear step saw, if known (the pipeline's transform of ``x`` made for the
+    prediction, :meth:`Explainer.predict_proba_one`), so that it is not computed again."""
     if glm is None:
         glm = linear_step(model)
-    z = model.transform_one(x) if isinstance(model, compose.Pipeline) else x
+    if z is None:
+        z = model.transform_one(x) if isinstance(model, compose.Pipeline) else x
     get = glm._weights.get
     if name_of is None:
         contributions = {key: get(key, 0.0) * value for key, value in z.items()}
