@@ -322,6 +322,9 @@ class GuardConfig(_Frozen):
     # rate, taken in turn from this list: a search for the rate the stream needs, each step
     # kept only if its candidate wins the paired test ([1.0]: the serving model's own rate).
     rates: list[float] = Field(default_factory=lambda: [0.3, 3.0])
+    # Judge a candidate on at least as many paired labels as the labels are late (the measured
+    # mean delay, in labels): ``window`` and ``min_pairs`` grow to it (docs/drift-benchmark.md).
+    delay_scaled: bool = True
 
 
 class DriftConfig(_Frozen):

@@ -242,7 +242,7 @@ class Engine:
         if guard is not None and guard.active and pending.prediction is not None:
             # guarded: the served prediction against the candidate's for the same features
             guard.pair(error_of(self.task, label, pending.prediction), getattr(pending, "candidate", None),
-                       target, self.task)
+                       target, self.task, self.n_learned)
         batch = self.minibatch
         if batch is not None:
             # Learned when the buffer is full, or early so that a periodic version falls on its multiple.
@@ -337,7 +337,7 @@ class Engine:
             pending.protected = self.privacy.fairness_groups(self.fairness.monitor.grouping, event.protected)
         guard = self.adapt.guard
         if guard is not None and guard.active:
-            pending.candidate = guard.foresee(event.features)
+            pending.candidate = guard.foresee(event.features, self.n_learned)
         waiting = self.join.add_features(event.id, pending)
         self.counters.predictions += 1
         out: list[Output] = [

@@ -88,6 +88,10 @@ class Guard:
     anchor_test: dict[str, float] = {}
     anchor_origin: dict[str, Any] = {}
     restores = 0
+    # Labels learned between an event's prediction and its label, summed over paired events:
+    # the label delay the guard measures (``label_delay``).
+    lag_sum = 0
+    lag_n = 0
 
     def __init__(self, config: GuardConfig) -> None:
         self.config = config
@@ -139,20 +143,29 @@ class Guard:
         """Is a candidate or an anchor racing the serving model?"""
         return self.candidate is not None or self.anchor is not None
 
-    def foresee(self, features: dict[str, Any]) -> tuple:
+    def foresee(self, features: dict[str, Any], position: int = 0) -> tuple:
         """The candidate's (and anchor's) predictions for a feature event, kept until its label comes:
-        ``(generation, candidate's, anchor generation, anchor's)``."""
+        ``(generation, candidate's, anchor generation, anchor's, position)`` (examples learned then)."""
         return (self.generation, _predict(self.candidate, features),
-                self.anchor_generation, _predict(self.anchor, features))
+                self.anchor_generation, _predict(self.anchor, features), position)
 
-    def pair(self, served_error: float, foreseen: tuple | None, target: Any, task: str) -> None:
-        """A label: pair the served prediction's error with the candidate's (and the anchor's)
-        for the same event.
+    @property
+    def label_delay(self) -> int:
+        """The mean number of labels learned between a paired event's prediction and its label."""
+        return self.lag_sum // self.lag_n if self.lag_n else 0
+
+    def pair(self, served_error: float, foreseen: tuple | None, target: Any, task: str,
+             position: int | None = None) -> None:
+        """A label (``position``: examples learned before it): pair the served prediction's error
+        with the candidate's (and the anchor's) for the same event.
 
         Events predicted before this candidate (anchor) started, or by an earlier one, are not paired.
         """
         if foreseen is None:
             return
+        if position is not None and len(foreseen) > 4:
+            self.lag_sum += position - foreseen[4]
+            self.lag_n += 1
         if self.candidate is not None and foreseen[0] == self.generation:
             theirs = _error(task, target, foreseen[1])
             self.pairs.add(served_error < theirs, theirs < served_error, served_error == 0, theirs == 0)
@@ -177,7 +190,14 @@ class Guard:
             return None
         pairs = self.pairs
         age = position - self.since
-        if pairs.since_check >= config.check_every and len(pairs) >= config.min_pairs:
+        min_pairs = config.min_pairs
+        if config.delay_scaled:
+            # A lead worth a swap must hold over as many labels as the labels are late: the
+            # candidate serves the events whose labels come that much later.
+            lag = self.label_delay
+            pairs.window = max(config.window, lag)
+            min_pairs = max(min_pairs, lag)
+        if pairs.since_check >= config.check_every and len(pairs) >= min_pairs:
             pairs.since_check = 0
             n = len(pairs)
             test = mcnemar_exact(pairs.b, pairs.c)

@@ -291,3 +291,29 @@ def test_an_engine_restores_the_anchor_and_says_so(timeline):
     assert restore.p_value < 0.01 and restore.evidence["test"]["c"] > restore.evidence["test"]["b"]
     assert restore.statistic["anchor_accuracy"] > restore.statistic["serving_accuracy"]
     assert engine.adapt.guard.restores == 1 and type(engine.model) is type(anchor)
+
+
+@pytest.mark.parametrize("scaled", [True, False])
+def test_a_candidate_is_judged_on_as_many_labels_as_they_are_late(scaled):
+    """Labels 150 examples late: with ``delay_scaled`` the first test waits for 150 pairs
+    (``min_pairs`` is 20) and the window grows to 150; without it, 20 pairs suffice."""
+    lag = 150
+    config = GuardConfig(replay=0, window=100, min_pairs=20, check_every=10, alpha=0.01, max_examples=10_000,
+                         delay_scaled=scaled)
+    guard = Guard(config)
+    guard.start(linear_model.LogisticRegression(), None, "binary.HDDMA", {}, 0)
+    foreseen, first = [], None
+    for i in range(1, 400):
+        foreseen.append(guard.foresee({"x": 1.0}, i - 1))  # predicted when i - 1 examples were learned
+        if len(foreseen) > lag:
+            # the serving model is always wrong, the candidate always right: the label of the
+            # event predicted ``lag`` examples ago
+            served = foreseen.pop(0)
+            guard.pair(1.0, (served[0], True, served[2], served[3], served[4]), True, "classification", i - 1)
+        guard.learned({"x": 1.0}, True)
+        if guard.decide(i) is not None and first is None:
+            first = len(guard.pairs)
+            break
+    assert guard.label_delay == lag
+    assert first == (lag if scaled else config.min_pairs)
+    assert guard.pairs.window == (lag if scaled else config.window)
