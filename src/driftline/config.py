@@ -307,7 +307,7 @@ class GuardConfig(_Frozen):
     window: int = Field(default=500, ge=10)
     min_pairs: int = Field(default=200, ge=1)
     check_every: int = Field(default=50, ge=1)
-    alpha: float = Field(default=0.0001, gt=0, lt=1)
+    alpha: float = Field(default=0.00001, gt=0, lt=1)
     # ... and when it is right on at least this share more of the window's labels.
     margin: float = Field(default=0.0, ge=0, le=1)
     max_examples: int = Field(default=5000, ge=1)
@@ -325,6 +325,13 @@ class GuardConfig(_Frozen):
     # Judge a candidate on at least as many paired labels as the labels are late (the measured
     # mean delay, in labels): ``window`` and ``min_pairs`` grow to it (docs/drift-benchmark.md).
     delay_scaled: bool = True
+    # A warm candidate races with a fresh twin (an unfitted model learning from the detection
+    # on): the twin swaps in when it is right on at least ``twin_margin`` more of the paired
+    # labels (and passes the same test), from ``twin_min_pairs`` pairs on. A fresh model wins
+    # fast after an abrupt change and rarely on a slow one (docs/drift-benchmark.md).
+    twin: bool = True
+    twin_margin: float = Field(default=0.1, ge=0, le=1)
+    twin_min_pairs: int = Field(default=50, ge=1)
 
 
 class DriftConfig(_Frozen):

@@ -173,7 +173,7 @@ class Engine:
             self.task, self.config.drift.metrics_window, self.schema.classes)
         self._model_base = (examples, self.n_learned)
         if self.adapt.guard is not None:
-            self.adapt.guard.candidate = self.adapt.guard.anchor = None  # they were racing the outgoing model
+            self.adapt.guard.candidate = self.adapt.guard.anchor = self.adapt.guard.twin = None  # they raced the outgoing model
 
     def feature_importances(self) -> dict[str, float] | None:
         """Linear weights, tree split shares, or permutation importance (core/importance.py)."""

@@ -11,7 +11,12 @@ present but predict the delayed future worse: on Elec2 with labels 1000 late it 
 doing nothing). Every ``check_every`` labels McNemar's exact test (``core/arena.py``) runs
 over the last ``window`` pairs: a candidate right significantly more often than the
 serving model replaces it (``swap``); one that has not won after ``max_examples`` labels
-is given up (``abandon``). The model a swap replaced is kept as the **anchor**: it keeps
+is given up (``abandon``). A warm candidate races with a fresh **twin** (an unfitted model
+learning from the detection on), which swaps in only with a clear lead (``twin_margin``): a
+fresh model wins fast after an abrupt change, where a warm copy must first unlearn the old
+concept. The guard measures the label delay (labels learned between an event's prediction and
+its label) and judges a candidate on at least that many pairs (``delay_scaled``): with labels
+1000 late, a lead over 500 labels did not hold over the next 1000. The model a swap replaced is kept as the **anchor**: it keeps
 learning, predicts every feature event, and is paired with the served predictions the same
 way over a longer window; if it is right significantly more often, it serves again
 (``restore``). A swap that turns out worse than doing nothing is thus undone, and the
@@ -92,6 +97,12 @@ class Guard:
     # the label delay the guard measures (``label_delay``).
     lag_sum = 0
     lag_n = 0
+    # The fresh twin of a warm candidate (``twin``): an unfitted model racing beside it, which
+    # swaps in only with a clear lead (``twin_margin``); class attributes for older pickles.
+    twin: base.Estimator | None = None
+    twin_pairs: PairedErrors | None = None
+    twin_test: dict[str, float] = {}
+    winner = "candidate"  # which of the two a "swap" decision is for
 
     def __init__(self, config: GuardConfig) -> None:
         self.config = config
@@ -111,6 +122,8 @@ class Guard:
             self.ring.append((features, target))
         if self.candidate is not None:
             self.candidate.learn_one(features, target)
+        if self.twin is not None:
+            self.twin.learn_one(features, target)
         if self.anchor is not None:
             self.anchor.learn_one(features, target)
 
@@ -130,6 +143,9 @@ class Guard:
         for features, target in replay:
             model.learn_one(features, target)
         self.candidate = model
+        self.twin = None
+        if start == "warm" and self.config.twin:
+            self.twin, self.twin_pairs, self.twin_test = fresh, PairedErrors(self.config.window), {}
         self.generation += 1
         self.pairs = PairedErrors(self.config.window)
         self.since = position
@@ -147,7 +163,7 @@ class Guard:
         """The candidate's (and anchor's) predictions for a feature event, kept until its label comes:
         ``(generation, candidate's, anchor generation, anchor's, position)`` (examples learned then)."""
         return (self.generation, _predict(self.candidate, features),
-                self.anchor_generation, _predict(self.anchor, features), position)
+                self.anchor_generation, _predict(self.anchor, features), position, _predict(self.twin, features))
 
     @property
     def label_delay(self) -> int:
@@ -169,6 +185,9 @@ class Guard:
         if self.candidate is not None and foreseen[0] == self.generation:
             theirs = _error(task, target, foreseen[1])
             self.pairs.add(served_error < theirs, theirs < served_error, served_error == 0, theirs == 0)
+            if self.twin is not None and len(foreseen) > 5:
+                theirs = _error(task, target, foreseen[5])
+                self.twin_pairs.add(served_error < theirs, theirs < served_error, served_error == 0, theirs == 0)
         if self.anchor is not None and len(foreseen) > 2 and foreseen[2] == self.anchor_generation:
             theirs = _error(task, target, foreseen[3])
             self.anchor_pairs.add(served_error < theirs, theirs < served_error, served_error == 0, theirs == 0)
@@ -206,6 +225,20 @@ class Guard:
             lead = (pairs.c - pairs.b) / n
             self.last_test["lead"] = lead
             if pairs.c > pairs.b and lead >= config.margin and test["p_value"] < config.alpha:
+                self.winner = "candidate"
+                return "swap"
+        twin = self.twin_pairs
+        if self.twin is not None and twin.since_check >= config.check_every and len(twin) >= max(
+                config.twin_min_pairs, self.label_delay if config.delay_scaled else 0):
+            twin.since_check = 0
+            n = len(twin)
+            test = mcnemar_exact(twin.b, twin.c)
+            lead = (twin.c - twin.b) / n
+            self.twin_test = {**test, "n": n, "serving_accuracy": twin.champion_ok / n,
+                              "candidate_accuracy": twin.challenger_ok / n, "alpha": config.alpha, "age": age,
+                              "lead": lead, "margin": config.twin_margin}
+            if twin.c > twin.b and lead >= config.twin_margin and test["p_value"] < config.alpha:
+                self.winner = "twin"
                 return "swap"
         if age >= config.max_examples:
             return "abandon"
@@ -221,6 +254,12 @@ class Guard:
             return model, {"anchor": dict(self.anchor_origin), "test": dict(self.anchor_test)}
         model, self.candidate = self.candidate, None
         evidence = {"candidate": dict(self.origin), "test": dict(self.last_test)}
+        if decision == "swap" and self.winner == "twin":  # the fresh twin serves, the warm candidate is dropped
+            model, self.winner = self.twin, "candidate"
+            evidence = {"candidate": {**self.origin, "start": "fresh", "rate": 1.0, "replayed": 0, "twin": True},
+                        "test": dict(self.twin_test)}
+            self.last_test = dict(self.twin_test)
+        self.twin = None
         if decision == "swap":
             self.swaps += 1
             if self.config.anchor and self.anchor is None and serving is not None:
