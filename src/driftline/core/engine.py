@@ -173,7 +173,7 @@ class Engine:
             self.task, self.config.drift.metrics_window, self.schema.classes)
         self._model_base = (examples, self.n_learned)
         if self.adapt.guard is not None:
-            self.adapt.guard.candidate = self.adapt.guard.anchor = None  # they were racing the outgoing model
+            self.adapt.guard.candidate = self.adapt.guard.anchor = self.adapt.guard.twin = None  # they raced the outgoing model
 
     def feature_importances(self) -> dict[str, float] | None:
         """Linear weights, tree split shares, or permutation importance (core/importance.py)."""
@@ -247,7 +247,7 @@ class Engine:
         if guard is not None and guard.active and pending.prediction is not None:
             # guarded: the served prediction against the candidate's for the same features
             guard.pair(error_of(self.task, label, pending.prediction), getattr(pending, "candidate", None),
-                       target, self.task)
+                       target, self.task, self.n_learned)
         batch = self.minibatch
         if batch is not None:
             # Learned when the buffer is full, or early so that a periodic version falls on its multiple.
@@ -351,7 +351,7 @@ class Engine:
             pending.protected = {**(pending.protected or {}), **side}
         guard = self.adapt.guard
         if guard is not None and guard.active:
-            pending.candidate = guard.foresee(event.features)
+            pending.candidate = guard.foresee(event.features, self.n_learned)
         waiting = self.join.add_features(event.id, pending)
         self.counters.predictions += 1
         out: list[Output] = [

@@ -11,7 +11,12 @@ present but predict the delayed future worse: on Elec2 with labels 1000 late it 
 doing nothing). Every ``check_every`` labels McNemar's exact test (``core/arena.py``) runs
 over the last ``window`` pairs: a candidate right significantly more often than the
 serving model replaces it (``swap``); one that has not won after ``max_examples`` labels
-is given up (``abandon``). The model a swap replaced is kept as the **anchor**: it keeps
+is given up (``abandon``). A warm candidate races with a fresh **twin** (an unfitted model
+learning from the detection on), which swaps in only with a clear lead (``twin_margin``): a
+fresh model wins fast after an abrupt change, where a warm copy must first unlearn the old
+concept. The guard measures the label delay (labels learned between an event's prediction and
+its label) and judges a candidate on at least that many pairs (``delay_scaled``): with labels
+1000 late, a lead over 500 labels did not hold over the next 1000. The model a swap replaced is kept as the **anchor**: it keeps
 learning, predicts every feature event, and is paired with the served predictions the same
 way over a longer window; if it is right significantly more often, it serves again
 (``restore``). A swap that turns out worse than doing nothing is thus undone, and the
@@ -88,6 +93,16 @@ class Guard:
     anchor_test: dict[str, float] = {}
     anchor_origin: dict[str, Any] = {}
     restores = 0
+    # Labels learned between an event's prediction and its label, summed over paired events:
+    # the label delay the guard measures (``label_delay``).
+    lag_sum = 0
+    lag_n = 0
+    # The fresh twin of a warm candidate (``twin``): an unfitted model racing beside it, which
+    # swaps in only with a clear lead (``twin_margin``); class attributes for older pickles.
+    twin: base.Estimator | None = None
+    twin_pairs: PairedErrors | None = None
+    twin_test: dict[str, float] = {}
+    winner = "candidate"  # which of the two a "swap" decision is for
 
     def __init__(self, config: GuardConfig) -> None:
         self.config = config
@@ -107,6 +122,8 @@ class Guard:
             self.ring.append((features, target))
         if self.candidate is not None:
             self.candidate.learn_one(features, target)
+        if self.twin is not None:
+            self.twin.learn_one(features, target)
         if self.anchor is not None:
             self.anchor.learn_one(features, target)
 
@@ -126,6 +143,9 @@ class Guard:
         for features, target in replay:
             model.learn_one(features, target)
         self.candidate = model
+        self.twin = None
+        if start == "warm" and self.config.twin:
+            self.twin, self.twin_pairs, self.twin_test = fresh, PairedErrors(self.config.window), {}
         self.generation += 1
         self.pairs = PairedErrors(self.config.window)
         self.since = position
@@ -139,23 +159,35 @@ class Guard:
         """Is a candidate or an anchor racing the serving model?"""
         return self.candidate is not None or self.anchor is not None
 
-    def foresee(self, features: dict[str, Any]) -> tuple:
+    def foresee(self, features: dict[str, Any], position: int = 0) -> tuple:
         """The candidate's (and anchor's) predictions for a feature event, kept until its label comes:
-        ``(generation, candidate's, anchor generation, anchor's)``."""
+        ``(generation, candidate's, anchor generation, anchor's, position)`` (examples learned then)."""
         return (self.generation, _predict(self.candidate, features),
-                self.anchor_generation, _predict(self.anchor, features))
+                self.anchor_generation, _predict(self.anchor, features), position, _predict(self.twin, features))
 
-    def pair(self, served_error: float, foreseen: tuple | None, target: Any, task: str) -> None:
-        """A label: pair the served prediction's error with the candidate's (and the anchor's)
-        for the same event.
+    @property
+    def label_delay(self) -> int:
+        """The mean number of labels learned between a paired event's prediction and its label."""
+        return self.lag_sum // self.lag_n if self.lag_n else 0
+
+    def pair(self, served_error: float, foreseen: tuple | None, target: Any, task: str,
+             position: int | None = None) -> None:
+        """A label (``position``: examples learned before it): pair the served prediction's error
+        with the candidate's (and the anchor's) for the same event.
 
         Events predicted before this candidate (anchor) started, or by an earlier one, are not paired.
         """
         if foreseen is None:
             return
+        if position is not None and len(foreseen) > 4:
+            self.lag_sum += position - foreseen[4]
+            self.lag_n += 1
         if self.candidate is not None and foreseen[0] == self.generation:
             theirs = _error(task, target, foreseen[1])
             self.pairs.add(served_error < theirs, theirs < served_error, served_error == 0, theirs == 0)
+            if self.twin is not None and len(foreseen) > 5:
+                theirs = _error(task, target, foreseen[5])
+                self.twin_pairs.add(served_error < theirs, theirs < served_error, served_error == 0, theirs == 0)
         if self.anchor is not None and len(foreseen) > 2 and foreseen[2] == self.anchor_generation:
             theirs = _error(task, target, foreseen[3])
             self.anchor_pairs.add(served_error < theirs, theirs < served_error, served_error == 0, theirs == 0)
@@ -177,7 +209,14 @@ class Guard:
             return None
         pairs = self.pairs
         age = position - self.since
-        if pairs.since_check >= config.check_every and len(pairs) >= config.min_pairs:
+        min_pairs = config.min_pairs
+        if config.delay_scaled:
+            # A lead worth a swap must hold over as many labels as the labels are late: the
+            # candidate serves the events whose labels come that much later.
+            lag = self.label_delay
+            pairs.window = max(config.window, lag)
+            min_pairs = max(min_pairs, lag)
+        if pairs.since_check >= config.check_every and len(pairs) >= min_pairs:
             pairs.since_check = 0
             n = len(pairs)
             test = mcnemar_exact(pairs.b, pairs.c)
@@ -186,6 +225,20 @@ class Guard:
             lead = (pairs.c - pairs.b) / n
             self.last_test["lead"] = lead
             if pairs.c > pairs.b and lead >= config.margin and test["p_value"] < config.alpha:
+                self.winner = "candidate"
+                return "swap"
+        twin = self.twin_pairs
+        if self.twin is not None and twin.since_check >= config.check_every and len(twin) >= max(
+                config.twin_min_pairs, self.label_delay if config.delay_scaled else 0):
+            twin.since_check = 0
+            n = len(twin)
+            test = mcnemar_exact(twin.b, twin.c)
+            lead = (twin.c - twin.b) / n
+            self.twin_test = {**test, "n": n, "serving_accuracy": twin.champion_ok / n,
+                              "candidate_accuracy": twin.challenger_ok / n, "alpha": config.alpha, "age": age,
+                              "lead": lead, "margin": config.twin_margin}
+            if twin.c > twin.b and lead >= config.twin_margin and test["p_value"] < config.alpha:
+                self.winner = "twin"
                 return "swap"
         if age >= config.max_examples:
             return "abandon"
@@ -201,6 +254,12 @@ class Guard:
             return model, {"anchor": dict(self.anchor_origin), "test": dict(self.anchor_test)}
         model, self.candidate = self.candidate, None
         evidence = {"candidate": dict(self.origin), "test": dict(self.last_test)}
+        if decision == "swap" and self.winner == "twin":  # the fresh twin serves, the warm candidate is dropped
+            model, self.winner = self.twin, "candidate"
+            evidence = {"candidate": {**self.origin, "start": "fresh", "rate": 1.0, "replayed": 0, "twin": True},
+                        "test": dict(self.twin_test)}
+            self.last_test = dict(self.twin_test)
+        self.twin = None
         if decision == "swap":
             self.swaps += 1
             if self.config.anchor and self.anchor is None and serving is not None:

@@ -63,8 +63,9 @@ def _reference_engine(config, rows) -> Engine:
     return engine
 
 
-def test_kill_minus_nine_mid_candidate_restores_it_exactly(make_config, signing_key, tmp_path):
-    config = make_config(model={"preset": "hoeffding_tree"}, drift=DRIFT, checkpoint={"every_examples": 1500},
+@pytest.mark.parametrize("preset", ["hoeffding_tree", "logistic_regression"])  # a linear candidate has a fresh twin
+def test_kill_minus_nine_mid_candidate_restores_it_exactly(make_config, signing_key, tmp_path, preset):
+    config = make_config(model={"preset": preset}, drift=DRIFT, checkpoint={"every_examples": 1500},
                          processor={"commit_interval_ms": 50, "batch_size": 200})
     all_rows = [(encode_features(x), y) for x, y in stream("synth:sine", limit=N_EVENTS + 300, seed=5,
                                                              drift_every=2000, noise=0.05)]
@@ -105,6 +106,10 @@ def test_kill_minus_nine_mid_candidate_restores_it_exactly(make_config, signing_
     assert guard.candidate is not None and guard.origin == expected.origin
     assert (guard.pairs.b, guard.pairs.c, len(guard.pairs)) == (expected.pairs.b, expected.pairs.c, len(expected.pairs))
     assert list(guard.ring) == list(expected.ring)
+    assert (guard.twin is None) == (expected.twin is None) == (preset == "hoeffding_tree")
+    assert guard.label_delay == expected.label_delay and abs(guard.label_delay - DELAY) <= 1
     for x, _ in held_out:
         assert engine.model.predict_proba_one(x) == reference.model.predict_proba_one(x)
         assert guard.candidate.predict_proba_one(x) == expected.candidate.predict_proba_one(x)
+        if guard.twin is not None:
+            assert guard.twin.predict_proba_one(x) == expected.twin.predict_proba_one(x)

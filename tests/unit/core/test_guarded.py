@@ -291,3 +291,61 @@ def test_an_engine_restores_the_anchor_and_says_so(timeline):
     assert restore.p_value < 0.01 and restore.evidence["test"]["c"] > restore.evidence["test"]["b"]
     assert restore.statistic["anchor_accuracy"] > restore.statistic["serving_accuracy"]
     assert engine.adapt.guard.restores == 1 and type(engine.model) is type(anchor)
+
+
+@pytest.mark.parametrize("scaled", [True, False])
+def test_a_candidate_is_judged_on_as_many_labels_as_they_are_late(scaled):
+    """Labels 150 examples late: with ``delay_scaled`` the first test waits for 150 pairs
+    (``min_pairs`` is 20) and the window grows to 150; without it, 20 pairs suffice."""
+    lag = 150
+    config = GuardConfig(replay=0, window=100, min_pairs=20, check_every=10, alpha=0.01, max_examples=10_000,
+                         delay_scaled=scaled)
+    guard = Guard(config)
+    guard.start(linear_model.LogisticRegression(), None, "binary.HDDMA", {}, 0)
+    foreseen, first = [], None
+    for i in range(1, 400):
+        foreseen.append(guard.foresee({"x": 1.0}, i - 1))  # predicted when i - 1 examples were learned
+        if len(foreseen) > lag:
+            # the serving model is always wrong, the candidate always right: the label of the
+            # event predicted ``lag`` examples ago
+            served = foreseen.pop(0)
+            guard.pair(1.0, (served[0], True, served[2], served[3], served[4]), True, "classification", i - 1)
+        guard.learned({"x": 1.0}, True)
+        if guard.decide(i) is not None and first is None:
+            first = len(guard.pairs)
+            break
+    assert guard.label_delay == lag
+    assert first == (lag if scaled else config.min_pairs)
+    assert guard.pairs.window == (lag if scaled else config.window)
+
+
+@pytest.mark.parametrize("twin", [True, False])
+def test_a_fresh_twin_with_a_clear_lead_swaps_in_when_the_warm_candidate_cannot(twin):
+    """After an abrupt change the warm candidate (a copy of the serving model, which learned the
+    old concept) must unlearn it; its fresh twin learns the new concept at once and wins first."""
+    config = GuardConfig(replay=0, window=100, min_pairs=100, check_every=10, alpha=0.01, max_examples=300,
+                         rates=[1.0], twin=twin, twin_min_pairs=20)
+    serving = build_model(ModelConfig(preset="logistic_regression"))
+    for _ in range(300):
+        serving.learn_one({"x": 1.0}, False)
+    guard = Guard(config)
+    assert guard.start(serving.clone(), serving, "binary.HDDMA", {}, 0)["start"] == "warm"
+    assert (guard.twin is not None) is twin
+    decision = None
+    for i in range(1, 300):
+        guard.pair(float(serving.predict_one({"x": 1.0}) is not True), guard.foresee({"x": 1.0}, i - 1), True,
+                   "classification", i - 1)
+        guard.learned({"x": 1.0}, True)  # the serving model does not learn: it stays wrong
+        decision = guard.decide(i)
+        if decision:
+            break
+    assert decision == "swap"
+    model, evidence = guard.finish(decision, serving)
+    if not twin:  # the warm candidate wins, once it has its 100 pairs
+        assert evidence["candidate"]["start"] == "warm" and "twin" not in evidence["candidate"]
+        assert evidence["test"]["n"] >= 100
+        return
+    assert evidence["candidate"]["twin"] is True and evidence["candidate"]["start"] == "fresh"
+    assert evidence["test"]["n"] < 100  # before the warm candidate could be judged
+    assert evidence["test"]["lead"] >= config.twin_margin and guard.twin is None and guard.candidate is None
+    assert model.predict_one({"x": 1.0}) is True and guard.anchor is serving
