@@ -12,7 +12,7 @@ from driftline.core.policy_change import digest, governed, policy_change
 
 def test_the_digest_is_sha256_of_the_sorted_compact_json_of_the_dotted_settings():
     flat = governed(DeploymentConfig(name="m"))
-    assert flat["drift.policy"] == "reset" and flat["governance.explain.enabled"] is False
+    assert flat["drift.policy"] == "guarded" and flat["governance.explain.enabled"] is False
     assert "name" not in flat and "kafka.bootstrap_servers" not in flat and "model.preset" not in flat
     expected = hashlib.sha256(orjson.dumps(flat, option=orjson.OPT_SORT_KEYS)).hexdigest()
     assert digest(flat) == expected
