@@ -363,10 +363,13 @@ def section_profile(boot: str, plan: dict, res: dict) -> None:
 
 def section_scaling(boot: str, plan: dict, res: dict) -> None:
     """Keyed mode: throughput with 1 and 2 worker processes, fail-over after kill -9
-    (scripts/bench/scaling.py)."""
+    (scripts/bench/scaling.py), and the group protocols' rebalance times (scripts/bench/kip848.py)."""
     import scaling
 
     res["scaling"] = scaling.run(boot, quick=res.get("mode") == "quick")
+    import kip848  # the group protocols: classic/range against KIP-848's consumer/range
+
+    res["scaling"]["protocols"] = kip848.run(boot, repeat=1 if res.get("mode") == "quick" else 3)
 
 
 SECTIONS = {"throughput": section_throughput, "latency": section_latency, "label_rule": section_label_rule,

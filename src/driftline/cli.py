@@ -412,6 +412,23 @@ def models_list(ctx: click.Context, model, show_all) -> None:
     ))
 
 
+@models.command("rebuild-registry")
+@click.pass_context
+def models_rebuild_registry(ctx: click.Context) -> None:
+    """Index every version and lifecycle event the compacted topics name (.versions,
+    .checkpoints, .lifecycle) into this instance's registry; rows it holds already stay."""
+    from driftline.lifecycle.registry import Registry, registry_path
+    from driftline.runtime.rebuild import rebuild_registry
+
+    config = _config(ctx)
+    try:
+        done = rebuild_registry(config, Registry(registry_path(config)))
+    except DriftlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{config.name}: {done.versions} versions, {done.task_versions} task versions and "
+               f"{done.lifecycle_events} lifecycle events added to the registry")
+
+
 @models.command("show")
 @click.argument("version")
 @click.option("--model", help="Model name (default: the deployment's).")

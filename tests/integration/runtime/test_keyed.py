@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import orjson
@@ -19,6 +20,7 @@ from confluent_kafka.admin import AdminClient
 
 from driftline.core.keyed import KeyedEngine
 from driftline.core.events import InputRecord
+from driftline.core.order_log import OrderFollower
 from driftline.datasets import stream
 from driftline.runtime.clients import make_producer
 from driftline.runtime.replay import encode_features
@@ -234,3 +236,109 @@ def test_scaling_one_two_three_two_and_kill_minus_nine_during_a_run(make_config,
     assert len(engines) == PARTITIONS
     assert sum(e.n_learned for e in engines.values()) == n_events
     _check(config, reader, signing_key, engines, predictions, held_out, keys)
+
+
+def _paced_producer(config, rows, rate, deadline_s, done: dict):
+    """Live input: features keyed by an entity key at ``rate`` events a second, each label
+    DELAY events later with the same key, stamped with the time they are sent. Stops at
+    the last label or at ``deadline_s``, whichever comes first."""
+    rng = random.Random(23)
+    keys = [f"k{rng.randrange(N_KEYS)}" for _ in rows]
+    done["keys"] = {f"e{i}": key for i, key in enumerate(keys)}
+    producer = make_producer(config)
+    start = time.monotonic()
+    for i in range(len(rows) + DELAY):
+        if (ahead := start + i / rate - time.monotonic()) > 0:
+            time.sleep(ahead)
+        if time.monotonic() - start > deadline_s:
+            break
+        if i < len(rows):
+            body = {"id": f"e{i}", "features": rows[i][0]}
+            producer.produce(config.topics.features, orjson.dumps(body), keys[i].encode())
+        if i >= DELAY:
+            j = i - DELAY
+            producer.produce(config.topics.labels, orjson.dumps({"id": f"e{j}", "label": rows[j][1]}),
+                             keys[j].encode())
+        producer.poll(0)
+        done["sent"] = i + 1
+    done["flushed"] = producer.flush(30) == 0
+
+
+def _recorded_order(config, reader) -> dict[int, list[tuple[int, InputRecord]]]:
+    """Each task's records in the order its owners recorded them (partition p of the order log)."""
+    by_offset = {}
+    for kind, topic in (("features", config.topics.features), ("labels", config.topics.labels)):
+        for m in reader(config, topic):
+            by_offset[(kind, m.partition(), m.offset())] = InputRecord(kind, m.partition(), m.offset(),
+                                                                       m.timestamp()[1], m.key(), m.value())
+    entries = collections.defaultdict(list)
+    for m in reader(config, config.topics.order):
+        entries[m.partition()].append(m.value())
+    order = {}
+    for p, raw in entries.items():
+        follower, runs = OrderFollower(raw), []
+        while (run := follower.next_run()) is not None:
+            runs.append(run)
+            follower.advance()
+        order[p] = [(now_ms, by_offset[(kind, partition, o)])
+                    for now_ms, (kind, partition), first, last in runs for o in range(first, last + 1)]
+        assert all(r.partition == p for _, r in order[p]), f"task {p} recorded another task's record"
+    named = sorted((r.kind, r.partition, r.offset) for records in order.values() for _, r in records)
+    assert named == sorted(by_offset), "the order log does not name every input record exactly once"
+    return order
+
+
+def test_live_input_while_workers_scale_and_die(make_config, reader, signing_key, tmp_path):
+    """A paced producer publishes while the group scales 1 -> 2 -> 3 -> 2 and two workers
+    are killed with SIGKILL at seeded points: one committed prediction per event, every
+    label learned once, no label learned before a feature of its task with an earlier
+    time, and every task's final model is the engine fed that task's recorded order."""
+    n_events, rate = 8_000, 400
+    config = _deployment(make_config, "logistic_regression")
+    rows, held_out = _rows(n_events)
+    toml = tmp_path / "keyed.toml"
+    _write_toml(config, toml)
+    rng = random.Random(43)
+    procs = _workers(config, toml, signing_key, ["w0"], idle_s=20)
+    sent: dict = {}
+    producer = threading.Thread(target=_paced_producer, args=(config, rows, rate, 90, sent), daemon=True)
+    producer.start()
+    at = {"w1 joins": _wait_progress(config, n_events, 0.05)}
+    procs.update(_workers(config, toml, signing_key, ["w1"], idle_s=20))
+    at["w2 joins"] = _wait_progress(config, n_events, 0.15)
+    procs.update(_workers(config, toml, signing_key, ["w2"], idle_s=20))
+    at["w2 leaves"] = _wait_progress(config, n_events, 0.3)
+    procs["w2"].send_signal(signal.SIGTERM)
+    _, err = procs.pop("w2").communicate(timeout=120)
+    for victim, share in (("w1", rng.uniform(0.4, 0.55)), ("w0", rng.uniform(0.6, 0.75))):
+        at[f"{victim} killed"] = _wait_progress(config, n_events, share)
+        if procs[victim].poll() is None:
+            procs[victim].send_signal(signal.SIGKILL)
+        procs[victim].wait()
+        time.sleep(rng.uniform(0.0, 8.0))  # back before or after the session timeout
+        procs.update(_workers(config, toml, signing_key, [victim], idle_s=20))
+    producer.join(120)
+    assert sent.get("flushed") and sent["sent"] == n_events + DELAY, f"the producer did not finish: {sent}"
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{name}: {err.decode()[-2000:]}"
+    assert at["w0 killed"] < 0.95, f"the input was processed before the last kill: {at}"
+
+    order = _recorded_order(config, reader)
+    assert len(order) == PARTITIONS
+    engines, predictions = {}, {}
+    for p, records in order.items():
+        # No leakage: within a task, a label comes after every feature of an earlier time.
+        earliest_later_feature = float("inf")
+        for _, record in reversed(records):
+            if record.kind == "labels":
+                assert earliest_later_feature >= record.timestamp, f"task {p}: a label learned too early"
+            else:
+                earliest_later_feature = min(earliest_later_feature, record.timestamp)
+        engine = engines[p] = KeyedEngine(config)
+        for now_ms, record in records:
+            for out in engine.process(record, now_ms):
+                if out.kind == "prediction":
+                    predictions[out.id] = (out.prediction, out.proba)
+    assert sum(e.n_learned for e in engines.values()) == n_events, "a label not learned exactly once"
+    _check(config, reader, signing_key, engines, predictions, held_out, sent["keys"])
