@@ -184,3 +184,59 @@ def test_a_tampered_version_is_refused_by_every_predictor(make_config, reader, t
         assert summaries[name]["versions_loaded"] >= N_EVENTS // EVERY - 1, summaries[name]
     served = _served(config, reader)
     assert served == expected
+
+
+def _wait_for_release(config, version: int, timeout_s: float = 120) -> None:
+    """Until version ``version`` is committed on .versions."""
+    import time
+    import uuid
+
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+    from driftline.runtime.clients import make_consumer
+
+    consumer = make_consumer(config, group_id=f"wait-{uuid.uuid4().hex[:8]}")
+    consumer.assign([TopicPartition(config.topics.versions, 0, OFFSET_BEGINNING)])
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for m in consumer.consume(100, 0.2):
+                if m.error() is None and m.key() == str(version).encode():
+                    return
+        raise AssertionError(f"version {version} was not released within {timeout_s} s")
+    finally:
+        consumer.close()
+
+
+def test_kill_9_of_the_trainer_and_of_a_predictor_changes_no_prediction(make_config, reader, tmp_path,
+                                                                       signing_key):
+    """The trainer and a predictor are killed with SIGKILL at seeded moments and restarted
+    (the trainer) or replaced by a third predictor: one prediction per event, the same as
+    River's, and every version on .versions exactly once."""
+    import random
+    import signal
+    import time
+
+    rng = random.Random(29)
+    config = _deployment(make_config)
+    expected = _simulate(_produce(config))
+    toml = tmp_path / f"{config.name}.toml"
+    _write_toml(config, toml)
+    trainer = _start(config, toml, signing_key, "trainer")
+    procs = {"p0": _start(config, toml, signing_key, "predictor", "p0"),
+             "p1": _start(config, toml, signing_key, "predictor", "p1")}
+    _wait_for_release(config, rng.randrange(2, N_EVENTS // EVERY - 3))  # mid-run: versions are still to come
+    trainer.send_signal(signal.SIGKILL)
+    trainer.wait()
+    time.sleep(rng.uniform(0.5, 1.5))
+    procs["p1"].send_signal(signal.SIGKILL)
+    procs["p1"].wait()
+    procs.pop("p1").communicate()
+    procs["trainer"] = _start(config, toml, signing_key, "trainer")
+    procs["p2"] = _start(config, toml, signing_key, "predictor", "p2")
+    _finish(procs)
+    served = _served(config, reader)
+    assert set(served) == set(expected)
+    assert served == expected
+    releases = [int(m.key()) for m in reader(config, config.topics.versions) if m.key() != b"heartbeat"]
+    assert sorted(releases) == list(range(1, N_EVENTS // EVERY + 1)), "a version missing or released twice"
