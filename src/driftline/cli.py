@@ -95,8 +95,10 @@ def topics_create(ctx: click.Context) -> None:
 @click.option("--max-seconds", type=float, help="Stop after this many seconds.")
 @click.option("--admin-port", type=int, help="Serve the admin API (lifecycle) on this port.")
 @click.option("--instance", help="Keyed mode: this member's stable id (e.g. a StatefulSet ordinal).")
+@click.option("--role", type=click.Choice(["trainer", "predictor"]),
+              help="Global mode: the one trainer, or a predictor (with --instance).")
 @click.pass_context
-def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_port, instance) -> None:
+def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_port, instance, role) -> None:
     """Run the processor: predict, join, learn, detect drift, cut versions."""
     from prometheus_client import start_http_server
 
@@ -104,12 +106,18 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
     from driftline.runtime.processor import EXIT_FENCED, Processor
 
     config = _config(ctx)
-    if instance is not None:
+    if instance is not None or role is not None:
+        update = {k: v for k, v in (("instance", instance), ("role", role)) if v is not None}
         try:
-            config = config.model_copy(update={"scale": config.scale.model_copy(update={"instance": instance})})
+            config = config.model_copy(update={"scale": config.scale.model_copy(update=update)})
             type(config.scale).model_validate(config.scale.model_dump())
         except ValueError as exc:
             raise click.ClickException(str(exc).splitlines()[-1]) from None
+    if config.scale.mode == "global":
+        _run_global(config, metrics_port, exit_when_idle, max_seconds)
+        return
+    if config.scale.role is not None:
+        raise click.ClickException(f"--role {config.scale.role} needs [scale] mode = \"global\"")
     try:
         processor = Processor(config, config.checkpoint.signing_key())
         port = metrics_port if metrics_port is not None else config.processor.metrics_port
@@ -155,6 +163,49 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
         reasons = ", ".join(f"{reason} {n}" for reason, n in dead.most_common(3))
         click.echo(f"warning: {sum(dead.values())} input records of this run were dead-lettered ({reasons}); "
                    f"`driftline tail dlq` shows them with the reason", err=True)
+
+
+def _run_global(config, metrics_port, exit_when_idle, max_seconds) -> None:
+    """Global mode: the trainer (a processor releasing versions) or a predictor."""
+    import signal
+
+    from prometheus_client import start_http_server
+
+    from driftline.exceptions import FencedError
+    from driftline.runtime.processor import EXIT_FENCED
+
+    role = config.scale.role
+    if role is None:
+        raise click.ClickException("global mode: give a role, driftline run --role trainer|predictor")
+    try:
+        if role == "trainer":
+            from driftline.runtime.trainer import Trainer
+
+            runner = Trainer(config, config.checkpoint.signing_key())
+        else:
+            from driftline.runtime.predictor import Predictor
+
+            runner = Predictor(config, config.checkpoint.signing_key())
+        port = metrics_port if metrics_port is not None else config.processor.metrics_port
+        if port:
+            with _port("metrics", port, "--metrics-port", "[processor] metrics_port", metrics_port is None):
+                start_http_server(port, addr="0.0.0.0")
+        signal.signal(signal.SIGTERM, runner.stop)
+        signal.signal(signal.SIGINT, runner.stop)
+        engine = runner.run(exit_when_idle_s=exit_when_idle, max_seconds=max_seconds)
+    except FencedError as exc:
+        fenced = click.ClickException(str(exc))
+        fenced.exit_code = EXIT_FENCED
+        raise fenced from None
+    except DriftlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if role == "predictor":
+        summary = runner.summary()
+    else:
+        summary = {"model": config.name, "role": "trainer", "released": runner.released,
+                   "examples_learned": engine.n_learned, "counters": vars(engine.counters),
+                   "metrics": engine.scores.values()}
+    click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
 
 
 @contextlib.contextmanager

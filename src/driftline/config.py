@@ -547,14 +547,25 @@ class ScaleConfig(_Frozen):
     session_timeout_ms: int = Field(default=10_000, ge=6000)
     max_keys_in_memory: int = Field(default=10_000, gt=0)
     top_keys: int = Field(default=10, ge=0)
-
-    @field_validator("mode")
-    @classmethod
-    def _mode_built(cls, value: str) -> str:
-        if value == "global":
-            raise ValueError("scale.mode 'global' (one model shared by all workers) is not built yet: "
-                             "use 'single' or 'keyed'")
-        return value
+    # Global mode: one trainer learns, any number of predictors serve (docs/scaling.md,
+    # "Global mode"). The role is usually given as `driftline run --role`.
+    role: Literal["trainer", "predictor"] | None = None
+    # The trainer releases a version every this many labels learned, and also when this much
+    # event time passed since the last release (None: by count only).
+    publish_every_examples: int = Field(default=1000, gt=0)
+    publish_every_ms: int | None = Field(default=None, gt=0)
+    # bounded: an event of time t is served by the newest version with watermark <= t - delta
+    # (repeatable); latest: by the newest version loaded (lower latency, not repeatable).
+    staleness: Literal["bounded", "latest"] = "bounded"
+    max_staleness_ms: int = Field(default=1000, ge=0)
+    # Bounded: an event waits at most this long (wall clock) for the trainer's watermark, then
+    # is served by the newest version and marked stale.
+    max_wait_ms: int = Field(default=5000, gt=0)
+    # The trainer's watermark heartbeats between versions, at most this often (wall clock).
+    heartbeat_ms: int = Field(default=200, gt=0)
+    # Versions up to this size ride inline in their .versions message; larger ones go to the
+    # version store (signed either way). Below Kafka's default 1 MiB message limit.
+    inline_version_bytes: int = Field(default=256 * 1024, ge=0, le=900 * 1024)
 
     @field_validator("instance")
     @classmethod
@@ -838,7 +849,14 @@ class DeploymentConfig(_Frozen):
         """One per process: keyed members add their instance id, so a restarted member
         fences its predecessor at once (KIP-447 fences the other members' zombies)."""
         base = f"{self.topic_prefix}.{self.name}.processor"
+        if self.scale.mode == "global":  # one trainer; predictors each by instance
+            return f"{base}.trainer" if self.scale.role != "predictor" else f"{base}.predictor.{self.scale.instance}"
         return base if self.scale.mode == "single" else f"{base}.{self.scale.instance}"
+
+    @property
+    def predictor_group_id(self) -> str:
+        """Global mode: the consumer group of the predictors (the trainer commits in ``group_id``)."""
+        return f"{self.topic_prefix}.{self.name}.predictors"
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

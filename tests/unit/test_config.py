@@ -174,8 +174,26 @@ def test_keyed_scale_from_toml(tmp_path):
     assert (scale.mode, scale.instance, scale.max_keys_in_memory, scale.top_keys) == ("keyed", "worker-1", 500, 3)
 
 
+def test_global_scale_from_toml(tmp_path):
+    path = tmp_path / "global.toml"
+    path.write_text('name = "m"\n[scale]\nmode = "global"\nrole = "predictor"\ninstance = "p0"\n'
+                    'publish_every_examples = 200\nmax_staleness_ms = 50\nstaleness = "latest"\n')
+    config = load_config(path)
+    scale = config.scale
+    assert (scale.mode, scale.role, scale.publish_every_examples, scale.max_staleness_ms, scale.staleness) == (
+        "global", "predictor", 200, 50, "latest")
+    assert config.transactional_id == "driftline.m.processor.predictor.p0"
+    trainer = load_config(name="m", scale={"mode": "global", "role": "trainer"})
+    assert trainer.transactional_id == "driftline.m.processor.trainer"
+    assert trainer.predictor_group_id != trainer.group_id
+
+
 @pytest.mark.parametrize(("scale", "message"), [
-    ({"mode": "global"}, "'global' .* is not built yet"),
+    ({"mode": "global", "role": "server"}, "role"),
+    ({"mode": "global", "staleness": "fresh"}, "staleness"),
+    ({"mode": "global", "publish_every_examples": 0}, "publish_every_examples"),
+    ({"mode": "global", "max_staleness_ms": -1}, "max_staleness_ms"),
+    ({"mode": "global", "inline_version_bytes": 2_000_000}, "inline_version_bytes"),
     ({"mode": "sharded"}, "mode"),
     ({"instance": "a b"}, "scale.instance"),
     ({"instance": ""}, "scale.instance"),

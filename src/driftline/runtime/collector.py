@@ -111,6 +111,8 @@ class OutputCollector:
         # Called with every drift event sent, inside the same unit of work (the lifecycle
         # runtime adds an audit entry for fairness state changes and model changes).
         self.on_drift_sent: Callable[[DriftEvent, dict[str, Any]], None] = lambda event, body: None
+        # Senders of output kinds a runtime adds (global mode's model releases: runtime/trainer.py).
+        self.handlers: dict[type, Callable[[Any, int], None]] = {}
 
     def begin_batch(self, now_ms: int) -> None:
         """Headers shared by the predictions of one batch (made once: the hot path)."""
@@ -141,6 +143,9 @@ class OutputCollector:
             return
         if type(output) is LifecycleEvent:
             self.lifecycle(output)
+            return
+        if (handler := self.handlers.get(type(output))) is not None:
+            handler(output, now_ms)
             return
         self.count(output)
         if isinstance(output, DriftEvent):

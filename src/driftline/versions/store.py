@@ -90,6 +90,11 @@ class VersionStore:
             raise SnapshotError(f"{self.model}: version {version} already exists")
         meta = {**meta, "name": self.model, "version": version}
         blob = seal(meta, state, self._key)
+        self.put(version, blob)
+        return read_meta(blob)
+
+    def put(self, version: int, blob: bytes) -> None:
+        """Write an already sealed ``version`` (never overwriting one)."""
         path = self._path(version)
         try:
             self._fs.makedirs(self._dir, exist_ok=True)
@@ -101,7 +106,10 @@ class VersionStore:
             if not isinstance(self._fs, LocalFileSystem) and self._exists(path):
                 raise SnapshotError(f"{self.model}: version {version} already exists") from exc
             raise SnapshotError(f"cannot write version {version} to {self.uri(version)}: {exc}") from exc
-        return read_meta(blob)
+
+    def read(self, version: int) -> bytes:
+        """A version's sealed bytes, unverified (``signing.unseal`` verifies them)."""
+        return self._read(version)
 
     def _exists(self, path: str) -> bool:
         self._fs.invalidate_cache(self._dir)

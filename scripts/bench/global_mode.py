@@ -1,0 +1,174 @@
+"""Global mode measured on a real broker: the trainer's learning rate next to River's bare
+predict+learn loop, and predictions per second with 1 and 2 predictor processes.
+
+Run alone against a running broker::
+
+    .venv/bin/python scripts/bench/global_mode.py --bootstrap 127.0.0.1:49092 --events 20000
+
+- River bare loop: the same rows, ``predict_proba_one`` then ``learn_one`` per event, in memory.
+- trainer: ``Trainer`` in this process over the pre-loaded input (events and their labels,
+  labels 100 events late); rate = examples learned / (last commit − first record), the
+  last commit being the shutdown cut after 0.5 s idle (which it includes).
+- predictors: started once the trainer has released every version, so they never wait;
+  rate = predictions / (last − first prediction's broker timestamp) on ``.predictions``.
+  With 2 predictors the second may join while the first already serves (a rebalance can
+  fall inside the measurement).
+
+- single-mode processor: the same input through today's ``Processor`` (predictions
+  published), measured like the trainer.
+
+Version propagation (trainer commit to every predictor serving it) is not measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+KEY = b"bench-global-mode-key"
+DELAY = 100
+
+
+def _config(boot: str, store: str, preset: str, partitions: int):
+    from driftline.config import load_config
+
+    return load_config(name=f"bench-global-{uuid.uuid4().hex[:8]}", partitions=partitions,
+                       kafka={"bootstrap_servers": boot}, model={"preset": preset}, drift={"policy": "none"},
+                       scale={"mode": "global", "role": "trainer", "publish_every_examples": 1000,
+                              "max_staleness_ms": 0, "session_timeout_ms": 6000},
+                       checkpoint={"store_url": store, "every_examples": 10**9, "every_seconds": 3600})
+
+
+def _toml(config, path: str) -> None:
+    with open(path, "w") as f:
+        f.write(f"""
+name = "{config.name}"
+partitions = {config.partitions}
+[kafka]
+bootstrap_servers = "{config.kafka.bootstrap_servers}"
+[model]
+factory = "{config.model.factory}"
+[drift]
+policy = "none"
+[scale]
+mode = "global"
+publish_every_examples = {config.scale.publish_every_examples}
+max_staleness_ms = 0
+session_timeout_ms = 6000
+[checkpoint]
+store_url = "{config.checkpoint.store_url}"
+every_examples = {config.checkpoint.every_examples}
+every_seconds = 3600
+""")
+
+
+def _rows(n: int):
+    from driftline.datasets import stream
+    from driftline.runtime.publisher import encode_features
+
+    return [(encode_features(x), y) for x, y in stream("synth:agrawal", limit=n, seed=5)]
+
+
+def _produce(config, rows) -> None:
+    from driftline.runtime.clients import make_producer
+
+    producer = make_producer(config)
+    base = int(time.time() * 1000) - 3_600_000
+    for i in range(len(rows) + DELAY):
+        if i < len(rows):
+            producer.produce(config.topics.features, orjson.dumps({"id": f"e{i}", "features": rows[i][0]}),
+                             f"e{i}".encode(), timestamp=base + 2 * i)
+        if i >= DELAY:
+            j = i - DELAY
+            producer.produce(config.topics.labels, orjson.dumps({"id": f"e{j}", "label": rows[j][1]}),
+                             f"e{j}".encode(), timestamp=base + 2 * i + 1)
+        producer.poll(0)
+    producer.flush(60)
+
+
+def _river(preset_factory: str, rows) -> float:
+    import importlib
+
+    module, name = preset_factory.split(":")
+    model = getattr(importlib.import_module(module), name)()
+    start = time.perf_counter()
+    for x, y in rows:
+        model.predict_proba_one(x)
+        model.learn_one(x, y)
+    return len(rows) / (time.perf_counter() - start)
+
+
+def _trainer(config, n: int) -> float:
+    from driftline.runtime.trainer import Trainer
+
+    trainer = Trainer(config, KEY, registry=CollectorRegistry())
+    trainer.run(exit_when_idle_s=0.5)  # the shutdown cut commits after the idle wait
+    t = trainer.timings
+    return trainer.engine.n_learned / (t["last_commit"] - t["first_record"])
+
+
+def _single(boot: str, store: str, preset: str, rows) -> float:
+    """Today's single-mode processor over the same input (it also publishes predictions)."""
+    from driftline.config import load_config
+    from driftline.runtime.processor import Processor
+    from driftline.runtime.topics import create_topics
+
+    config = load_config(name=f"bench-single-{uuid.uuid4().hex[:8]}", partitions=4,
+                         kafka={"bootstrap_servers": boot}, model={"preset": preset}, drift={"policy": "none"},
+                         checkpoint={"store_url": store, "every_examples": 10**9, "every_seconds": 3600})
+    create_topics(config)
+    _produce(config, rows)
+    processor = Processor(config, KEY, registry=CollectorRegistry())
+    processor.run(exit_when_idle_s=0.5)
+    t = processor.timings
+    return processor.engine.n_learned / (t["last_commit"] - t["first_record"])
+
+
+def _predictors(config, toml: str, k: int, n: int) -> float:
+    from driftline.runtime.tail import read_committed
+
+    env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": KEY.decode()}
+    cmd = [sys.executable, "-m", "driftline.cli", "-c", toml, "run", "--role", "predictor", "--exit-when-idle", "4"]
+    procs = [subprocess.Popen([*cmd, "--instance", f"p{i}"], env=env, stdout=subprocess.DEVNULL) for i in range(k)]
+    for p in procs:
+        p.wait(timeout=600)
+    stamps = sorted(m.timestamp()[1] for m in read_committed(config, config.topics.predictions))
+    assert len(stamps) == n, f"{len(stamps)} predictions for {n} events"
+    return n / ((stamps[-1] - stamps[0]) / 1000)
+
+
+def run(boot: str, events: int, preset: str = "river.tree:HoeffdingTreeClassifier") -> dict:
+    from driftline.runtime.topics import create_topics
+
+    rows = _rows(events)
+    out = {"events": events, "model": preset, "load_1min": os.getloadavg()[0],
+           "river_bare_loop_per_s": round(_river(preset, rows))}
+    with tempfile.TemporaryDirectory() as store:
+        out["single_mode_processor_per_s"] = round(_single(boot, store, preset, rows))
+        for k in (1, 2):
+            config = _config(boot, store, preset, partitions=4)
+            create_topics(config)
+            _produce(config, rows)
+            out[f"trainer_per_s_run{k}"] = round(_trainer(config, events))
+            toml = os.path.join(store, f"{config.name}.toml")
+            _toml(config, toml)
+            out[f"predictors_{k}_per_s"] = round(_predictors(config, toml, k, events))
+    out["load_1min_after"] = os.getloadavg()[0]
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--events", type=int, default=20_000)
+    args = parser.parse_args()
+    print(json.dumps(run(args.bootstrap, args.events), indent=2))

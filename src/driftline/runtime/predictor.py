@@ -1,0 +1,274 @@
+"""Global mode's predictor: serves every event with the version the rule picks, exactly once
+(docs/scaling.md, "Global mode").
+
+Any number of predictors form a consumer group over ``.features`` (static membership,
+``group.instance.id`` from ``--instance``, range assignor), each with its own transactional
+producer: a batch's predictions and the input offsets they cover commit in one transaction,
+so a restarted or moved partition is served again from its committed offset, and a fenced
+zombie can publish nothing. Each predictor tails ``.versions`` read_committed from the
+start, verifies every release (digest, then the HMAC signature, before unpickling) and
+loads it before an event needs it. A release that does not verify, or does not follow the
+last good one, is refused (logged, counted in ``driftline_global_versions_refused``) and
+the predictor goes on serving the versions it trusts.
+
+Bounded staleness (core/version_choice.py): an event of time t is served by the newest
+version with watermark ≤ t − Δ, and waits while none above t − Δ is known, at most
+``max_wait_ms``; after that it is served by the newest version and marked ``stale``.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from driftline.config import DeploymentConfig
+from driftline.core.engine import Engine
+from driftline.core.events import BadEventError, decode_features
+from driftline.core.outputs import Prediction
+from driftline.core.version_choice import VersionBook
+from driftline.exceptions import ConfigError, DriftlineError, FencedError
+from driftline.observability.global_metrics import GlobalMetrics
+from driftline.runtime.clients import make_consumer, make_producer
+from driftline.runtime.collector import ce_headers
+from driftline.runtime.trainer import HEARTBEAT_KEY, release_store
+from driftline.runtime.unit_of_work import fenced, retrying
+from driftline.versions.signing import unseal
+
+__all__ = ["Predictor"]
+
+log = logging.getLogger("driftline.predictor")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Predictor:
+    """One member of a global deployment's predictor group."""
+
+    def __init__(self, config: DeploymentConfig, signing_key: bytes, registry: CollectorRegistry = REGISTRY,
+                 clock: Callable[[], int] = _now_ms) -> None:
+        if config.scale.mode != "global":
+            raise ConfigError("the predictor role needs [scale] mode = \"global\"")
+        if not config.scale.instance:
+            raise ConfigError("a predictor needs an instance id: driftline run --role predictor --instance ID")
+        self.config = config
+        self.topics = config.topics
+        self.clock = clock
+        self._key = signing_key
+        self.engine = Engine(config)  # decodes and predicts; its fresh model is version 0
+        self.models: dict[int, Any] = {0: self.engine.model}
+        self.examples: dict[int, int] = {0: 0}
+        self.book = VersionBook()
+        self.releases = release_store(config, signing_key)
+        self.metrics = GlobalMetrics(config.name, registry)
+        self.stopping = threading.Event()
+        self.pending: dict[int, collections.deque[Any]] = {}
+        self.assigned: set[int] = set()
+        self._at_end: set[int] = set()
+        self._waiting_since: dict[tuple[int, int], float] = {}
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.assignments = 0
+
+    def stop(self, *_: Any) -> None:
+        self.stopping.set()
+
+    def summary(self) -> dict[str, Any]:
+        return {"model": self.config.name, "role": "predictor", "instance": self.config.scale.instance,
+                "newest_version": self.book.newest, "assignments": self.assignments, **self.counts}
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, exit_when_idle_s: float | None = None, max_seconds: float | None = None) -> None:
+        try:
+            self._run(exit_when_idle_s, max_seconds)
+        except KafkaException as exc:
+            if not fenced(exc):
+                raise
+            raise FencedError(f"another predictor took over instance {self.config.scale.instance} "
+                              f"(transactional.id {self.config.transactional_id}): this one stops") from None
+
+    def _run(self, exit_when_idle_s: float | None, max_seconds: float | None) -> None:
+        cfg, scale = self.config, self.config.scale
+        group = cfg.predictor_group_id
+        consumer = make_consumer(cfg, group_id=group, **{
+            "group.instance.id": f"{group}.{scale.instance}",
+            "partition.assignment.strategy": "range",
+            "session.timeout.ms": scale.session_timeout_ms,
+        })
+        versions = make_consumer(cfg, group_id=f"{group}.versions.{scale.instance}")
+        producer = make_producer(cfg, transactional=True,
+                                 **{"transaction.timeout.ms": max(1000, scale.session_timeout_ms - 2000)})
+        try:
+            retrying(lambda: producer.init_transactions(30))
+            meta = versions.list_topics(self.topics.versions, timeout=10).topics[self.topics.versions]
+            versions.assign([TopicPartition(self.topics.versions, p, OFFSET_BEGINNING) for p in meta.partitions])
+            consumer.subscribe([self.topics.features], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                               on_lost=self._on_revoke)
+            started = last_progress = time.monotonic()
+            batch = cfg.processor.batch_size
+            while not self.stopping.is_set():
+                self._poll_versions(versions)
+                waiting = any(self.pending.values())
+                for m in consumer.consume(batch, 0.01 if waiting else 0.05):
+                    err = m.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            self._at_end.add(m.partition())
+                            continue
+                        raise KafkaException(err)
+                    if m.partition() in self.assigned:
+                        self._at_end.discard(m.partition())
+                        self.pending.setdefault(m.partition(), collections.deque()).append(m)
+                if self._serve(producer, consumer):
+                    last_progress = time.monotonic()
+                now = time.monotonic()
+                idle = self.assignments and not any(self.pending.values()) and self.assigned <= self._at_end
+                if exit_when_idle_s is not None and idle and now - last_progress >= exit_when_idle_s:
+                    break
+                if max_seconds is not None and now - started >= max_seconds:
+                    break
+        finally:
+            consumer.close()
+            versions.close()
+            producer.flush(10)
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self.assignments += 1
+        self.assigned = {tp.partition for tp in consumer.assignment()} | {tp.partition for tp in partitions}
+        log.info("partitions assigned", extra={"fields": {"instance": self.config.scale.instance,
+                                                          "partitions": sorted(self.assigned)}})
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Nothing is open between batches: forget what was fetched and not served (the next
+        owner starts at the committed offset)."""
+        for tp in partitions:
+            self.assigned.discard(tp.partition)
+            self.pending.pop(tp.partition, None)
+            self._at_end.discard(tp.partition)
+
+    # -- versions ------------------------------------------------------------------------
+
+    def _poll_versions(self, versions: Any) -> None:
+        for m in versions.consume(500, 0):
+            if m.error() is not None:
+                if m.error().code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(m.error())
+                continue
+            try:
+                body = orjson.loads(m.value())
+            except orjson.JSONDecodeError:
+                self._refuse(None, "not JSON")
+                continue
+            if m.key() == HEARTBEAT_KEY:
+                self.book.heartbeat(body["watermark"])
+                self.metrics.watermark.set(body["watermark"])
+            else:
+                self._load(body)
+
+    def _load(self, body: dict[str, Any]) -> None:
+        version = body.get("version")
+        if isinstance(version, int) and version in self.book:
+            return
+        try:
+            blob = base64.b64decode(body["inline"]) if "inline" in body else self.releases.read(version)
+            if hashlib.sha256(blob).hexdigest() != body["sha256"]:
+                raise ValueError("its bytes do not match the digest announced")
+            meta, model = unseal(blob, self._key)  # checks the signature before unpickling
+            if meta["version"] != version or meta["watermark"] != body["watermark"]:
+                raise ValueError("the announcement does not match the signed metadata")
+            self.book.add(version, meta["watermark"])
+        except (DriftlineError, ValueError, KeyError, TypeError) as exc:
+            self._refuse(version, str(exc))
+            return
+        self.models[version] = model
+        self.examples[version] = meta["examples"]
+        self.counts["versions_loaded"] += 1
+        self.metrics.loaded.inc()
+        self.metrics.serving.set(version)
+        self.metrics.watermark.set(self.book.watermark)
+
+    def _refuse(self, version: Any, why: str) -> None:
+        self.counts["versions_refused"] += 1
+        self.metrics.refused.inc()
+        log.error("model version refused: serving the last good one",
+                  extra={"fields": {"model": self.config.name, "version": version, "reason": why,
+                                    "serving": self.book.newest}})
+
+    # -- serving -------------------------------------------------------------------------
+
+    def _choose(self, partition: int, offset: int, event_time: int) -> tuple[int, bool] | None:
+        scale = self.config.scale
+        if scale.staleness == "latest":
+            return self.book.newest, False
+        version = self.book.choose(event_time, scale.max_staleness_ms)
+        if version is not None:
+            self._waiting_since.pop((partition, offset), None)
+            return version, False
+        since = self._waiting_since.setdefault((partition, offset), time.monotonic())
+        if time.monotonic() - since < scale.max_wait_ms / 1000:
+            return None
+        del self._waiting_since[(partition, offset)]
+        return self.book.newest, True
+
+    def _serve(self, producer: Any, consumer: Any) -> int:
+        """Serve what can be served now, in one transaction with its offsets; how many."""
+        cfg, engine = self.config, self.engine
+        name, now_ms = cfg.name, self.clock()
+        headers_base = ce_headers("prediction", "", name, 0, now_ms)[:-1]
+        out: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+        offsets: dict[int, int] = {}
+        for partition, queue in self.pending.items():
+            while queue:
+                m = queue[0]
+                t = m.timestamp()[1]
+                chosen = self._choose(partition, m.offset(), t)
+                if chosen is None:
+                    break
+                queue.popleft()
+                offsets[partition] = m.offset() + 1
+                version, stale = chosen
+                try:
+                    event = decode_features(m.value(), engine.schema, name, engine.privacy)
+                    engine.model = self.models[version]
+                    prediction, proba = engine.predict(event.features)
+                except BadEventError:
+                    self.counts["bad_events"] += 1  # the trainer dead-letters it
+                    continue
+                body = Prediction(event.id, name, version, self.examples[version], prediction, proba, t,
+                                  now_ms).body()
+                if stale:
+                    body["stale"] = True
+                    self.counts["stale"] += 1
+                    self.metrics.stale.inc()
+                if cfg.scale.staleness == "latest" and version:
+                    body["staleness_ms"] = t - self.book.watermark_of(version)
+                headers = [*headers_base, ("ce_id", f"{name}/{event.id}".encode()),
+                           ("dl_model_version", str(version).encode())]
+                out.append((event.id.encode(), orjson.dumps(body), headers))
+        if not offsets:
+            return 0
+        producer.begin_transaction()
+        for key, value, headers in out:
+            while True:
+                try:
+                    producer.produce(self.topics.predictions, value=value, key=key, headers=headers)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        positions = [TopicPartition(self.topics.features, p, o) for p, o in offsets.items()]
+        producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
+        producer.commit_transaction(60)
+        self.counts["predictions"] += len(out)
+        self.metrics.predictions.inc(len(out))
+        return len(offsets)
