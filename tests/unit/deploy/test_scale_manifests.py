@@ -141,7 +141,7 @@ def test_global_mode_runs_one_trainer_and_scaled_predictors() -> None:
     assert so["spec"]["scaleTargetRef"]["name"] == predictor["metadata"]["name"]
     (trigger,) = so["spec"]["triggers"]
     assert trigger["metadata"]["topic"] == f"{cfg['topic_prefix']}.{cfg['name']}.features"
-    assert trigger["metadata"]["consumerGroup"] == f"{cfg['topic_prefix']}.{cfg['name']}.processor"
+    assert trigger["metadata"]["consumerGroup"] == load_config(**cfg).predictor_group_id
     assert 4 * so["spec"]["maxReplicaCount"] <= cfg["partitions"]
     # the trainer's pods are never selected by the predictors' budget, Service or autoscaler
     trainer_labels = trainer["spec"]["template"]["metadata"]["labels"]
