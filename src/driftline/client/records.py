@@ -125,6 +125,10 @@ class VersionAnnouncement(_Body):
     driftline_version: str | None = None
     # Only under a fairness mitigation: {policy, attribute, disparate_treatment} (docs/governance.md#mitigation).
     mitigation: dict[str, Any] | None = None
+    # How late labels came: {labels, mean_ms, max_ms, p50_ms, p90_ms} (core/label_delay.py).
+    label_delay: dict[str, Any] | None = None
+    # Only with fairness monitoring: per-group counts and rates with intervals (core/fairness/summary.py).
+    fairness: dict[str, Any] | None = None
     body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

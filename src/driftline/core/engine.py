@@ -33,6 +33,7 @@ from driftline.core.importance import ImportanceWatch, importances
 from driftline.core.permutation import PermutationImportance
 from driftline.core.events import EventSchema, InputRecord, decode_features, decode_label
 from driftline.core.join import JoinBuffer, OrphanLabel, Pending
+from driftline.core.label_delay import LabelDelay
 from driftline.core.minibatch import MiniBatchLearner, check_supported, supports_learn_many
 from driftline.core.models import build_model, task_of
 from driftline.core.outputs import DeadLetter, DriftEvent, Output, Prediction
@@ -79,9 +80,13 @@ class Engine:
     # The privacy field policy ([governance.privacy], core/privacy.py), applied as feature events
     # are decoded; None: every field allowed. Pickled without its key (see core/privacy.py).
     privacy: Any = None
+    # How late labels come, in event time (core/label_delay.py; versions and cards show it).
+    # A class attribute so that engines pickled before it existed restore without one.
+    label_delay: LabelDelay | None = None
 
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
+        self.label_delay = LabelDelay()
         self.model: base.Estimator = build_model(config.model)
         self.model = resampled(self.model, config.model.augment, tuple(config.model.classes))
         self.task = config.model.task or task_of(self.model)
@@ -217,6 +222,8 @@ class Engine:
         """
         out: list[Output] = []
         scores = self.scores
+        if self.label_delay is not None and record is not None:
+            self.label_delay.add(record.timestamp - pending.event_time)
         if pending.prediction is not None:
             # The detectors see the error first, so that a drift event's metrics_before are the
             # metrics just before this example was scored (read only when a detector fired).

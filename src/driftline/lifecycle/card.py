@@ -100,6 +100,34 @@ def _mitigation(meta: dict[str, Any]) -> list[dict[str, str]]:
                                     "(docs/governance.md#mitigation)."}]
 
 
+def _group_metrics(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-group rates with their Wilson 95% intervals (core/fairness/summary.py), sliced by group."""
+    fairness = meta.get("fairness") or {}
+    rows = []
+    for dimension, result in sorted((fairness.get("attributes") or {}).items()):
+        for group, row in sorted(result["groups"].items()):
+            for metric, rate in sorted(row["rates"].items()):
+                rows.append({"type": f"fairness_{metric}", "value": f"{rate['value']:.6g}",
+                             "slice": f"{dimension}={group}: the last {fairness.get('window_size')} events "
+                                      f"(n={rate['n']}; state {result['states'].get(metric)}, "
+                                      f"reference {result.get('reference')})",
+                             "confidence_interval": {"lower_bound": f"{rate['lower']:.6g}",
+                                                     "upper_bound": f"{rate['upper']:.6g}"}})
+            if row.get("coverage") is not None:
+                rows.append({"type": "fairness_label_coverage", "value": f"{row['coverage']:.6g}",
+                             "slice": f"{dimension}={group} (n={row['n']}, labelled {row['labelled']})"})
+    return rows
+
+
+def _label_delay(meta: dict[str, Any], bound_ms: int) -> str:
+    delay = meta.get("label_delay") or {}
+    if not delay.get("labels"):
+        return f"Label delay: no label joined yet (labels are accepted up to {bound_ms} ms of event time late)."
+    return (f"Label delay observed over {delay['labels']} joined labels (event time, label minus features): "
+            f"mean {delay['mean_ms']:.0f} ms, median <= {delay['p50_ms']} ms, 90% <= {delay['p90_ms']} ms, "
+            f"max {delay['max_ms']} ms; labels later than {bound_ms} ms go to the dead-letter topic.")
+
+
 def build_card(config: DeploymentConfig, meta: dict[str, Any], lineage: list[dict[str, Any]],
                events: list[dict[str, Any]]) -> dict[str, Any]:
     """The card of version ``meta["version"]``; ``lineage``: the metadata of it and its parents,
@@ -149,7 +177,7 @@ def build_card(config: DeploymentConfig, meta: dict[str, Any], lineage: list[dic
                  "slice": f"the last {window} labelled examples (prequential)" if name.startswith("rolling_")
                  else "every labelled example since the model started (prequential, test-then-train)"}
                 for name, value in sorted(metrics.items())
-            ],
+            ] + _group_metrics(meta),
         },
         "considerations": {
             "users": [{"description": "Set by the operator: who relies on these predictions."}],
@@ -157,7 +185,10 @@ def build_card(config: DeploymentConfig, meta: dict[str, Any], lineage: list[dic
             "limitations": [
                 {"description": _explanation_method(config, str(meta.get("model_class")))},
                 {"description": f"Metrics are prequential over delayed labels (join window {config.join.max_age_ms} ms); "
-                                "per-group results are not part of this card unless fairness monitoring is configured."},
+                                + ("per-group results (fairness_* metrics) are over the fairness monitor's sliding window, "
+                                   "with Wilson 95% intervals (docs/governance.md)." if meta.get("fairness")
+                                   else "no per-group results: [governance.fairness] is off.")},
+                {"description": _label_delay(meta, config.join.max_age_ms)},
                 {"description": f"Drift and adaptation history: {counters.get('drift_events', 0)} drift events so far; "
                                 f"adaptations in the lineage: "
                                 + (", ".join(f"v{m['version']} {m.get('trigger')}" for m in adaptations) or "none")
@@ -171,6 +202,11 @@ def build_card(config: DeploymentConfig, meta: dict[str, Any], lineage: list[dic
     }
 
 
+def _interval(metric: dict[str, Any]) -> str:
+    ci = metric.get("confidence_interval")
+    return f"[{ci['lower_bound']}, {ci['upper_bound']}]" if ci else ""
+
+
 def markdown(card: dict[str, Any]) -> str:
     """The card for people: the same fields, as Markdown."""
     d, p, q, c = (card["model_details"], card["model_parameters"], card["quantitative_analysis"],
@@ -180,8 +216,8 @@ def markdown(card: dict[str, Any]) -> str:
              f"- {d['documentation']}", "", "## Parameters", "", f"- Architecture: {p['model_architecture']}",
              f"- Input: {p['input_format']}", f"- Output: {p['output_format']}", "", "## Data provenance", ""]
     lines += [f"- `{x['name']}`: {x['description']}" for x in p["data"]]
-    lines += ["", "## Metrics", "", "| metric | value | over |", "|---|---|---|"]
-    lines += [f"| {m['type']} | {m['value']} | {m['slice']} |" for m in q["performance_metrics"]]
+    lines += ["", "## Metrics", "", "| metric | value | 95% interval | over |", "|---|---|---|---|"]
+    lines += [f"| {m['type']} | {m['value']} | {_interval(m)} | {m['slice']} |" for m in q["performance_metrics"]]
     lines += ["", "## Limitations, explanations and history", ""]
     lines += [f"- {x['description']}" for x in c["limitations"]]
     lines += ["", "## Pre-determined change plan", ""]

@@ -27,6 +27,7 @@ import orjson
 from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
 from driftline.core.events import decode_features
+from driftline.core.fairness.summary import group_results
 from driftline.core.fairness.switch import mitigation_event, mitigation_meta
 from driftline.core.ordering import EventTimeMerger, Source
 from driftline.core.outputs import LifecycleEvent
@@ -56,7 +57,17 @@ def lifecycle_meta(engine: Engine) -> dict[str, Any]:
     challengers = [m.summary() for m in arena.members.values()] if arena is not None else []
     return {"stream_time": engine.stream_time, "variants": variants, "challengers": challengers,
             "champion": getattr(engine, "champion_origin", None), "examples_seen": engine.model_examples,
-            **mitigation_meta(engine)}
+            **mitigation_meta(engine), **_governance_meta(engine)}
+
+
+def _governance_meta(engine: Any) -> dict[str, Any]:
+    """The observed label delay and, with fairness on, the per-group results (for the card)."""
+    meta: dict[str, Any] = {}
+    if (delay := getattr(engine, "label_delay", None)) is not None:
+        meta["label_delay"] = delay.summary()
+    if (watch := getattr(engine, "fairness", None)) is not None:
+        meta["fairness"] = group_results(watch)
+    return meta
 
 
 def replay_range(
