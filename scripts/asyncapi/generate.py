@@ -38,8 +38,10 @@ TOPICS: dict[str, tuple[str | None, str, str, str]] = {
                     "One prediction per accepted feature event, stamped with the model version."),
     "drift": ("drift", "driftline", "The drift event id (UTF-8).",
               "Concept, data and performance drift, with evidence and the action taken."),
-    "versions": ("version", "driftline", "The version number as a decimal UTF-8 string.",
-                 "Model version announcements (compacted: the latest record per version)."),
+    "versions": ("version", "driftline",
+                 "The version number as a decimal UTF-8 string; \"heartbeat\" for a global-mode heartbeat.",
+                 "Model version announcements (compacted: the latest record per version); in global mode the "
+                 "trainer's releases and heartbeats (ce_type io.driftline.heartbeat)."),
     "dlq": (None, "driftline", "The original record's key (possibly null).",
             "Input records Driftline could not use: the original bytes, the reason in headers."),
     "shadow": ("prediction", "driftline", "The event id (UTF-8).",

@@ -68,6 +68,8 @@ class Prediction(_Body):
     # [governance.explain]: the top contributions and reason codes (docs/governance-explain.md)
     explanation: dict[str, Any] | None = None
     key: str | None = None  # keyed mode: the entity key whose model made it
+    stale: bool = False  # global mode, bounded: served by the newest release after max_wait_ms
+    staleness_ms: int | None = None  # global mode, latest: event_time minus its release's watermark
     body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

@@ -126,7 +126,8 @@ class Trainer(Processor):
         now_ms = self.clock()
         body = {"model": self.config.name, "heartbeat": True, "watermark": watermark, "version": engine.release,
                 "created_at": now_ms}
-        headers = ce_headers("heartbeat", "", self.config.name, engine.release, now_ms)
+        headers = ce_headers("heartbeat", f"{self.config.name}/heartbeat/{watermark}", self.config.name,
+                             engine.release, now_ms)
         self.work.ensure_open()
         self.work.produce(self.topics.versions, HEARTBEAT_KEY, orjson.dumps(body), headers)
         self._commit()

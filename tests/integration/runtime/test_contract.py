@@ -159,3 +159,54 @@ def test_every_output_kind_matches_the_documented_contract(make_config, reader, 
         assert int(headers["dl_partition"]) == 0 and int(headers["dl_offset"]) >= 0
         assert int(headers["dl_timestamp"]) == now
         assert message.value() in (b'{"id": "bad1", "features": {', b"[1, 2]")  # the original bytes
+
+
+def _global_helpers():
+    """tests/integration/runtime/test_global.py, for its deployment helpers (no test packages)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("global_helpers", Path(__file__).with_name("test_global.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_global_mode_outputs_match_the_documented_contract(make_config, reader, tmp_path, signing_key):
+    """A trainer and two predictors: every release and heartbeat on .versions, every
+    prediction and every dead letter matches docs/schemas/ and the headers of docs/events.md."""
+    g = _global_helpers()
+    g.N_EVENTS = 1_000  # this copy of the module only: 4 releases, a short run
+    config = g._deployment(make_config)
+    g._produce(config)
+    producer = make_producer(config)
+    # inside the stream's event time (base + 1 is no other record's), so no partition waits on it
+    producer.produce(config.topics.features, key=b"bad1", value=b'{"id": "bad1", "features": {',
+                     timestamp=1_700_000_000_001)
+    assert producer.flush(10) == 0
+    g._run(config, tmp_path, signing_key, 2)
+
+    table, model = documented_output_headers(), config.name
+    release = {**table["versions"], "ce_id": "<model>/global/v<version>", "ce_time": "<created_at>"}
+    heartbeat = {**release, "ce_id": "<model>/heartbeat/<watermark>", "ce_type": "io.driftline.heartbeat"}
+    tables = {"predictions": table["predictions"], "release": release, "heartbeat": heartbeat}
+    validate = {kind: jsonschema.Draft202012Validator(json.loads((DOCS / "schemas" / f"{name}.schema.json")
+                                                                 .read_text())).validate
+                for kind, name in (("predictions", "prediction"), ("versions", "version"))}
+    seen = {"release": 0, "heartbeat": 0, "predictions": 0}
+    for topic in ("versions", "predictions"):
+        for message in reader(config, getattr(config.topics, topic)):
+            body = orjson.loads(message.value())
+            validate[topic](body)
+            kind = topic if topic == "predictions" else "heartbeat" if body.get("heartbeat") else "release"
+            check_headers(kind, dict(message.headers()), body, model, tables)
+            key = body["id"] if kind == "predictions" else "heartbeat" if kind == "heartbeat" else str(body["version"])
+            assert message.key().decode() == key
+            seen[kind] += 1
+    assert seen == {"release": g.N_EVENTS // g.EVERY, "heartbeat": seen["heartbeat"] or 1,
+                    "predictions": g.N_EVENTS}, seen
+    dead = reader(config, config.topics.dlq)
+    assert [m.key() for m in dead] == [b"bad1"]
+    for message in dead:
+        headers = {k: v.decode() for k, v in message.headers()}
+        assert set(headers) == documented_dlq_headers() - OPTIONAL_DLQ_HEADERS
+        assert headers["dl_reason"] == "malformed_json" and headers["dl_reason"] in documented_reasons()
