@@ -17,7 +17,16 @@ Run alone against a running broker::
 - single-mode processor: the same input through today's ``Processor`` (predictions
   published), measured like the trainer.
 
-Version propagation (trainer commit to every predictor serving it) is not measured here.
+- version propagation (``--propagation``): a trainer and 2 predictors run as processes under
+  a paced live load (features stamped now, on partition ``i % 4``; labels ``DELAY`` events
+  later), predictors with ``staleness = "latest"`` so the version rule adds no event-time
+  wait. Per release n and input partition: the first prediction carrying ``model_version``
+  n on that partition (its ``predicted_at``, the predictor's clock when it began the batch
+  that served it) minus the release record's CreateTime on ``.versions`` (stamped by the
+  trainer's producer inside the release transaction, just before its commit). The max over
+  the 4 partitions is the time until every predictor serves n. It includes the wait for the
+  partition's next event (4 / rate on average) and the trainer's commit. Same clock
+  (one machine) for both stamps.
 """
 
 from __future__ import annotations
@@ -146,6 +155,93 @@ def _predictors(config, toml: str, k: int, n: int) -> float:
     return n / ((stamps[-1] - stamps[0]) / 1000)
 
 
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def propagation(boot: str, preset: str, seconds: float, rate: float, every: int) -> dict:
+    """Release record on .versions to the first prediction with that version, per partition."""
+    from driftline.runtime.clients import make_producer
+    from driftline.runtime.tail import read_committed
+    from driftline.runtime.topics import create_topics
+
+    parts = 4
+    rows = _rows(int(seconds * rate) + DELAY)
+    with tempfile.TemporaryDirectory() as store:
+        config = _config(boot, store, preset, partitions=parts)
+        create_topics(config)
+        toml = os.path.join(store, f"{config.name}.toml")
+        model_line = (f'factory = "{config.model.factory}"' if ":" in preset else f'preset = "{preset}"')
+        with open(toml, "w") as f:
+            f.write(f"""name = "{config.name}"
+partitions = {parts}
+[kafka]
+bootstrap_servers = "{boot}"
+[model]
+{model_line}
+[drift]
+policy = "none"
+[scale]
+mode = "global"
+publish_every_examples = {every}
+staleness = "latest"
+session_timeout_ms = 6000
+[checkpoint]
+store_url = "{store}"
+every_examples = 1000000000
+every_seconds = 3600
+""")
+        env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": KEY.decode()}
+        cmd = [sys.executable, "-m", "driftline.cli", "-c", toml, "run", "--exit-when-idle", "8"]
+        procs = [subprocess.Popen([*cmd, "--role", "trainer"], env=env, stdout=subprocess.DEVNULL)]
+        procs += [subprocess.Popen([*cmd, "--role", "predictor", "--instance", f"p{i}"], env=env,
+                                   stdout=subprocess.DEVNULL) for i in range(2)]
+        time.sleep(10)  # both predictors joined and assigned before the load starts
+        producer = make_producer(config)
+        n = len(rows) - DELAY
+        start = time.monotonic()
+        for i in range(len(rows)):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            now = int(time.time() * 1000)
+            if i < n:
+                producer.produce(config.topics.features, orjson.dumps({"id": f"e{i}", "features": rows[i][0]}),
+                                 f"e{i}".encode(), partition=i % parts, timestamp=now)
+            if i >= DELAY:
+                j = i - DELAY
+                producer.produce(config.topics.labels, orjson.dumps({"id": f"e{j}", "label": rows[j][1]}),
+                                 f"e{j}".encode(), partition=j % parts, timestamp=now)
+            producer.poll(0)
+        producer.flush(60)
+        for p in procs:
+            p.wait(timeout=300)
+        released = {}
+        for m in read_committed(config, config.topics.versions):
+            if m.key() != b"heartbeat":
+                released[orjson.loads(m.value())["version"]] = m.timestamp()[1]
+        first: dict[tuple[int, int], int] = {}
+        for m in read_committed(config, config.topics.predictions):
+            body = orjson.loads(m.value())
+            cell = (body["model_version"], int(body["id"][1:]) % parts)
+            first[cell] = min(first.get(cell, body["predicted_at"]), body["predicted_at"])
+    lags, every_partition, missed = [], [], 0
+    for version, t in released.items():
+        mine = [first[(version, p)] - t for p in range(parts) if (version, p) in first]
+        missed += parts - len(mine)
+        lags += mine
+        if len(mine) == parts:
+            every_partition.append(max(mine))
+    return {"model": preset, "rate_per_s": rate, "seconds": seconds, "publish_every_examples": every,
+            "versions_released": len(released), "load_1min": os.getloadavg()[0],
+            "per_partition_ms": {"p50": _pct(lags, 0.5), "p99": _pct(lags, 0.99), "max": max(lags, default=None),
+                                 "n": len(lags)},
+            "all_predictors_ms": {"p50": _pct(every_partition, 0.5), "p99": _pct(every_partition, 0.99),
+                                  "max": max(every_partition, default=None), "n": len(every_partition)},
+            "cells_never_served": missed}
+
+
 def run(boot: str, events: int, preset: str = "river.tree:HoeffdingTreeClassifier") -> dict:
     from driftline.runtime.topics import create_topics
 
@@ -170,5 +266,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--propagation", action="store_true",
+                        help="measure version propagation instead (trainer + 2 predictor processes)")
+    parser.add_argument("--preset", default="logistic_regression", help="model for --propagation")
+    parser.add_argument("--seconds", type=float, default=20.0, help="paced load length for --propagation")
+    parser.add_argument("--rate", type=float, default=200.0, help="events/s for --propagation")
+    parser.add_argument("--every", type=int, default=200, help="publish_every_examples for --propagation")
     args = parser.parse_args()
-    print(json.dumps(run(args.bootstrap, args.events), indent=2))
+    if args.propagation:
+        print(json.dumps(propagation(args.bootstrap, args.preset, args.seconds, args.rate, args.every), indent=2))
+    else:
+        print(json.dumps(run(args.bootstrap, args.events), indent=2))

@@ -131,6 +131,18 @@ def tables(res: dict) -> str:
         parts.append("### Keyed mode: worker processes (8 partitions, 1,000 keys, labels 100 events late)\n\n"
                      + table(["model", "workers", "events/s", "vs 1 worker", "learned"], rows)
                      + ("\n\nfail-over: " + "; ".join(fo) if fo else ""))
+    if scaling.get("global_propagation"):
+        rows = [[g["model"], _n(g["rate_per_s"]), str(g["versions_released"]),
+                 f"{g['per_partition_ms']['p50']} / {g['per_partition_ms']['p99']}",
+                 f"{g['all_predictors_ms']['p50']} / {g['all_predictors_ms']['p99']}",
+                 f"{g['load_1min']:.1f}"] for g in scaling["global_propagation"]]
+        parts.append("### Global mode: version propagation (trainer + 2 predictors, 4 partitions, "
+                     "staleness latest)\n\n"
+                     + table(["model", "events/s", "versions", "per partition p50 / p99 ms",
+                              "all predictors p50 / p99 ms", "load 1 min"], rows)
+                     + "\n\nfrom the release record's CreateTime on `.versions` to the first prediction "
+                     "carrying that version (its `predicted_at`), per input partition; \"all predictors\" "
+                     "is the max over the 4 partitions (scripts/bench/global_mode.py --propagation).")
     rule = res.get("label_rule", [])
     if rule:
         rows = []

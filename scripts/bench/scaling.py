@@ -15,6 +15,15 @@ alone against a running broker::
   fail-over = from the kill until the first prediction of an event the dead worker's
   partitions received after the kill (the session timeout, the abort of its open
   transaction, restore and replay by the survivor).
+- rebalance (``--rebalance``): two workers under a paced load; a third joins at ``join_at``
+  and leaves (SIGTERM, a clean leave) at ``leave_at``. The reader counts predictions per
+  1 s bin of their arrival (read_committed: when their transaction committed, plus the
+  reader's fetch). Per event: the lowest bin in the 15 s after it against the offered
+  rate, the time until a bin again reaches 90% of the offered rate after that low, and
+  catch-up = from the event until, after the low bin, the predictions seen reach the events
+  sent 1 s earlier. Aborted
+  transactions: the workers' log lines for work aborted at a revoke or a lost assignment
+  ("commit on revoke failed", "partitions lost: open work aborted"); there is no counter.
 """
 
 from __future__ import annotations
@@ -189,6 +198,87 @@ def failover(boot: str, preset: str, rate: float, seconds: float, kill_at: float
             "latency_max_s": round(lat[-1], 3) if lat else None}
 
 
+def _after(bins: dict[int, int], at: float, rate: float, sent_t: list[float], seen_t: list[float]) -> dict:
+    start = int(at)
+    window = [(b, bins.get(b, 0)) for b in range(start, start + 15)]
+    low_b, low = min(window, key=lambda bc: bc[1])
+    back = next((b + 1 for b, c in window if b > low_b and c >= 0.9 * rate), None)
+    sent_t, seen_t = sorted(sent_t), sorted(seen_t)
+    caught = None
+    j = 0
+    for i, t in enumerate(seen_t):
+        if t < at:
+            continue
+        while j < len(sent_t) and sent_t[j] <= t - 1.0:
+            j += 1
+        if i + 1 >= j and t > low_b + 1.0:
+            caught = t
+            break
+    return {"lowest_bin_per_s": low, "lowest_bin_at_s": round(low_b - at, 1),
+            "recovered_after_s": round(back - at, 1) if back is not None else None,
+            "caught_up_after_s": round(caught - at, 2) if caught is not None else None}
+
+
+def rebalance(boot: str, preset: str, rate: float, seconds: float, join_at: float, leave_at: float) -> dict:
+    name, toml = _deployment(boot, preset)
+    rows = _rows(int(rate * seconds))
+    logdir = os.path.dirname(toml)
+
+    def start(i: int) -> subprocess.Popen:
+        err = open(os.path.join(logdir, f"w{i}.log"), "w")
+        return subprocess.Popen(_cli(toml, "run", "--instance", f"w{i}", "--exit-when-idle", "10"), env=_env(),
+                                stdout=subprocess.DEVNULL, stderr=err)
+    procs = [start(0), start(1)]
+    _wait_stable(boot, name, 2)
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+
+    def read() -> None:
+        c = Consumer({"bootstrap.servers": boot, "group.id": f"read-{uuid.uuid4().hex[:6]}",
+                      "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
+        c.subscribe([f"driftline.{name}.predictions"])
+        while not stop.is_set():
+            for m in c.consume(1000, 0.1):
+                if m.error() is None:
+                    seen.setdefault(orjson.loads(m.value())["id"], time.time())
+        c.close()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    sent: dict[str, tuple[int, float]] = {}
+    producer = threading.Thread(target=_produce, args=(boot, name, rows, rate, sent))
+    t0 = time.time()
+    producer.start()
+    time.sleep(max(0.0, join_at - (time.time() - t0)))
+    joined = time.time()
+    procs.append(start(2))
+    time.sleep(max(0.0, leave_at - (time.time() - t0)))
+    left = time.time()
+    procs[2].send_signal(signal.SIGTERM)
+    producer.join()
+    for p in procs:
+        p.wait(timeout=600)
+    time.sleep(2)
+    stop.set()
+    reader.join(10)
+    bins: dict[int, int] = {}
+    for t in seen.values():
+        bins[int(t - t0)] = bins.get(int(t - t0), 0) + 1
+    aborted = 0
+    for i in range(3):
+        with open(os.path.join(logdir, f"w{i}.log")) as f:
+            text = f.read()
+        aborted += text.count("commit on revoke failed") + text.count("partitions lost: open work aborted")
+    sent_t = [t - t0 for _, t in sent.values()]
+    seen_t = [t - t0 for t in seen.values()]
+    return {"preset": preset, "rate": rate, "seconds": seconds, "events": len(rows), "predicted": len(seen),
+            "load_1min": os.getloadavg()[0],
+            "join": _after(bins, joined - t0, rate, sent_t, seen_t),
+            "leave": _after(bins, left - t0, rate, sent_t, seen_t), "aborted_transactions": aborted,
+            "bins_per_s": [bins.get(b, 0) for b in range(max(bins) + 1)] if bins else [],
+            "join_at_s": round(joined - t0, 1), "leave_at_s": round(left - t0, 1)}
+
+
 def run(boot: str, quick: bool = False) -> dict:
     n = 20_000 if quick else 60_000
     out: dict = {"throughput": [], "failover": []}
@@ -212,7 +302,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", default=os.environ.get("DRIFTLINE_BOOTSTRAP_SERVERS", "127.0.0.1:49092"))
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rebalance", action="store_true", help="only the rebalance cost: a third worker joins, leaves")
+    ap.add_argument("--preset", default="logistic_regression")
+    ap.add_argument("--rate", type=float, default=300.0, help="events/s offered for --rebalance")
     args = ap.parse_args()
+    if args.rebalance:
+        print(json.dumps(rebalance(args.bootstrap, args.preset, args.rate, 50, 15, 32)))
+        return
     res = run(args.bootstrap, args.quick)
     os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
     with open(os.path.join(ROOT, "bench-results", "scaling.json"), "w") as f:

@@ -363,13 +363,19 @@ def section_profile(boot: str, plan: dict, res: dict) -> None:
 
 def section_scaling(boot: str, plan: dict, res: dict) -> None:
     """Keyed mode: throughput with 1 and 2 worker processes, fail-over after kill -9
-    (scripts/bench/scaling.py), and the group protocols' rebalance times (scripts/bench/kip848.py)."""
+    (scripts/bench/scaling.py), and the group protocols' rebalance times (scripts/bench/kip848.py);
+    global mode: version propagation to 2 predictors (scripts/bench/global_mode.py)."""
     import scaling
 
     res["scaling"] = scaling.run(boot, quick=res.get("mode") == "quick")
     import kip848  # the group protocols: classic/range against KIP-848's consumer/range
 
     res["scaling"]["protocols"] = kip848.run(boot, repeat=1 if res.get("mode") == "quick" else 3)
+    import global_mode  # global mode: release on .versions to every predictor serving it
+
+    seconds = 10 if res.get("mode") == "quick" else 20
+    res["scaling"]["global_propagation"] = [global_mode.propagation(boot, preset, seconds, 200, 200)
+                                            for preset in ("logistic_regression", "hoeffding_tree")]
 
 
 SECTIONS = {"throughput": section_throughput, "latency": section_latency, "label_rule": section_label_rule,
