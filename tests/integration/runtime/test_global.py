@@ -226,9 +226,13 @@ def test_kill_9_of_the_trainer_and_of_a_predictor_changes_no_prediction(make_con
     expected, river_final, xs = _simulate(_produce(config))
     toml = tmp_path / f"{config.name}.toml"
     _write_toml(config, toml)
-    trainer = _start(config, toml, signing_key, "trainer")
-    procs = {"p0": _start(config, toml, signing_key, "predictor", "p0"),
-             "p1": _start(config, toml, signing_key, "predictor", "p1")}
+    # No process stops on an idle timer here: on a loaded box a restart can take longer than
+    # any such timer, and a predictor or trainer that left early would leave events unserved.
+    # The run ends when every event is served and every version released; then SIGTERM.
+    never = 3600
+    trainer = _start(config, toml, signing_key, "trainer", idle_s=never)
+    procs = {"p0": _start(config, toml, signing_key, "predictor", "p0", idle_s=never),
+             "p1": _start(config, toml, signing_key, "predictor", "p1", idle_s=never)}
     _wait_for_release(config, rng.randrange(2, N_EVENTS // EVERY - 3))  # mid-run: versions are still to come
     trainer.send_signal(signal.SIGKILL)
     trainer.wait()
@@ -236,9 +240,18 @@ def test_kill_9_of_the_trainer_and_of_a_predictor_changes_no_prediction(make_con
     procs["p1"].send_signal(signal.SIGKILL)
     procs["p1"].wait()
     procs.pop("p1").communicate()
-    procs["trainer"] = _start(config, toml, signing_key, "trainer")
-    # p2 stays until the dead p1's session has timed out and its partitions moved (6 s)
-    procs["p2"] = _start(config, toml, signing_key, "predictor", "p2", idle_s=20)
+    procs["trainer"] = _start(config, toml, signing_key, "trainer", idle_s=never)
+    # p2 takes over the dead p1's partitions once its session has timed out (6 s)
+    procs["p2"] = _start(config, toml, signing_key, "predictor", "p2", idle_s=never)
+    _wait_for_release(config, N_EVENTS // EVERY, timeout_s=300)
+    deadline = time.monotonic() + 300
+    while len({orjson.loads(m.value())["id"] for m in reader(config, config.topics.predictions)}) < len(expected):
+        dead = {name: p.returncode for name, p in procs.items() if p.poll() is not None}
+        assert not dead, f"exited before the run was served: {dead}"
+        assert time.monotonic() < deadline, "not every event was served within 300 s"
+        time.sleep(1)
+    for proc in procs.values():
+        proc.send_signal(signal.SIGTERM)
     _finish(procs)
     served = _served(config, reader)
     assert set(served) == set(expected)
