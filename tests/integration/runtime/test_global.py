@@ -190,8 +190,9 @@ def test_a_tampered_version_is_refused_by_every_predictor(make_config, reader, t
     assert served == expected
 
 
-def _wait_for_release(config, version: int, timeout_s: float = 120) -> None:
-    """Until version ``version`` is committed on .versions."""
+def _wait_for_release(config, version: int, timeout_s: float = 300, trainer=None) -> None:
+    """Until version ``version`` is committed on .versions (failing at once if ``trainer``,
+    the trainer's process, has exited)."""
     import time
     import uuid
 
@@ -207,6 +208,9 @@ def _wait_for_release(config, version: int, timeout_s: float = 120) -> None:
             for m in consumer.consume(100, 0.2):
                 if m.error() is None and m.key() == str(version).encode():
                     return
+            if trainer is not None and trainer.poll() is not None:
+                raise AssertionError(f"the trainer exited ({trainer.returncode}) before version {version}: "
+                                     f"{trainer.communicate()[1].decode()[-2000:]}")
         raise AssertionError(f"version {version} was not released within {timeout_s} s")
     finally:
         consumer.close()
@@ -233,7 +237,7 @@ def test_kill_9_of_the_trainer_and_of_a_predictor_changes_no_prediction(make_con
     trainer = _start(config, toml, signing_key, "trainer", idle_s=never)
     procs = {"p0": _start(config, toml, signing_key, "predictor", "p0", idle_s=never),
              "p1": _start(config, toml, signing_key, "predictor", "p1", idle_s=never)}
-    _wait_for_release(config, rng.randrange(2, N_EVENTS // EVERY - 3))  # mid-run: versions are still to come
+    _wait_for_release(config, rng.randrange(2, N_EVENTS // EVERY - 3), trainer=trainer)  # mid-run: versions are still to come
     trainer.send_signal(signal.SIGKILL)
     trainer.wait()
     time.sleep(rng.uniform(0.5, 1.5))
@@ -243,7 +247,7 @@ def test_kill_9_of_the_trainer_and_of_a_predictor_changes_no_prediction(make_con
     procs["trainer"] = _start(config, toml, signing_key, "trainer", idle_s=never)
     # p2 takes over the dead p1's partitions once its session has timed out (6 s)
     procs["p2"] = _start(config, toml, signing_key, "predictor", "p2", idle_s=never)
-    _wait_for_release(config, N_EVENTS // EVERY, timeout_s=300)
+    _wait_for_release(config, N_EVENTS // EVERY, trainer=procs["trainer"])
     deadline = time.monotonic() + 300
     while len({orjson.loads(m.value())["id"] for m in reader(config, config.topics.predictions)}) < len(expected):
         dead = {name: p.returncode for name, p in procs.items() if p.poll() is not None}
