@@ -20,10 +20,11 @@ from __future__ import annotations
 from typing import Any
 
 from driftline.client.partitioning import murmur2, partition_for
-from driftline.client.records import DriftEvent, LifecycleRecord, Prediction, Record, VersionAnnouncement
+from driftline.client.records import (DriftEvent, GlobalRelease, Heartbeat, LifecycleRecord, Prediction, Record,
+                                      VersionAnnouncement)
 
-__all__ = ["Publisher", "Reader", "Prediction", "DriftEvent", "VersionAnnouncement", "LifecycleRecord", "Record", "murmur2",
-           "partition_for"]
+__all__ = ["Publisher", "Reader", "Prediction", "DriftEvent", "VersionAnnouncement", "GlobalRelease", "Heartbeat",
+           "LifecycleRecord", "Record", "murmur2", "partition_for"]
 
 _LAZY = {"Publisher": "driftline.runtime.publisher", "Reader": "driftline.runtime.reader"}
 

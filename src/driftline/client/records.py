@@ -25,7 +25,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from driftline.exceptions import RecordFormatError
 
-__all__ = ["Prediction", "DriftEvent", "VersionAnnouncement", "LifecycleRecord", "Record", "RECORD_TYPES"]
+__all__ = ["Prediction", "DriftEvent", "VersionAnnouncement", "GlobalRelease", "Heartbeat", "LifecycleRecord",
+           "Record", "RECORD_TYPES", "parse_body"]
 
 T = TypeVar("T")
 
@@ -135,6 +136,49 @@ class VersionAnnouncement(_Body):
 
 
 @dataclass(frozen=True)
+class GlobalRelease(_Body):
+    """A global-mode release on ``.versions`` (key = the version number): the model predictors
+    serve, sealed inline (``inline``, base64) or in the release store (``store``).
+
+    >>> r = GlobalRelease.from_body({"model": "fraud", "version": 4, "watermark": 1700000000000,
+    ...                              "examples": 4000, "model_class": "Pipeline", "metrics": {"accuracy": 0.9},
+    ...                              "position": {"source": "labels:0", "offset": 3999}, "sha256": "0" * 64,
+    ...                              "bytes": 812, "created_at": 1700000000100, "inline": "AA=="})
+    >>> r.version, r.watermark, r.store is None
+    (4, 1700000000000, True)
+    """
+
+    schema: ClassVar[str] = "version"
+    model: str
+    version: int
+    watermark: int
+    examples: int
+    model_class: str
+    metrics: dict[str, float | None]
+    position: dict[str, Any]
+    sha256: str
+    bytes: int
+    created_at: int
+    inline: str | None = None
+    store: str | None = None
+    body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Heartbeat(_Body):
+    """A global-mode heartbeat on ``.versions`` (key ``heartbeat``): the trainer's watermark
+    between releases; ``version`` is the latest release (0 before the first)."""
+
+    schema: ClassVar[str] = "version"
+    model: str
+    heartbeat: bool
+    watermark: int
+    version: int
+    created_at: int
+    body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class LifecycleRecord(_Body):
     """A record of ``.lifecycle`` (the audit trail): ``docs/schemas/lifecycle.schema.json``."""
 
@@ -153,6 +197,22 @@ class LifecycleRecord(_Body):
 # Topic kind -> record type, for the topics :class:`~driftline.client.Reader` reads.
 RECORD_TYPES: dict[str, type] = {"predictions": Prediction, "shadow": Prediction, "drift": DriftEvent,
                                  "versions": VersionAnnouncement, "lifecycle": LifecycleRecord}
+
+
+def parse_body(kind: str, body: Any) -> Any:
+    """The typed value of a body read from the topic ``kind``. ``.versions`` holds three
+    bodies (docs/schemas/version.schema.json): a heartbeat (``"heartbeat": true``), a global
+    release (has a ``watermark``) or a snapshot version.
+
+    >>> parse_body("versions", {"model": "m", "heartbeat": True, "watermark": 9, "version": 0, "created_at": 10})
+    Heartbeat(model='m', heartbeat=True, watermark=9, version=0, created_at=10)
+    """
+    if kind == "versions" and isinstance(body, dict):
+        if body.get("heartbeat") is True:
+            return Heartbeat.from_body(body)
+        if "watermark" in body:
+            return GlobalRelease.from_body(body)
+    return RECORD_TYPES[kind].from_body(body)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from typing import Any, Literal
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from driftline.client.records import RECORD_TYPES, Record
+from driftline.client.records import RECORD_TYPES, Record, parse_body
 from driftline.config import DeploymentConfig
 from driftline.exceptions import KafkaSetupError, RecordFormatError
 from driftline.runtime.clients import make_consumer
@@ -77,7 +77,6 @@ class Reader:
         self.lookback = lookback
         self.settings = dict(settings or {})
         self.duplicates = 0  # records dropped as repeats of a ce_id already yielded
-        self._type = RECORD_TYPES[kind]
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._consumer: Consumer | None = None
 
@@ -206,7 +205,7 @@ class Reader:
         except orjson.JSONDecodeError:
             raise RecordFormatError(f"{self.topic}[{msg.partition()}]@{msg.offset()} is not JSON") from None
         try:
-            value = self._type.from_body(body)
+            value = parse_body(self.kind, body)
         except RecordFormatError as exc:
             raise RecordFormatError(f"{self.topic}[{msg.partition()}]@{msg.offset()}: {exc}") from None
         key = msg.key()

@@ -212,3 +212,9 @@ def test_global_mode_outputs_match_the_documented_contract(make_config, reader, 
         headers = {k: v.decode() for k, v in message.headers()}
         assert set(headers) == documented_dlq_headers() - OPTIONAL_DLQ_HEADERS
         assert headers["dl_reason"] == "malformed_json" and headers["dl_reason"] in documented_reasons()
+    # the typed client tells the three bodies of .versions apart
+    from driftline.client import GlobalRelease, Heartbeat, Reader
+
+    with Reader(config, "versions") as typed:
+        kinds = [type(r.value) for r in typed.records(idle_timeout=5)]
+    assert kinds.count(GlobalRelease) == seen["release"] and kinds.count(Heartbeat) == seen["heartbeat"], kinds

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from driftline.client.records import RECORD_TYPES, DriftEvent, Prediction, VersionAnnouncement
+from driftline.client.records import RECORD_TYPES, DriftEvent, GlobalRelease, Heartbeat, Prediction, VersionAnnouncement, parse_body
 from driftline.exceptions import RecordFormatError
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "docs" / "schemas"
@@ -34,6 +34,32 @@ def test_fields_are_the_schema_members(cls):
                     .items() if p["description"].startswith(("Global release", "Heartbeat"))}
     assert required == set(schema["required"])
     assert fields == members
+
+
+@pytest.mark.parametrize("cls,title", [(GlobalRelease, "Global release"), (Heartbeat, "Heartbeat")])
+def test_global_bodies_are_their_schema_branch(cls, title):
+    schema = json.loads((SCHEMAS / "version.schema.json").read_text())
+    branch = next(b for b in schema["oneOf"] if b["title"] == title)
+    required, fields = _fields(cls)
+    assert required == set(branch["required"])
+    optional = {"inline", "store"} if cls is GlobalRelease else set()
+    assert fields == set(branch["required"]) | optional
+    assert fields <= set(schema["properties"])
+
+
+def test_versions_bodies_are_told_apart():
+    heartbeat = {"model": "m", "heartbeat": True, "watermark": 9, "version": 2, "created_at": 10}
+    release = {"model": "m", "version": 3, "watermark": 20, "examples": 30, "model_class": "Pipeline",
+               "metrics": {}, "position": {"source": "labels:1", "offset": 29}, "sha256": "0" * 64, "bytes": 5,
+               "created_at": 21, "store": "file:///x"}
+    snapshot = {"name": "m", "version": 2, "parent": 1, "created_at": 5, "trigger": "periodic",
+                "examples_seen": 10, "positions": {}, "offset_range": {}, "event_time_range": [1, 9], "params": {},
+                "metrics": {}, "counters": {}, "payload_bytes": 3, "payload_sha256": "0" * 64}
+    assert isinstance(parse_body("versions", heartbeat), Heartbeat)
+    assert parse_body("versions", release).store == "file:///x"
+    assert isinstance(parse_body("versions", snapshot), VersionAnnouncement)
+    with pytest.raises(RecordFormatError, match="version body lacks examples"):
+        parse_body("versions", {k: v for k, v in release.items() if k != "examples"})
 
 
 def test_an_example_of_each_parses():
