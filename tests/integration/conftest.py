@@ -65,3 +65,67 @@ read_all = read_committed  # every committed message of a topic, until idle
 @pytest.fixture
 def reader() -> Iterator[Callable[..., list]]:
     yield read_all
+
+
+def _kill_runs(config: DeploymentConfig, toml: Path, signing_key: bytes, *, runs: int, seed: int,
+               max_pause_s: float = 0.3, on_kill: Callable[[], None] | None = None) -> int:
+    """Run ``driftline run`` over the pre-loaded input ``runs`` times, each killed with SIGKILL
+    a seeded moment after its second new version (mid-batch, mid-transaction or
+    mid-snapshot), then once to the end; the number of kills (a run may finish first)."""
+    import random
+    import signal
+    import sys
+    import time
+
+    from driftline.versions.store import VersionStore
+
+    env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": signing_key.decode()}
+    command = [sys.executable, "-m", "driftline.cli", "-c", str(toml), "run", "--exit-when-idle", "4"]
+    store = VersionStore(config.checkpoint.store_url, config.name, signing_key)
+    rng = random.Random(seed)
+    kills = 0
+    for _ in range(runs):
+        before = store.latest() or 0
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(1200):  # up to 60 s for two versions; a run that ends sooner is not killed
+            if (store.latest() or 0) > before + 1 or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, max_pause_s))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+            if on_kill is not None:
+                on_kill()
+        proc.wait()
+    final = subprocess.run(command, env=env, capture_output=True, timeout=300)
+    assert final.returncode == 0, final.stderr.decode()[-2000:]
+    return kills
+
+
+@pytest.fixture
+def kill_runs() -> Callable[..., int]:
+    """:func:`_kill_runs`: kill -9 a processor at seeded moments, then run it to the end."""
+    return _kill_runs
+
+
+def _reference_records(rows, delay: int) -> list:
+    """The records of ``replay(config, rows, label_delay=delay)`` (one partition, timestamps =
+    row index, labels ``delay`` later) in the processor's event-time order."""
+    import orjson
+
+    from driftline.core.events import InputRecord
+
+    records = []
+    for i, (x, y) in enumerate(rows):
+        key = f"e{i}".encode()
+        records.append(InputRecord("features", 0, i, i, key, orjson.dumps({"id": f"e{i}", "features": x})))
+        records.append(InputRecord("labels", 0, i, i + delay, key, orjson.dumps({"id": f"e{i}", "label": y})))
+    records.sort(key=lambda r: (r.timestamp, r.kind != "labels", r.offset))
+    return records
+
+
+@pytest.fixture
+def reference_records() -> Callable[..., list]:
+    """:func:`_reference_records`: what an uninterrupted in-memory run is fed."""
+    return _reference_records

@@ -7,12 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import jsonschema
@@ -21,7 +15,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from driftline.core.engine import Engine
-from driftline.core.events import InputRecord
 from driftline.fairness_data import lending
 from driftline.runtime.processor import Processor
 from driftline.runtime.replay import replay
@@ -91,49 +84,28 @@ attributes = [{{ name = "group", reference = "a" }}]
 """)
 
 
-def _reference_engine(config, data) -> tuple[Engine, list[str]]:
+def _reference_engine(config, records) -> tuple[Engine, list[str]]:
     """The uninterrupted run (the same records in the same event-time order, in memory) and
     the ids of its fairness events."""
     engine = Engine(config)
-    records = []
-    for i, (x, y) in enumerate(data):
-        key = f"e{i}".encode()
-        records.append(InputRecord("features", 0, i, i, key, orjson.dumps({"id": f"e{i}", "features": x})))
-        records.append(InputRecord("labels", 0, i, i + DELAY, key, orjson.dumps({"id": f"e{i}", "label": y})))
-    records.sort(key=lambda r: (r.timestamp, r.kind != "labels", r.offset))
     out = [o for record in records for o in engine.process(record, now_ms=0)]
     return engine, [o.id for o in out if getattr(o, "drift_kind", None) == "fairness"]
 
 
-def test_kill_minus_nine_restores_the_fairness_state(make_config, reader, signing_key, tmp_path):
+def test_kill_minus_nine_restores_the_fairness_state(make_config, reader, signing_key, tmp_path, kill_runs,
+                                                     reference_records):
     config = make_config(model={"preset": "logistic_regression", "features": FEATURES},
                          drift={"policy": "none"}, governance={"fairness": FAIRNESS})
     data = rows(8000, seed=6)
     replay(config, data, label_delay=DELAY, n_rows=len(data))
     toml = tmp_path / "deployment.toml"
     _write_toml(config, toml)
-    env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": signing_key.decode()}
-    command = [sys.executable, "-m", "driftline.cli", "-c", str(toml), "run", "--exit-when-idle", "4"]
     store = VersionStore(config.checkpoint.store_url, config.name, signing_key)
-    rng = random.Random(7)
-    kills = 0
-    for _ in range(2):
-        before = store.latest() or 0
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while (store.latest() or 0) <= before + 1 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.3))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    final = subprocess.run(command, env=env, capture_output=True, timeout=300)
-    assert final.returncode == 0, final.stderr.decode()[-2000:]
+    kills = kill_runs(config, toml, signing_key, runs=2, seed=7)
     assert kills >= 1, "the stream finished before the processor could be killed"
 
     _, state = store.load(store.latest())
-    engine, (reference, reference_ids) = state["engine"], _reference_engine(config, data)
+    engine, (reference, reference_ids) = state["engine"], _reference_engine(config, reference_records(data, DELAY))
     assert engine.n_learned == len(data)
     assert engine.fairness.monitor.states == reference.fairness.monitor.states
     assert engine.fairness.monitor.events == reference.fairness.monitor.events

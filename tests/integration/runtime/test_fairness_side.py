@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import random
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -149,7 +144,8 @@ attributes = [{{ name = "group", source = "protected", reference = "a" }}]
 """)
 
 
-def test_kill_minus_nine_restores_the_side_topic_fairness_state(make_config, reader, signing_key, tmp_path):
+def test_kill_minus_nine_restores_the_side_topic_fairness_state(make_config, reader, signing_key, tmp_path,
+                                                                kill_runs):
     config = make_config(model={"preset": "logistic_regression", "features": FEATURES},
                          drift={"policy": "none"}, governance={"fairness": FAIRNESS})
     n = 8000
@@ -157,24 +153,8 @@ def test_kill_minus_nine_restores_the_side_topic_fairness_state(make_config, rea
     _produce(config, timeline)
     toml = tmp_path / "deployment.toml"
     _write_toml(config, toml)
-    env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": signing_key.decode()}
-    command = [sys.executable, "-m", "driftline.cli", "-c", str(toml), "run", "--exit-when-idle", "4"]
     store = VersionStore(config.checkpoint.store_url, config.name, signing_key)
-    rng = random.Random(7)
-    kills = 0
-    for _ in range(2):
-        before = store.latest() or 0
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while (store.latest() or 0) <= before + 1 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.3))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    final = subprocess.run(command, env=env, capture_output=True, timeout=300)
-    assert final.returncode == 0, final.stderr.decode()[-2000:]
+    kills = kill_runs(config, toml, signing_key, runs=2, seed=7)
     assert kills >= 1, "the stream finished before the processor could be killed"
 
     _, state = store.load(store.latest())

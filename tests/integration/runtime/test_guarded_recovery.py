@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import random
-import signal
-import subprocess
-import sys
-import time
 
-import orjson
 import pytest
 
 from driftline.core.engine import Engine
-from driftline.core.events import InputRecord
 from driftline.datasets import stream
 from driftline.runtime.replay import encode_features, replay
 from driftline.versions.store import VersionStore
@@ -50,21 +42,16 @@ batch_size = {config.processor.batch_size}
     )
 
 
-def _reference_engine(config, rows) -> Engine:
+def _reference_engine(config, records) -> Engine:
     engine = Engine(config)
-    records = []
-    for i, (x, y) in enumerate(rows):
-        key = f"e{i}".encode()
-        records.append(InputRecord("features", 0, i, i, key, orjson.dumps({"id": f"e{i}", "features": x})))
-        records.append(InputRecord("labels", 0, i, i + DELAY, key, orjson.dumps({"id": f"e{i}", "label": y})))
-    records.sort(key=lambda r: (r.timestamp, r.kind != "labels", r.offset))
     for record in records:
         engine.process(record, now_ms=0)
     return engine
 
 
 @pytest.mark.parametrize("preset", ["hoeffding_tree", "logistic_regression"])  # a linear candidate has a fresh twin
-def test_kill_minus_nine_mid_candidate_restores_it_exactly(make_config, signing_key, tmp_path, preset):
+def test_kill_minus_nine_mid_candidate_restores_it_exactly(make_config, signing_key, tmp_path, preset, kill_runs,
+                                                           reference_records):
     config = make_config(model={"preset": preset}, drift=DRIFT, checkpoint={"every_examples": 1500},
                          processor={"commit_interval_ms": 50, "batch_size": 200})
     all_rows = [(encode_features(x), y) for x, y in stream("synth:sine", limit=N_EVENTS + 300, seed=5,
@@ -73,33 +60,20 @@ def test_kill_minus_nine_mid_candidate_restores_it_exactly(make_config, signing_
     replay(config, rows, label_delay=DELAY, n_rows=len(rows))
     toml = tmp_path / "deployment.toml"
     _write_toml(config, toml)
-    env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": signing_key.decode()}
-    command = [sys.executable, "-m", "driftline.cli", "-c", str(toml), "run", "--exit-when-idle", "4"]
     store = VersionStore(config.checkpoint.store_url, config.name, signing_key)
-    rng = random.Random(7)
+    mid_candidate = []
 
-    kills, mid_candidate = 0, 0
-    for _ in range(KILLS):
-        before = store.latest() or 0
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while (store.latest() or 0) <= before + 1 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.3))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-            latest = store.latest()
-            if latest is not None and store.load(latest)[1]["engine"].adapt.guard.candidate is not None:
-                mid_candidate += 1
-        proc.wait()
-    final = subprocess.run(command, env=env, capture_output=True, timeout=300)
-    assert final.returncode == 0, final.stderr.decode()[-2000:]
-    assert kills >= 2 and mid_candidate >= 1, (kills, mid_candidate)
+    def candidate_alive() -> None:
+        latest = store.latest()
+        if latest is not None and store.load(latest)[1]["engine"].adapt.guard.candidate is not None:
+            mid_candidate.append(latest)
+
+    kills = kill_runs(config, toml, signing_key, runs=KILLS, seed=7, on_kill=candidate_alive)
+    assert kills >= 2 and len(mid_candidate) >= 1, (kills, mid_candidate)
 
     _, state = store.load(store.latest())
     engine = state["engine"]
-    reference = _reference_engine(config, rows)
+    reference = _reference_engine(config, reference_records(rows, DELAY))
     assert engine.n_learned == reference.n_learned == N_EVENTS
     assert engine.scores.values() == reference.scores.values()
     guard, expected = engine.adapt.guard, reference.adapt.guard

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import collections
-import os
-import random
-import signal
-import subprocess
-import sys
-import time
 
 import orjson
 import pytest
 
 from driftline.core.engine import Engine
-from driftline.core.events import InputRecord
 from driftline.datasets import stream
 from driftline.runtime.replay import encode_features, replay
 from driftline.versions.store import VersionStore
@@ -43,22 +36,17 @@ batch_size = {config.processor.batch_size}
     )
 
 
-def _reference_engine(config, rows) -> Engine:
+def _reference_engine(config, records) -> Engine:
     """The uninterrupted run: the same records in the same event-time order, in memory."""
     engine = Engine(config)
-    records = []
-    for i, (x, y) in enumerate(rows):
-        key = f"e{i}".encode()
-        records.append(InputRecord("features", 0, i, i, key, orjson.dumps({"id": f"e{i}", "features": x})))
-        records.append(InputRecord("labels", 0, i, i + DELAY, key, orjson.dumps({"id": f"e{i}", "label": y})))
-    records.sort(key=lambda r: (r.timestamp, r.kind != "labels", r.offset))
     for record in records:
         engine.process(record, now_ms=0)
     return engine
 
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
-def test_kill_minus_nine_loses_nothing_and_learns_nothing_twice(make_config, reader, signing_key, tmp_path, guarantee):
+def test_kill_minus_nine_loses_nothing_and_learns_nothing_twice(make_config, reader, signing_key, tmp_path, guarantee,
+                                                                kill_runs, reference_records):
     """Both guarantees learn every label once; exactly-once also publishes every output once,
     at-least-once may repeat the outputs made since its last offset commit."""
     config = make_config(checkpoint={"every_examples": 1500},
@@ -68,25 +56,8 @@ def test_kill_minus_nine_loses_nothing_and_learns_nothing_twice(make_config, rea
     replay(config, rows, label_delay=DELAY, n_rows=len(rows))
     toml = tmp_path / "deployment.toml"
     _write_toml(config, toml)
-    env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": signing_key.decode()}
-    command = [sys.executable, "-m", "driftline.cli", "-c", str(toml), "run", "--exit-when-idle", "4"]
     store = VersionStore(config.checkpoint.store_url, config.name, signing_key)
-    rng = random.Random(2024)
-
-    kills = 0
-    for _ in range(KILLS):
-        before = store.latest() or 0
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while (store.latest() or 0) <= before + 1 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.4))  # somewhere mid-batch, mid-transaction or mid-snapshot
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    final = subprocess.run(command, env=env, capture_output=True, timeout=300)
-    assert final.returncode == 0, final.stderr.decode()[-2000:]
+    kills = kill_runs(config, toml, signing_key, runs=KILLS, seed=2024, max_pause_s=0.4)
     assert kills >= 2, "the stream finished before the processor could be killed"
 
     # Every feature event has a prediction: exactly one under exactly-once.
@@ -105,7 +76,7 @@ def test_kill_minus_nine_loses_nothing_and_learns_nothing_twice(make_config, rea
     assert set(scaler.counts.values()) == {N_EVENTS}
 
     # And the model is the one an uninterrupted run builds.
-    reference = _reference_engine(config, rows)
+    reference = _reference_engine(config, reference_records(rows, DELAY))
     assert engine.scores.values() == reference.scores.values()
     for x, _ in held_out:
         assert engine.model.predict_proba_one(x) == reference.model.predict_proba_one(x)
