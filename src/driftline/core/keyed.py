@@ -139,6 +139,7 @@ class KeyedEngine:
             "restores": self.restores,
             "events_max": max(counts, default=0),
             "events_mean": sum(counts) / len(counts) if counts else 0.0,
+            "records": sum(counts),
         }
 
     def engine_for(self, key: str) -> Engine:

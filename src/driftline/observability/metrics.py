@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["ProcessorMetrics", "EngineCollector", "fairness_families"]
+__all__ = ["ProcessorMetrics", "EngineCollector", "fairness_families", "keyed_families"]
 
 
 class ProcessorMetrics:
@@ -122,6 +122,7 @@ class EngineCollector(Collector):
         yield from _variant_families(self.model, state.get("served", {}))
         yield from _feature_families(self.model, state.get("data_drift", {}))
         yield from fairness_families(self.model, state.get("fairness"))
+        yield from keyed_families(self.model, state.get("keyed"))
         merge = state.get("merge", {})
         for name, doc in (
             ("waits", "Times an empty input partition with data to fetch (or unknown lag) held the stream back"),
@@ -192,3 +193,52 @@ def fairness_families(model: str, samples: dict[str, list[tuple[dict[str, str], 
         for labels, value in rows:
             family.add_metric([model, *labels.values()], value)
         yield family
+
+
+def keyed_families(model: str, keyed: dict[str, Any] | None):
+    """Keyed mode's tasks and keys (docs/scaling.md, "Metrics"): no label per key except the
+    ``top`` busiest (``[scale] top_keys``); none outside keyed mode.
+
+    ``keyed``: ``{"tasks": {index: KeyedEngine.key_stats()}, "top": [(key, records), ...]}``.
+
+    >>> stats = {"keys": 3, "resident": 2, "evicted": 1, "evictions": 4, "restores": 3, "events_max": 9,
+    ...          "events_mean": 5.0, "records": 15}
+    >>> fams = {f.name: f for f in keyed_families("m", {"tasks": {0: stats, 1: {**stats, "records": 5}},
+    ...                                                  "top": [("k1", 9)]})}
+    >>> sorted(fams)
+    ['driftline_key_evictions', 'driftline_key_records_max', 'driftline_key_records_mean', 'driftline_key_restores', 'driftline_keys', 'driftline_task_records', 'driftline_tasks', 'driftline_top_key_records']
+    >>> [(s.labels.get("state"), s.value) for s in fams["driftline_keys"].samples]
+    [('resident', 4.0), ('evicted', 2.0)]
+    >>> [(s.labels["key"], s.value) for s in fams["driftline_top_key_records"].samples]
+    [('k1', 9.0)]
+    """
+    if keyed is None:
+        return
+    tasks: dict[Any, dict[str, float]] = keyed.get("tasks", {})
+    total = lambda name: float(sum(t.get(name, 0) for t in tasks.values()))  # noqa: E731
+    owned = GaugeMetricFamily("driftline_tasks", "Tasks (partition indices) this process runs", labels=["model"])
+    owned.add_metric([model], len(tasks))
+    records = GaugeMetricFamily("driftline_task_records", "Records a task routed to its keys (skew across tasks)",
+                                labels=["model", "task"])
+    for index, stats in sorted(tasks.items()):
+        records.add_metric([model, str(index)], stats.get("records", 0))
+    keys = GaugeMetricFamily("driftline_keys", "Entity keys of this process's tasks: resident in memory or "
+                             "evicted to the version store", labels=["model", "state"])
+    keys.add_metric([model, "resident"], total("resident"))
+    keys.add_metric([model, "evicted"], total("evicted"))
+    evictions = CounterMetricFamily("driftline_key_evictions", "Keys evicted to the version store (memory budget)",
+                                    labels=["model"])
+    evictions.add_metric([model], total("evictions"))
+    restores = CounterMetricFamily("driftline_key_restores", "Evicted keys restored on their next record",
+                                   labels=["model"])
+    restores.add_metric([model], total("restores"))
+    busiest = GaugeMetricFamily("driftline_key_records_max", "Records of the busiest key", labels=["model"])
+    busiest.add_metric([model], max((t.get("events_max", 0) for t in tasks.values()), default=0))
+    n_keys = total("keys")
+    mean = GaugeMetricFamily("driftline_key_records_mean", "Records per key, on average", labels=["model"])
+    mean.add_metric([model], total("records") / n_keys if n_keys else 0.0)
+    top = GaugeMetricFamily("driftline_top_key_records", "Records of the busiest keys, by name ([scale] top_keys)",
+                            labels=["model", "key"])
+    for key, count in keyed.get("top", []):
+        top.add_metric([model, key], float(count))
+    yield from (owned, records, keys, evictions, restores, busiest, mean, top)

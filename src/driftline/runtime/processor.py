@@ -744,4 +744,11 @@ class Processor:
             if not self.keyed and first.arena is not None else {},
             "data_drift": first.data_watch.last if not self.keyed and first.data_watch is not None else {},
             "fairness": first.fairness.gauges() if not self.keyed and first.fairness is not None else None,
+            "keyed": self._keyed_state() if self.keyed else None,
         }
+
+    def _keyed_state(self) -> dict[str, Any]:
+        """Per task its keys' counts, and the busiest keys over this process's tasks."""
+        engines = {i: t.engine for i, t in self.tasks.items() if t.engine is not None}
+        top = sorted((kc for e in engines.values() for kc in e.top_keys()), key=lambda kc: (-kc[1], kc[0]))
+        return {"tasks": {i: e.key_stats() for i, e in engines.items()}, "top": top[:self.config.scale.top_keys]}

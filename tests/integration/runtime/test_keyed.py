@@ -342,3 +342,38 @@ def test_live_input_while_workers_scale_and_die(make_config, reader, signing_key
                     predictions[out.id] = (out.prediction, out.proba)
     assert sum(e.n_learned for e in engines.values()) == n_events, "a label not learned exactly once"
     _check(config, reader, signing_key, engines, predictions, held_out, sent["keys"])
+
+
+def test_key_and_task_metrics_count_what_the_input_holds(make_config, reader, signing_key):
+    """In-process worker with a memory budget of 40 keys per task: the Prometheus families
+    of keyed mode (tasks, records per task, keys resident and evicted, the busiest keys)
+    against counts taken from the produced input."""
+    from prometheus_client import CollectorRegistry
+
+    from driftline.runtime.processor import Processor
+
+    config = _deployment(make_config, "logistic_regression")
+    config = config.model_copy(update={"scale": config.scale.model_copy(
+        update={"instance": "w0", "max_keys_in_memory": 40, "top_keys": 3})})
+    rows, _ = _rows(2_000)
+    keys = _produce(config, rows)
+    registry = CollectorRegistry()
+    processor = Processor(config, signing_key, registry=registry)
+    processor.run(exit_when_idle_s=4)
+
+    per_key = collections.Counter(keys.values())
+    partition_of = {}
+    for m in reader(config, config.topics.features):
+        partition_of[m.key().decode()] = m.partition()
+    per_task = collections.Counter()
+    for key, n in per_key.items():
+        per_task[partition_of[key]] += 2 * n  # its features and its labels
+    value = lambda name, **labels: registry.get_sample_value(name, {"model": config.name, **labels})  # noqa: E731
+    assert value("driftline_tasks") == PARTITIONS
+    assert {p: value("driftline_task_records", task=str(p)) for p in range(PARTITIONS)} == per_task
+    assert value("driftline_keys", state="resident") + value("driftline_keys", state="evicted") == len(per_key)
+    assert value("driftline_keys", state="resident") <= 40 * PARTITIONS
+    assert value("driftline_key_evictions_total") > 0
+    assert value("driftline_key_records_max") == 2 * max(per_key.values())
+    top = sorted(per_key.items(), key=lambda kc: (-kc[1], kc[0]))[:3]
+    assert {key: value("driftline_top_key_records", key=key) for key, _ in top} == {k: 2 * n for k, n in top}
