@@ -39,6 +39,14 @@ NEEDS_EVENTS = {
     "Snapshot failures (30 min)": "a failed snapshot",
     "Backpressure pauses": "a paused input partition",
 }
+# The Scale-out row's panels read series only keyed or global deployments export (the
+# integration test scrapes a single-mode run, where they are valid but empty).
+NEEDS_MODE = {
+    "Releases and heartbeats": "global", "Serving version per predictor": "global",
+    "Watermark behind the wall clock": "global", "Stale and refused": "global",
+    "Tasks per worker": "keyed", "Records per task": "keyed", "Keys in memory": "keyed",
+    "Busiest keys": "keyed",
+}
 
 
 def query(expr: str, legend: str = "", ref: str = "A") -> prometheus.Dataquery:
@@ -197,6 +205,48 @@ def operations() -> list[Any]:
     ]
 
 
+def scale_out() -> list[Any]:
+    return [
+        dash.Row("Scale-out"),
+        series("Releases and heartbeats", "Global mode: versions the trainer released and watermark heartbeats "
+               "it sent, per minute", [
+                   query(f"sum by (model) (rate(driftline_global_releases_total{{{M}}}[$__rate_interval])) * 60",
+                         "{{model}} releases/min"),
+                   query(f"sum by (model) (rate(driftline_global_heartbeats_total{{{M}}}[$__rate_interval])) * 60",
+                         "{{model}} heartbeats/min", ref="B")]),
+        series("Serving version per predictor", "Global mode: the newest version each predictor has verified "
+               "and loaded; a predictor below the others cannot load releases",
+               [query(f"driftline_global_serving_version{{{M}}}", "{{instance}}")]),
+        series("Watermark behind the wall clock", "Global mode, live input: how far the trainer's watermark "
+               "(the event time it has learned up to) is behind now; DriftlineTrainerStalled fires when it "
+               "stops moving while predictors serve",
+               [query(f"time() * 1000 - max by (model) (driftline_global_watermark_ms{{{M}}})", "{{model}}")],
+               unit="ms"),
+        series("Stale and refused", "Global mode: share of predictions served stale after max_wait_ms, and "
+               "releases refused by predictors (bad signature, digest or order) in 15 min", [
+                   query(f"model:driftline_global_stale_predictions:ratio_rate10m{{{M}}}", "{{model}} stale share"),
+                   query(f"model:driftline_global_versions_refused:increase15m{{{M}}}", "{{model}} refused",
+                         ref="B")]),
+        series("Tasks per worker", "Keyed mode: the tasks (partition indices) each worker runs",
+               [query(f"driftline_tasks{{{M}}}", "{{instance}}")]),
+        series("Records per task", "Keyed mode: records each task routed to its keys, per second (skew "
+               "across tasks)", [query(f"sum by (model, task) (rate(driftline_task_records{{{M}}}"
+                                       f"[$__rate_interval]))", "task {{task}}")], unit="reqps"),
+        series("Keys in memory", "Keyed mode: keys resident and evicted to the version store, and evictions and "
+               "restores per second (DriftlineKeyChurn watches restores)", [
+                   query(f"sum by (model, state) (driftline_keys{{{M}}})", "{{model}} {{state}}"),
+                   query(f"sum by (model) (rate(driftline_key_evictions_total{{{M}}}[$__rate_interval]))",
+                         "{{model}} evictions/s", ref="B"),
+                   query(f"sum by (model) (rate(driftline_key_restores_total{{{M}}}[$__rate_interval]))",
+                         "{{model}} restores/s", ref="C")]),
+        series("Busiest keys", "Keyed mode: records of the top_keys busiest keys by name, and the busiest "
+               "key over the mean per key (skew across keys)", [
+                   query(f"max by (model, key) (driftline_top_key_records{{{M}}})", "{{key}}"),
+                   query(f"max by (model) (driftline_key_records_max{{{M}}}) / "
+                         f"max by (model) (driftline_key_records_mean{{{M}}})", "{{model}} max / mean", ref="B")]),
+    ]
+
+
 def build() -> dict[str, Any]:
     board = (dash.Dashboard("Driftline").uid(UID).tags(["driftline", "ml", "kafka"])
              .description("A Driftline deployment: throughput, online metrics, drift, versions and operations")
@@ -208,7 +258,7 @@ def build() -> dict[str, Any]:
         board = board.annotation(annotation)
     board = board.link(dash.DashboardLink("Report of version $version").type(model.DashboardLinkType.LINK)
                        .url("${admin_url}/versions/${version}/report").icon("doc").target_blank(True))
-    for section in (overview(), quality(), drift(), operations()):
+    for section in (overview(), quality(), drift(), operations(), scale_out()):
         for item in section:
             board = board.with_row(item) if isinstance(item, dash.Row) else board.with_panel(item)
     data = json.loads(json.dumps(board.build(), cls=JSONEncoder))

@@ -148,7 +148,7 @@ def test_prometheus_scraping_a_processor_answers_every_dashboard_query(make_conf
                for title, exprs in board.panel_queries(dashboard).items() for expr in exprs}
     queries.update({f"annotation {a['name']}: {a['expr']}": a["expr"] for a in dashboard["annotations"]["list"]})
     may_be_empty = {key for key in queries
-                    if any(key.startswith(f"panel {t}:") for t in board.NEEDS_EVENTS)
+                    if any(key.startswith(f"panel {t}:") for t in (*board.NEEDS_EVENTS, *board.NEEDS_MODE))
                     or any(key.startswith(f"annotation {n}:") for n in ALLOWED_EMPTY_ANNOTATIONS)}
     must_have_data = (set(queries) - may_be_empty) | {k for k in queries if "Dead letters" in k}
 

@@ -138,9 +138,11 @@ def selector_names():
 
 @pytest.fixture(scope="session")
 def exported_metrics() -> set[str]:
-    """Every series name a processor's registry exposes, with every optional family filled."""
+    """Every series name a processor's registry exposes (single, keyed and global mode), with
+    every optional family filled."""
     from prometheus_client import CollectorRegistry
 
+    from driftline.observability.global_metrics import GlobalMetrics
     from driftline.observability.metrics import ProcessorMetrics
 
     registry = CollectorRegistry()
@@ -148,7 +150,9 @@ def exported_metrics() -> set[str]:
     metrics.watch(lambda: {
         "scores": {"rolling_accuracy": 0.5}, "lag": {"features-0": 1}, "served": {"champion": {"accuracy": 1.0}},
         "data_drift": {"x": {"test": "ks", "statistic": 0.1, "p_value": 0.5, "psi": 0.01, "drift": False}},
+        "keyed": {"tasks": {0: {"keys": 1, "resident": 1, "records": 2}}, "top": [("k", 2)]},
     })
+    GlobalMetrics("m", registry=registry)  # global mode's trainer and predictors
     names = set()
     for family in registry.collect():
         names.add(family.name)

@@ -59,10 +59,18 @@ def test_every_panel_reads_the_datasource_variable_and_no_import_placeholder() -
 
 
 def test_rows_and_annotations() -> None:
-    assert [p["title"] for p in BOARD["panels"] if p["type"] == "row"] == ["Overview", "Quality", "Drift", "Operations"]
+    assert [p["title"] for p in BOARD["panels"] if p["type"] == "row"] == ["Overview", "Quality", "Drift", "Operations",
+                                                                            "Scale-out"]
     assert [a["name"] for a in BOARD["annotations"]["list"]] == ["Drift events", "Version changes"]
     ids = [p["id"] for p in BOARD["panels"]]
     assert len(set(ids)) == len(ids)
+
+
+def test_only_the_scale_out_row_may_need_a_keyed_or_global_deployment(grafana_dashboard) -> None:
+    titles = [p["title"] for p in BOARD["panels"]]
+    row = titles.index("Scale-out")
+    assert set(grafana_dashboard.NEEDS_MODE) == set(titles[row + 1:])
+    assert set(grafana_dashboard.NEEDS_MODE.values()) == {"keyed", "global"}
 
 
 def test_the_version_panel_and_the_dashboard_link_to_the_report() -> None:

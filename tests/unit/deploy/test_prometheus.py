@@ -45,6 +45,7 @@ def test_the_issue_s_alerts_are_all_there() -> None:
         "DriftlineConceptDrift", "DriftlineFeatureDriftShareHigh", "DriftlineMetricBelowBand",
         "DriftlineNoPredictions", "DriftlineJoinExpiriesHigh", "DriftlineConsumerLagGrowing",
         "DriftlineModelStale", "DriftlineSnapshotFailures", "DriftlineCanaryWorseThanChampion",
+        "DriftlineVersionRefused", "DriftlineStalePredictions", "DriftlineTrainerStalled", "DriftlineKeyChurn",
     ])
 
 
