@@ -8,6 +8,10 @@ reads the three topics and indexes what they name; the snapshots themselves stay
 shared version store. Registering is idempotent, so rebuilding into a registry that
 already holds some rows only adds the missing ones.
 
+In global mode ``.versions`` holds the trainer's releases and heartbeats instead: they are
+not registry versions (the trainer's recovery versions are its ``.checkpoints`` pointer,
+key ``trainer``), so they are skipped.
+
 Not rebuilt: aliases and tags (set by lifecycle commands on the registry only).
 """
 
@@ -51,6 +55,8 @@ def rebuild_registry(config: DeploymentConfig, registry: Any, idle_s: float = 2.
     versions = 0
     store = VersionStore(url, config.name, key=b"")
     for meta in _latest_by_key(config, config.topics.versions, idle_s).values():
+        if meta.get("heartbeat") is True or "watermark" in meta:  # global mode's releases and heartbeats
+            continue
         versions += registry.register(meta, source=store.uri(int(meta["version"])))
     task_versions = 0
     for pointer in _latest_by_key(config, config.topics.checkpoints, idle_s).values():

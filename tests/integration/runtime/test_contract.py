@@ -218,3 +218,9 @@ def test_global_mode_outputs_match_the_documented_contract(make_config, reader, 
     with Reader(config, "versions") as typed:
         kinds = [type(r.value) for r in typed.records(idle_timeout=5)]
     assert kinds.count(GlobalRelease) == seen["release"] and kinds.count(Heartbeat) == seen["heartbeat"], kinds
+    # a registry rebuilt from the topics indexes the trainer's recovery versions, not its releases
+    from driftline.lifecycle.registry import Registry
+    from driftline.runtime.rebuild import rebuild_registry
+
+    rebuilt = rebuild_registry(config, Registry(str(tmp_path / "rebuilt.sqlite")))
+    assert rebuilt.versions == 0 and rebuilt.task_versions >= 1, rebuilt
