@@ -14,7 +14,7 @@ export DRIFTLINE_TEST_BOOTSTRAP="${bootstrap#bootstrap.servers=}"
 echo "== unit tests and doctests" >&2
 .venv/bin/python -m pytest tests/unit src -q "$@"
 echo "== integration tests against $DRIFTLINE_TEST_BOOTSTRAP" >&2
-.venv/bin/python -m pytest tests/integration -q "$@"
+.venv/bin/python -m pytest tests/integration -q --durations=15 "$@"
 echo "== fault-injection suite (CI size) against $DRIFTLINE_TEST_BOOTSTRAP" >&2
 FAULTS_REPORT="${FAULTS_REPORT:-$root/.cache/faults-report.jsonl}" \
     .venv/bin/python -m pytest tests/faults -m faults -q "$@"
