@@ -52,7 +52,7 @@ from driftline.runtime.checkpointer import Checkpointer
 from driftline.runtime.clients import make_processor_clients
 from driftline.runtime.collector import OutputCollector
 from driftline.runtime.drain import Drainer
-from driftline.runtime.lifecycle import LifecycleRuntime, lifecycle_meta
+from driftline.runtime.lifecycle import LifecycleRuntime
 from driftline.runtime.liveness import LivenessMember
 from driftline.runtime.membership import Membership
 from driftline.runtime.order_writer import OrderWriter
@@ -60,6 +60,7 @@ from driftline.runtime.task import Task, task_pointer, task_store_name
 from driftline.runtime.topics import check_copartitioned
 from driftline.runtime.tracing import make_tracing
 from driftline.runtime.unit_of_work import EXIT_HUNG, HANG_TIMEOUT_S, UnitOfWork, fenced, retrying
+from driftline.runtime.version_meta import lifecycle_meta
 from driftline.runtime.watermarks import Watermarks
 from driftline.versions.store import VersionStore
 
