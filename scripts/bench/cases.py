@@ -124,7 +124,7 @@ def _run_processor(a: dict, profile: cProfile.Profile | None = None) -> dict:
     if profile is not None:
         # Profile only the processing window: from the first batch that processed records
         # until the commit after the last label is learned (no start-up, no idle exit wait).
-        drain, commit, state = processor._drain, processor._commit, {"on": False, "done": False}
+        drain, commit, state = processor.drainer.drain, processor._commit, {"on": False, "done": False}
 
         def drain_wrapped(*args, **kw):
             n = drain(*args, **kw)
@@ -140,7 +140,7 @@ def _run_processor(a: dict, profile: cProfile.Profile | None = None) -> dict:
                 state["on"], state["done"] = False, True
             return out
 
-        processor._drain, processor._commit = drain_wrapped, commit_wrapped
+        processor.drainer.drain, processor._commit = drain_wrapped, commit_wrapped
     engine = processor.run(exit_when_idle_s=a.get("idle_s", 2.0), max_seconds=a.get("max_seconds", 600))
     if profile is not None:
         profile.disable()

@@ -131,7 +131,7 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
             from driftline.lifecycle.admin import AdminServer
 
             feed = LiveFeed()  # the live page, /dashboard: sampled from the processor's state once a second
-            Sampler(feed, lambda: processor.engine, processor._state).start()
+            Sampler(feed, lambda: processor.engine, processor.membership.state).start()
             admin = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit,
                                 processor.store, os.environ.get(config.lifecycle.token_env) or None,
                                 host=config.lifecycle.admin_host, port=admin_port, feed=feed,

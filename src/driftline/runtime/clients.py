@@ -8,6 +8,7 @@ raw to stderr; they are served by the client's ``poll`` (or ``consume``, ``flush
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -16,7 +17,8 @@ from confluent_kafka.admin import AdminClient
 from driftline.config import DeploymentConfig
 from driftline.observability.logs import LibrdkafkaLog
 
-__all__ = ["producer_config", "consumer_config", "make_producer", "make_consumer", "make_admin"]
+__all__ = ["producer_config", "consumer_config", "make_producer", "make_consumer", "make_admin",
+           "make_processor_clients"]
 
 # Large enough for a dead letter carrying a maximal input message plus its headers.
 MAX_MESSAGE_BYTES = 2 * 1024 * 1024 + 64 * 1024
@@ -82,3 +84,31 @@ def make_consumer(config: DeploymentConfig, group_id: str | None = None, **overr
 
 def make_admin(config: DeploymentConfig, **overrides: Any) -> AdminClient:
     return AdminClient({"logger": LibrdkafkaLog(), **config.kafka.as_librdkafka_dict(), **overrides})
+
+
+def make_processor_clients(config: DeploymentConfig,
+                           on_delivery: Callable[[Any, Any], None]) -> tuple[Consumer, Producer]:
+    """A processor's consumer and producer.
+
+    Keyed mode: the consumer is a static member of the deployment's group (range assignor:
+    the same partition indices of features and labels go to the same member) and a
+    transaction times out before the member's session does. Exactly-once: the producer is
+    transactional; at-least-once: its deliveries go to ``on_delivery`` (a failed one stops
+    the processor, see runtime/unit_of_work.py).
+    """
+    scale = config.scale
+    keyed = scale.mode == "keyed"
+    if keyed:
+        consumer = make_consumer(config, **{
+            "group.instance.id": f"{config.group_id}.{scale.instance}",
+            "partition.assignment.strategy": "range",
+            "session.timeout.ms": scale.session_timeout_ms,
+        })
+    else:
+        consumer = make_consumer(config)
+    producer_extra = {"transaction.timeout.ms": max(1000, scale.session_timeout_ms - 2000)} if keyed else {}
+    if config.processor.guarantee == "exactly_once":
+        producer = make_producer(config, transactional=True, **producer_extra)
+    else:
+        producer = make_producer(config, on_delivery=on_delivery)
+    return consumer, producer

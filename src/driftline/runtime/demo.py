@@ -47,7 +47,7 @@ def run_demo(
     worker = threading.Thread(target=processor.run, kwargs={"exit_when_idle_s": 5.0}, daemon=True)
     # The live page (read-only admin server on loopback) while the demo runs.
     feed = LiveFeed()
-    sampler = Sampler(feed, lambda: processor.engine, processor._state)
+    sampler = Sampler(feed, lambda: processor.engine, processor.membership.state)
     page = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit, processor.store,
                        token=None, host="127.0.0.1", port=dashboard_port, feed=feed)
     echo(f"live page: http://127.0.0.1:{page.start()}/dashboard")

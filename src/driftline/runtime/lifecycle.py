@@ -1,5 +1,6 @@
 """The processor's lifecycle side: commands between batches, the registry, retention,
-shadow predictions and lifecycle events on Kafka, and range replays for rollbacks.
+shadow predictions and lifecycle events on Kafka (a rollback's range replay is in
+runtime/range_replay.py).
 
 Every command that changes the serving state is applied between two transactions, to a
 copy of the engine, and followed at once by a version cut (trigger ``promote``,
@@ -27,75 +28,26 @@ import orjson
 from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
 from driftline.core.events import decode_features
-from driftline.core.fairness.summary import group_results
-from driftline.core.fairness.switch import mitigation_event, mitigation_meta
-from driftline.core.ordering import EventTimeMerger, Source
+from driftline.core.fairness.switch import mitigation_event
+from driftline.core.ordering import Source
 from driftline.core.outputs import LifecycleEvent
 from driftline.exceptions import DriftlineError, LifecycleError
 from driftline.lifecycle.commands import Command, CommandQueue, SkipWindow
 from driftline.lifecycle.registry import Registry, registry_path
 from driftline.runtime.checkpointer import Checkpointer
 from driftline.runtime.collector import OutputCollector, ce_headers
-from driftline.runtime.erasure import erasable, erased_before, read_range
+from driftline.runtime.erasure import erasable, erased_before
+from driftline.runtime.range_replay import replay_range
 from driftline.runtime.unit_of_work import UnitOfWork, fenced
 from driftline.versions.store import VersionStore
 
-__all__ = ["LifecycleRuntime", "replay_range", "lifecycle_meta"]
+__all__ = ["LifecycleRuntime"]
 
 log = logging.getLogger("driftline.lifecycle")
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def lifecycle_meta(engine: Engine) -> dict[str, Any]:
-    """What a version records for the serving history (stream time, traffic split) and of
-    the serving model: after a promotion its own examples, not the stream's."""
-    arena = engine.arena
-    variants = [[m.name, m.share] for m in arena.members.values() if m.share] if arena is not None else []
-    challengers = [m.summary() for m in arena.members.values()] if arena is not None else []
-    return {"stream_time": engine.stream_time, "variants": variants, "challengers": challengers,
-            "champion": getattr(engine, "champion_origin", None), "examples_seen": engine.model_examples,
-            **mitigation_meta(engine), **_governance_meta(engine)}
-
-
-def _governance_meta(engine: Any) -> dict[str, Any]:
-    """The observed label delay and, with fairness on, the per-group results (for the card)."""
-    meta: dict[str, Any] = {}
-    if (delay := getattr(engine, "label_delay", None)) is not None:
-        meta["label_delay"] = delay.summary()
-    if (watch := getattr(engine, "fairness", None)) is not None:
-        meta["fairness"] = group_results(watch)
-    return meta
-
-
-def replay_range(
-    config: DeploymentConfig,
-    engine: Engine,
-    start: dict[Source, int],
-    end: dict[Source, int],
-    skip: SkipWindow | None = None,
-    timeout_s: float = 120.0,
-    erased: Any = None,
-) -> tuple[Engine, dict[str, int]]:
-    """Feed ``engine`` the input records in ``[start, end)`` per partition, in event-time
-    order, leaving out the labels ``skip`` names and the records of erased subjects
-    (``erased``, runtime/erasure.py); outputs are discarded. Returns the engine and counts
-    (records replayed, labels skipped, erased records left out)."""
-    counts = {"replayed": 0, "skipped_labels": 0}
-    merger = EventTimeMerger(list(end), max_idle_ms=0)  # the input is complete: nothing to wait for
-    read_range(config, start, end, merger.push, timeout_s)
-    while (record := merger.pop(lambda _s: 0, 0)) is not None:
-        if skip is not None and skip.skips(record):
-            counts["skipped_labels"] += 1
-            continue
-        if erased is not None and erased.skips(record):  # records of erased subjects (runtime/erasure.py)
-            counts["erased"] = counts.get("erased", 0) + 1
-            continue
-        engine.process(record, 0)
-        counts["replayed"] += 1
-    return engine, counts
 
 
 class LifecycleRuntime:

@@ -18,6 +18,8 @@ import collections
 import logging
 from typing import Any
 
+import orjson
+
 from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
 from driftline.core.fairness.switch import switch_mitigation
@@ -25,10 +27,11 @@ from driftline.core.order_log import OrderFollower, OrderRecorder
 from driftline.core.ordering import EventTimeMerger, Source
 from driftline.core.privacy import policy_for
 from driftline.runtime.checkpointer import Checkpointer
+from driftline.runtime.collector import ce_headers
 from driftline.runtime.order_log import read_order_log
 from driftline.versions.store import VersionStore
 
-__all__ = ["Task", "task_store_name"]
+__all__ = ["Task", "task_store_name", "task_pointer"]
 
 log = logging.getLogger("driftline.processor")
 
@@ -41,6 +44,18 @@ def task_store_name(config: DeploymentConfig, index: int | None) -> str:
     ('elec', 'elec.task-3')
     """
     return config.name if index is None else f"{config.name}.task-{index}"
+
+
+def task_pointer(config: DeploymentConfig, index: int, meta: dict[str, Any],
+                 now_ms: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Key, value and headers of a keyed task's latest version on the compacted
+    ``.checkpoints`` topic (key = task)."""
+    body = {"task": index, "version": meta["version"], "store": task_store_name(config, index),
+            "positions": meta["positions"], "examples_seen": meta["examples_seen"],
+            "created_at": meta["created_at"], "instance": config.scale.instance}
+    headers = ce_headers("checkpoint", f"{config.name}/task-{index}/v{meta['version']}", config.name,
+                         meta["version"], now_ms)
+    return str(index).encode(), orjson.dumps(body), headers
 
 
 class Task:

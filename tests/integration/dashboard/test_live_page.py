@@ -70,7 +70,7 @@ def test_live_page_follows_a_drifting_stream(make_config, reader, signing_key):
     rows = drifting_rows()
     processor = Processor(config, signing_key, registry=CollectorRegistry())
     feed = LiveFeed()
-    sampler = Sampler(feed, lambda: processor.engine, processor._state, interval_s=0.25)
+    sampler = Sampler(feed, lambda: processor.engine, processor.membership.state, interval_s=0.25)
     admin = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit,
                         processor.store, token=None, feed=feed)
     port = admin.start()

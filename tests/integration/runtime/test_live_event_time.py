@@ -103,17 +103,23 @@ class _HoldsBackOnePartition(Processor):
     hold_s = 2.0
     _held: TopicPartition | None = None
 
-    def _open(self, tasks, committed, resumed=frozenset()) -> None:
-        super()._open(tasks, committed, resumed)
-        self._held = TopicPartition(self.topics.labels, 1)
-        self._consumer.pause([self._held])
-        self._release_at = time.monotonic() + self.hold_s
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        open_tasks, apply_backpressure = self.membership.open, self.backpressure.apply
 
-    def _backpressure(self, consumer) -> None:
-        if self._held is not None and time.monotonic() >= self._release_at:
-            consumer.resume([self._held])
-            self._held = None
-        super()._backpressure(consumer)
+        def open_and_hold(tasks, committed, resumed=frozenset()) -> None:
+            open_tasks(tasks, committed, resumed)
+            self._held = TopicPartition(self.topics.labels, 1)
+            self._consumer.pause([self._held])
+            self._release_at = time.monotonic() + self.hold_s
+
+        def release_then_apply(consumer, task_of) -> None:
+            if self._held is not None and time.monotonic() >= self._release_at:
+                consumer.resume([self._held])
+                self._held = None
+            apply_backpressure(consumer, task_of)
+
+        self.membership.open, self.backpressure.apply = open_and_hold, release_then_apply
 
 
 def test_a_partition_whose_first_fetch_is_held_back_is_waited_for(make_config, reader, signing_key):

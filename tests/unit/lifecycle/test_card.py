@@ -58,7 +58,7 @@ def test_a_card_shows_per_group_rates_with_intervals_and_the_observed_label_dela
     from driftline.core.engine import Engine
     from driftline.core.events import InputRecord
     from driftline.core.outputs import Prediction
-    from driftline.runtime.lifecycle import lifecycle_meta
+    from driftline.runtime.version_meta import lifecycle_meta
 
     config = DeploymentConfig(name="credit", model={"preset": "logistic_regression", "features": {"x": "num", "g": "cat"},
                                                     "classes": [False, True]},
