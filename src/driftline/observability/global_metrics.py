@@ -30,3 +30,36 @@ class GlobalMetrics:
         self.watermark = Gauge("driftline_global_watermark_ms", "The trainer's latest watermark (event time, ms)",
                                ["model"], registry=registry).labels(model)
         self.refused.inc(0)
+
+
+class ServedMetrics:
+    """A predictor's served quality per partition ([scale] served_labels, core/served.py)."""
+
+    def __init__(self, model: str, task: str, registry: CollectorRegistry = REGISTRY) -> None:
+        self.model = model
+        labels = ["model", "partition"]
+        if task == "regression":
+            self.score = Gauge("driftline_served_mae", "Mean absolute error of the predictions this predictor "
+                               "served, over the labels joined on a partition", labels, registry=registry)
+        else:
+            self.score = Gauge("driftline_served_accuracy", "Accuracy of the predictions this predictor served, "
+                               "over the labels joined on a partition", labels, registry=registry)
+        self.joined = Counter("driftline_served_labels_joined", "Labels joined with a prediction this predictor "
+                              "served", labels, registry=registry)
+        self.unmatched = Counter("driftline_served_labels_unmatched", "Labels of a partition this predictor owns "
+                                 "whose prediction it did not serve (or no longer held)", labels, registry=registry)
+        self.evictions = Counter("driftline_served_evictions", "Served predictions dropped from the bounded "
+                                 "buffer before their label came ([scale] served_buffer)", labels, registry=registry)
+        self.drifts = Counter("driftline_served_drift_events", "Served drift detections (drift events marked "
+                              "served)", labels, registry=registry)
+
+    def update(self, partition: int, summary: dict, before: dict) -> None:
+        """Move the counters by what changed since ``before`` (both PartitionQuality summaries)."""
+        p = str(partition)
+        for counter, name in ((self.joined, "joined"), (self.unmatched, "unmatched"),
+                              (self.evictions, "evictions"), (self.drifts, "drifts")):
+            if summary[name] != before.get(name, 0):
+                counter.labels(self.model, p).inc(summary[name] - before.get(name, 0))
+        score = summary.get("mae", summary.get("accuracy"))
+        if score is not None:
+            self.score.labels(self.model, p).set(score)
