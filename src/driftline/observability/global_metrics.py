@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
-__all__ = ["GlobalMetrics"]
+__all__ = ["GlobalMetrics", "ServedMetrics"]
 
 
 class GlobalMetrics:
@@ -17,9 +17,11 @@ class GlobalMetrics:
                                   ["model"], registry=registry).labels(model)
         self.loaded = Counter("driftline_global_versions_loaded", "Model versions a predictor verified and loaded",
                               ["model"], registry=registry).labels(model)
+        # by reason (the dl_reason of its dead letter): version_bad_signature, version_bad_digest,
+        # version_mismatch, version_out_of_order, version_malformed, version_unreadable
         self.refused = Counter("driftline_global_versions_refused",
-                               "Model versions a predictor refused (bad signature, digest or order)",
-                               ["model"], registry=registry).labels(model)
+                               "Model versions a predictor refused (bad signature, digest or order), by reason",
+                               ["model", "reason"], registry=registry)
         self.stale = Counter("driftline_global_stale_predictions",
                              "Predictions served by the newest version after max_wait_ms (marked stale)",
                              ["model"], registry=registry).labels(model)
@@ -29,7 +31,7 @@ class GlobalMetrics:
                              ["model"], registry=registry).labels(model)
         self.watermark = Gauge("driftline_global_watermark_ms", "The trainer's latest watermark (event time, ms)",
                                ["model"], registry=registry).labels(model)
-        self.refused.inc(0)
+        self.refused.labels(model, "version_bad_signature").inc(0)
 
 
 class ServedMetrics:

@@ -8,8 +8,9 @@ so a restarted or moved partition is served again from its committed offset, and
 zombie can publish nothing. Each predictor tails ``.versions`` read_committed from the
 start, verifies every release (digest, then the HMAC signature, before unpickling) and
 loads it before an event needs it. A release that does not verify, or does not follow the
-last good one, is refused (logged, counted in ``driftline_global_versions_refused``) and
-the predictor goes on serving the versions it trusts.
+last good one, is refused (logged, counted by reason in ``driftline_global_versions_refused``,
+and the record dead-lettered on ``.dlq`` with that reason, in the next transaction) and the
+predictor goes on serving the versions it trusts.
 
 Bounded staleness (core/version_choice.py): an event of time t is served by the newest
 version with watermark ≤ t − Δ, and waits while none above t − Δ is known, at most
@@ -41,8 +42,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
-from driftline.core.events import BadEventError, decode_features
-from driftline.core.events import decode_label
+from driftline.core.events import BadEventError, decode_features, decode_label
 from driftline.core.outputs import Prediction
 from driftline.core.served import ServedQuality, served_drift_events
 from driftline.core.version_choice import VersionBook
@@ -96,6 +96,7 @@ class Predictor:
         self._served_up_to: dict[int, int] = {}  # event time of the last features served per partition
         self._published: dict[int, dict[str, Any]] = {}
         self._labels_paused: set[int] = set()
+        self._refused: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []  # dead letters to send
         if config.scale.served_labels:
             self.quality = ServedQuality(self.engine.task, config.drift.detectors, config.drift.grace_examples,
                                          config.scale.served_buffer)
@@ -207,28 +208,38 @@ class Predictor:
             try:
                 body = orjson.loads(m.value())
             except orjson.JSONDecodeError:
-                self._refuse(None, "not JSON")
+                self._refuse(m, None, "version_malformed", "not JSON")
+                continue
+            if not isinstance(body, dict):
+                self._refuse(m, None, "version_malformed", "not a JSON object")
                 continue
             if m.key() == HEARTBEAT_KEY:
                 self.book.heartbeat(body["watermark"])
                 self.metrics.watermark.set(body["watermark"])
             else:
-                self._load(body)
+                self._load(body, m)
 
-    def _load(self, body: dict[str, Any]) -> None:
+    def _load(self, body: dict[str, Any], record: Any) -> None:
         version = body.get("version")
         if isinstance(version, int) and version in self.book:
             return
+        reason = "version_malformed"
         try:
             blob = base64.b64decode(body["inline"]) if "inline" in body else self.releases.read(version)
+            reason = "version_bad_digest"
             if hashlib.sha256(blob).hexdigest() != body["sha256"]:
                 raise ValueError("its bytes do not match the digest announced")
+            reason = "version_bad_signature"
             meta, model = unseal(blob, self._key)  # checks the signature before unpickling
+            reason = "version_mismatch"
             if meta["version"] != version or meta["watermark"] != body["watermark"]:
                 raise ValueError("the announcement does not match the signed metadata")
+            reason = "version_out_of_order"
             self.book.add(version, meta["watermark"])
         except (DriftlineError, ValueError, KeyError, TypeError) as exc:
-            self._refuse(version, str(exc))
+            if reason == "version_malformed" and isinstance(exc, DriftlineError):
+                reason = "version_unreadable"  # the store did not give the bytes
+            self._refuse(record, version, reason, str(exc))
             return
         self.models[version] = model
         self.examples[version] = meta["examples"]
@@ -237,12 +248,22 @@ class Predictor:
         self.metrics.serving.set(version)
         self.metrics.watermark.set(self.book.watermark)
 
-    def _refuse(self, version: Any, why: str) -> None:
+    def _refuse(self, record: Any, version: Any, reason: str, why: str) -> None:
+        """Count, log and dead-letter (with the next transaction) a release not loaded."""
         self.counts["versions_refused"] += 1
-        self.metrics.refused.inc()
+        self.metrics.refused.labels(self.config.name, reason).inc()
         log.error("model version refused: serving the last good one",
-                  extra={"fields": {"model": self.config.name, "version": version, "reason": why,
-                                    "serving": self.book.newest}})
+                  extra={"fields": {"model": self.config.name, "version": version, "reason": reason,
+                                    "detail": why, "serving": self.book.newest}})
+        self._refused.append((record.key(), record.value() or b"", [
+            ("dl_reason", reason.encode()),
+            ("dl_detail", why[:1000].encode()),
+            ("dl_topic", record.topic().encode()),
+            ("dl_partition", str(record.partition()).encode()),
+            ("dl_offset", str(record.offset()).encode()),
+            ("dl_timestamp", str(record.timestamp()[1]).encode()),
+            ("dl_instance", str(self.config.scale.instance).encode()),
+        ]))
 
     # -- serving -------------------------------------------------------------------------
 
@@ -300,10 +321,12 @@ class Predictor:
                     self.quality.served(partition, event.id, prediction, version)
         drift: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
         label_offsets = self._join_labels(consumer, drift, now_ms) if self.quality is not None else {}
-        if not offsets and not label_offsets:
+        refused, self._refused = self._refused, []
+        if not offsets and not label_offsets and not refused:
             return 0
         producer.begin_transaction()
-        for topic, records in ((self.topics.predictions, out), (self.topics.drift, drift)):
+        topics = self.topics
+        for topic, records in ((topics.predictions, out), (topics.drift, drift), (topics.dlq, refused)):
             for key, value, headers in records:
                 while True:
                     try:
@@ -313,7 +336,8 @@ class Predictor:
                         producer.poll(0.05)
         positions = [TopicPartition(self.topics.features, p, o) for p, o in offsets.items()]
         positions += [TopicPartition(self.topics.labels, p, o) for p, o in label_offsets.items()]
-        producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
+        if positions:
+            producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
         producer.commit_transaction(60)
         self.counts["predictions"] += len(out)
         self.metrics.predictions.inc(len(out))

@@ -195,15 +195,27 @@ def test_a_tampered_version_is_refused_by_every_predictor(make_config, reader, t
     genuine = bytearray(seal({"version": 5_000, "watermark": 0, "examples": 0}, tree.HoeffdingTreeClassifier(),
                              signing_key))
     genuine[-5] ^= 0xFF  # one payload byte flipped after signing
+    honest = seal({"version": 6_000, "watermark": 0, "examples": 0}, tree.HoeffdingTreeClassifier(), signing_key)
     producer = make_producer(config)
-    for version, blob in ((9_999, forged_key), (5_000, bytes(genuine))):
+    for version, blob, digest_of in ((9_999, forged_key, forged_key), (5_000, bytes(genuine), bytes(genuine)),
+                                     (6_000, honest, b"other bytes")):
         body = {"model": config.name, "version": version, "watermark": 0, "examples": 0,
-                "sha256": hashlib.sha256(blob).hexdigest(), "inline": base64.b64encode(blob).decode()}
+                "sha256": hashlib.sha256(digest_of).hexdigest(), "inline": base64.b64encode(blob).decode()}
         producer.produce(config.topics.versions, orjson.dumps(body), str(version).encode())
     assert producer.flush(30) == 0
     summaries = _run(config, tmp_path, signing_key, 2)
     for name in ("p0", "p1"):
-        assert summaries[name]["versions_refused"] == 2, summaries[name]
+        assert summaries[name]["versions_refused"] == 3, summaries[name]
+    # each predictor dead-letters each record it refused, with the reason
+    dead = sorted((dict(m.headers())["dl_instance"].decode(), m.key().decode(),
+                   dict(m.headers())["dl_reason"].decode()) for m in reader(config, config.topics.dlq))
+    assert dead == sorted((name, version, reason) for name in ("p0", "p1") for version, reason in (
+        ("9999", "version_bad_signature"), ("5000", "version_bad_signature"), ("6000", "version_bad_digest")))
+    originals = {m.offset(): m.value() for m in reader(config, config.topics.versions)}
+    for m in reader(config, config.topics.dlq):
+        headers = {k: v.decode() for k, v in m.headers()}
+        assert headers["dl_topic"] == config.topics.versions
+        assert originals[int(headers["dl_offset"])] == m.value()  # the refused record, unchanged
         # the last release (after the last feature event) may come after a predictor went idle
         assert summaries[name]["versions_loaded"] >= N_EVENTS // EVERY - 1, summaries[name]
     served = _served(config, reader)
