@@ -566,6 +566,12 @@ class ScaleConfig(_Frozen):
     # Versions up to this size ride inline in their .versions message; larger ones go to the
     # version store (signed either way). Below Kafka's default 1 MiB message limit.
     inline_version_bytes: int = Field(default=256 * 1024, ge=0, le=900 * 1024)
+    # Global mode, predictors: also read .labels of the partitions served (co-partitioned with
+    # .features) and join each label with the prediction served for it: served accuracy (MAE
+    # for a regressor) and a served drift watch per partition (core/served.py).
+    served_labels: bool = False
+    # Served predictions held per partition for their label; the oldest is evicted (counted).
+    served_buffer: int = Field(default=100_000, gt=0)
 
     @field_validator("instance")
     @classmethod

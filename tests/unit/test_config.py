@@ -188,12 +188,21 @@ def test_global_scale_from_toml(tmp_path):
     assert trainer.predictor_group_id != trainer.group_id
 
 
+def test_served_quality_is_off_unless_asked_for(tmp_path):
+    assert load_config(name="m", scale={"mode": "global"}).scale.served_labels is False
+    path = tmp_path / "served.toml"
+    path.write_text('name = "m"\n[scale]\nmode = "global"\nserved_labels = true\nserved_buffer = 500\n')
+    scale = load_config(path).scale
+    assert (scale.served_labels, scale.served_buffer) == (True, 500)
+
+
 @pytest.mark.parametrize(("scale", "message"), [
     ({"mode": "global", "role": "server"}, "role"),
     ({"mode": "global", "staleness": "fresh"}, "staleness"),
     ({"mode": "global", "publish_every_examples": 0}, "publish_every_examples"),
     ({"mode": "global", "max_staleness_ms": -1}, "max_staleness_ms"),
     ({"mode": "global", "inline_version_bytes": 2_000_000}, "inline_version_bytes"),
+    ({"mode": "global", "served_buffer": 0}, "served_buffer"),
     ({"mode": "sharded"}, "mode"),
     ({"instance": "a b"}, "scale.instance"),
     ({"instance": ""}, "scale.instance"),

@@ -102,6 +102,7 @@ class DriftEvent(_Body):
     windows: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
     key: str | None = None  # keyed mode: the entity key whose detectors fired
+    served: dict[str, Any] | None = None  # global mode: a predictor's served drift {instance, partition}
     body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

@@ -85,6 +85,8 @@ class DriftEvent:
     windows: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
     key: str | None = None  # keyed mode: the entity key whose model drifted (core/keyed.py)
+    # Global mode: a predictor's watch on what it served fired ({instance, partition}; core/served.py)
+    served: dict[str, Any] | None = None
     kind: str = field(default="drift", init=False)
 
     def body(self) -> dict[str, Any]:
@@ -114,6 +116,8 @@ class DriftEvent:
         }
         if self.key is not None:
             body["key"] = self.key
+        if self.served is not None:
+            body["served"] = self.served
         return body
 
 

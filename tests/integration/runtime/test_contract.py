@@ -25,7 +25,7 @@ DOCS = Path(__file__).resolve().parents[3] / "docs"
 SCHEMA_OF = {"predictions": "prediction", "shadow": "prediction", "drift": "drift", "versions": "version",
              "lifecycle": "lifecycle", "audit": "audit"}
 # Only on a redacted body ([governance.privacy]; tests/integration/governance/test_privacy.py).
-OPTIONAL_DLQ_HEADERS = {"dl_redacted"}
+OPTIONAL_DLQ_HEADERS = {"dl_redacted", "dl_instance"}  # dl_instance: a release a predictor refused
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 

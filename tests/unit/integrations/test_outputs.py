@@ -36,7 +36,8 @@ def test_prediction_drift_and_dead_letter_headers_are_the_documented_ones():
     record = InputRecord("labels", 1, 4, 99, b"e1", b"{bad")
     kind, key, value, headers = to_message(DeadLetter(record, "malformed_json", "x"), "m")
     assert (kind, key, value) == ("dlq", b"e1", b"{bad")
-    assert {h for h, _ in headers} == _documented("dlq") - {"dl_redacted"}  # only on a redacted body
+    # dl_redacted: only on a redacted body; dl_instance: only on a release a global-mode predictor refused
+    assert {h for h, _ in headers} == _documented("dlq") - {"dl_redacted", "dl_instance"}
 
 
 def test_shadow_predictions_are_left_to_the_processor():
