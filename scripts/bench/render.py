@@ -265,7 +265,8 @@ def goals(res: dict) -> str:
         lines.append(f"- keyed mode, 2 workers / 1 worker, {SHORT.get(v['preset'], v['preset'])}: {v['ratio']:.2f}× "
                      f"(goal ≥ {v['goal']}×): **{'met' if v['met'] else 'not met'}**; per-CPU efficiency kept "
                      f"{v['efficiency_kept']:.2f}; {v['goal']}× would need {need['total']} cores "
-                     f"(workers {need['workers']} + broker {need['broker']})")
+                     f"(workers {need['workers']} + broker {need['broker']}), against a 1-worker baseline "
+                     f"with a whole core {v.get('cores_needed_for_goal_vs_a_whole_core', {}).get('total', '–')} cores")
     measured = False
     for e in res.get("throughput", []):
         dm, lm = e.get("driftline_minibatch"), e.get("limit_minibatch") or {}
