@@ -263,7 +263,10 @@ def goals(res: dict) -> str:
     for v in (res.get("scaling") or {}).get("verdict", []):
         need = v["cores_needed_for_goal"]
         lines.append(f"- keyed mode, 2 workers / 1 worker, {SHORT.get(v['preset'], v['preset'])}: {v['ratio']:.2f}× "
-                     f"(goal ≥ {v['goal']}×): **{'met' if v['met'] else 'not met'}**; per-CPU efficiency kept "
+                     f"(goal ≥ {v['goal']}×): **{'met' if v['met'] else 'not met'}**"
+                     + ("" if v.get("conclusive", True) else
+                        f" (not conclusive: other jobs took up to {v.get('other_cores_max')} cores)")
+                     + f"; per-CPU efficiency kept "
                      f"{v['efficiency_kept']:.2f}; {v['goal']}× would need {need['total']} cores "
                      f"(workers {need['workers']} + broker {need['broker']}), against a 1-worker baseline "
                      f"with a whole core {v.get('cores_needed_for_goal_vs_a_whole_core', {}).get('total', '–')} cores")
