@@ -29,6 +29,16 @@ def _proc_ticks(pid: int) -> int | None:
     return int(rest[11]) + int(rest[12])  # utime, stime: fields 14 and 15 of proc(5)
 
 
+def _sched(pid: int) -> tuple[int, int] | None:
+    """The main thread's time on a CPU and waiting on a run queue, ns (/proc/<pid>/schedstat)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            on_cpu, queued, _ = f.read().split()
+    except (OSError, ValueError):
+        return None
+    return int(on_cpu), int(queued)
+
+
 def _box_ticks() -> int:
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
@@ -41,6 +51,8 @@ class CpuClock:
     def __init__(self, every_s: float = 0.1) -> None:
         self.every_s = every_s
         self._samples: dict[int, tuple[list[float], list[int]]] = {BOX: ([], [])}
+        self._threads: dict[int, tuple[list[float], list[int]]] = {}  # -pid - 2: run-queue ns
+        self._threads_q: dict[int, tuple[list[float], list[int]]] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -60,6 +72,11 @@ class CpuClock:
                 if v is not None:
                     ts.append(now)
                     ticks.append(v)
+                if pid != BOX and (st := _sched(pid)) is not None:
+                    for series, value in ((self._threads, st[0]), (self._threads_q, st[1])):
+                        t_, v_ = series.setdefault(pid, ([], []))
+                        t_.append(now)
+                        v_.append(value)
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
@@ -70,24 +87,38 @@ class CpuClock:
         self._stop.set()
         self._thread.join(5)
 
-    def _at(self, pid: int, t: float) -> float:
-        ts, ticks = self._samples[pid]
+    @staticmethod
+    def _at(series: tuple[list[float], list[int]], t: float, unit: float) -> float:
+        ts, ticks = series
         if not ts:
             return float("nan")
         i = bisect.bisect_left(ts, t)
         if i == 0:
-            return ticks[0] / TICK
+            return ticks[0] / unit
         if i >= len(ts):
-            return ticks[-1] / TICK
+            return ticks[-1] / unit
         t0, t1, v0, v1 = ts[i - 1], ts[i], ticks[i - 1], ticks[i]
-        return (v0 + (v1 - v0) * (t - t0) / (t1 - t0)) / TICK if t1 > t0 else v1 / TICK
+        return (v0 + (v1 - v0) * (t - t0) / (t1 - t0)) / unit if t1 > t0 else v1 / unit
 
     def cpu(self, pid: int | None, t0: float, t1: float) -> float:
         """CPU seconds ``pid`` used between wall times ``t0`` and ``t1`` (nan if not watched)."""
         if pid is None or pid not in self._samples:
             return float("nan")
         with self._lock:
-            return self._at(pid, t1) - self._at(pid, t0)
+            series = self._samples[pid]
+            return self._at(series, t1, TICK) - self._at(series, t0, TICK)
+
+    def main_thread(self, pid: int, t0: float, t1: float) -> dict[str, float]:
+        """How ``pid``'s main thread spent the window, in seconds: on a CPU, runnable but
+        waiting for one (the machine is busy), and blocked (sleeping in poll, waiting for a
+        commit or a fetch: the rest of the wall time)."""
+        with self._lock:
+            if pid not in self._threads:
+                return {}
+            run = self._at(self._threads[pid], t1, 1e9) - self._at(self._threads[pid], t0, 1e9)
+            queue = self._at(self._threads_q[pid], t1, 1e9) - self._at(self._threads_q[pid], t0, 1e9)
+        return {"on_cpu_s": round(run, 2), "runqueue_s": round(queue, 2),
+                "blocked_s": round(max(0.0, (t1 - t0) - run - queue), 2)}
 
 
 def _listen_inodes(port: int) -> set[str]:

@@ -212,6 +212,7 @@ def throughput(boot: str, preset: str, workers: int, n: int, extra: str = "") ->
             "broker_cores": round(broker_s / window, 2), "box_busy_cores": round(box_s / window, 2),
             "other_cores": round((box_s - sum(cpu) - broker_s) / window, 2), "cores": os.cpu_count(),
             "load_start": load_start, "load_end": _load(), "settings": extra,
+            "main_thread": [clock.main_thread(p.pid, first, last) for p in procs],
             "assignments": [s.get("assignments") for s in summaries],
             "tasks": [sorted(s["tasks"]) for s in summaries]}
 
@@ -344,7 +345,8 @@ def _line(e: dict) -> str:
     return (f"{e['preset'][:19]:<19} {e['workers']} worker(s): {e['eps']:>7,} ev/s  "
             f"{e['eps_per_worker_cpu_s']:>7,} ev/worker-CPU-s  worker cores {e['worker_cores']}  "
             f"broker {e['broker_cores']}  others {e['other_cores']}  box {e['box_busy_cores']}/{e['cores']}  "
-            f"load {e['load_start'][0]}->{e['load_end'][0]}")
+            f"load {e['load_start'][0]}->{e['load_end'][0]}  main thread cpu/queued/blocked s "
+            + " ".join(f"{m.get('on_cpu_s')}/{m.get('runqueue_s')}/{m.get('blocked_s')}" for m in e.get("main_thread", [])))
 
 
 def verdict(one: dict, two: dict, goal: float = 1.7) -> dict:
