@@ -17,6 +17,8 @@ stdout and the details in bench-results/scaling.json::
   bootstrap port) and of the whole box are taken (scripts/bench/cpu_clock.py): events per
   worker-CPU-second says whether the split keeps its per-CPU efficiency, the broker's
   cores how much of the box it takes, "other" the rest (other jobs on a shared machine).
+  Each worker's main thread is split into on-CPU, run-queue and blocked time
+  (/proc/<pid>/schedstat): blocked time is where a worker waits (commits, fetches).
   ``--throughput N --set processor.commit_interval_ms=500`` runs one case with a setting.
 - fail-over: two workers under a paced load at half the one-worker rate; one is killed
   with SIGKILL and not restarted. A reader (read_committed) timestamps every prediction:
