@@ -7,6 +7,8 @@
 #   scripts/bench.sh --quick    # ~3-4 min smoke run: tables and bench-results/ only
 #   scripts/bench.sh --quick --docs            # also rewrite the docs from a quick run
 #   scripts/bench.sh --sections throughput,profile --models logistic_regression
+#   scripts/bench.sh --sections scaling --no-docs   # keyed mode: 1 vs 2 workers with CPU
+#                               # shares, fail-over after kill -9, rebalance cost (~10 min)
 #
 # Sets up .venv with the `bench` extra (scripts/setup.sh), the faust peer's own venv in
 # .cache/venv-faust (faust-streaming cannot share Driftline's venv: see
@@ -26,7 +28,7 @@ while [ $# -gt 0 ]; do
     --no-docs) docs=0 ;;
     --keep-broker) keep=1 ;;
     --sections|--models|--peers) suite_args+=("$1" "$2"); shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift

@@ -4,7 +4,8 @@ Usage: python scripts/bench/render.py [results.json] [--docs] [--png docs/benchm
 
 Without ``--docs`` the tables are only printed. With it, ``docs/benchmarks.md`` is rewritten
 from the results; the text between ``<!-- notes -->`` and ``<!-- /notes -->`` (hand-written
-reading of the numbers) is kept from the previous file.
+reading of the numbers) is kept from the previous file, and so is everything after
+``<!-- /notes -->`` (sections measured separately, e.g. keyed-mode scaling).
 """
 
 from __future__ import annotations
@@ -124,13 +125,26 @@ def tables(res: dict) -> str:
     if scaling.get("throughput"):
         base = {e["preset"]: e["eps"] for e in scaling["throughput"] if e["workers"] == 1}
         rows = [[e["preset"], str(e["workers"]), _n(e["eps"]), f"{e['eps'] / base[e['preset']]:.2f}x",
-                 f"{e['learned']}/{e['events']}"] for e in scaling["throughput"]]
+                 _n(e.get("eps_per_worker_cpu_s")), " + ".join(f"{c:.2f}" for c in e.get("worker_cores", [])) or "–",
+                 _n(e.get("broker_cores"), "{:.2f}"), _n(e.get("other_cores"), "{:.2f}"),
+                 "–" if "load_start" not in e else f"{e['load_start'][0]:.1f}", f"{e['learned']}/{e['events']}"]
+                for e in scaling["throughput"]]
         fo = [f"{f['failover_s']} s after kill -9 of one of two workers ({f['preset']}, session timeout "
               f"{f['session_timeout_ms']} ms, {_n(f['rate'])} ev/s offered; end-to-end latency p50 "
               f"{f['latency_p50_s']} s, max {f['latency_max_s']} s)" for f in scaling.get("failover", [])]
-        parts.append("### Keyed mode: worker processes (8 partitions, 1,000 keys, labels 100 events late)\n\n"
-                     + table(["model", "workers", "events/s", "vs 1 worker", "learned"], rows)
-                     + ("\n\nfail-over: " + "; ".join(fo) if fo else ""))
+        rb = [f"a third worker joining two under {_n(r['rate'])} ev/s: lowest 1 s bin {r['join']['lowest_bin_per_s']}, "
+              f"back to 90% after {r['join']['recovered_after_s']} s; leaving (SIGTERM): lowest "
+              f"{r['leave']['lowest_bin_per_s']}, back after {r['leave']['recovered_after_s']} s; aborted "
+              f"transactions {r['aborted_transactions']}; {r['predicted']}/{r['events']} predicted"
+              for r in scaling.get("rebalance", [])]
+        parts.append("### Keyed mode: worker processes (8 partitions, 1,000 keys, labels 100 events late, "
+                     "input pre-loaded)\n\n"
+                     + table(["model", "workers", "events/s", "vs 1 worker", "events per worker-CPU-s",
+                              "worker cores", "broker cores", "other cores", "load 1 min", "learned"], rows)
+                     + "\n\nCPU from /proc over the window from the first record to the last commit "
+                     "(scripts/bench/scaling.py); other cores: the rest of the box (other jobs)."
+                     + ("\n\nfail-over: " + "; ".join(fo) if fo else "")
+                     + ("\n\nrebalance: " + "; ".join(rb) if rb else ""))
     if scaling.get("global_propagation"):
         rows = [[g["model"], _n(g["rate_per_s"]), str(g["versions_released"]),
                  f"{g['per_partition_ms']['p50']} / {g['per_partition_ms']['p99']}",
@@ -246,6 +260,16 @@ def goals(res: dict) -> str:
             x = e["p99"] / snap[0]["p99"]
             lines.append(f"- p99 while cutting snapshots ({e['case']}, largest {e.get('snapshot_max_bytes', 0) / 1e6:.0f} MB) "
                          f"/ steady p99: {x:.2f}× (goal ≤ 2×): **{'met' if x <= 2 else 'not met'}**")
+    for v in (res.get("scaling") or {}).get("verdict", []):
+        need = v["cores_needed_for_goal"]
+        lines.append(f"- keyed mode, 2 workers / 1 worker, {SHORT.get(v['preset'], v['preset'])}: {v['ratio']:.2f}× "
+                     f"(goal ≥ {v['goal']}×): **{'met' if v['met'] else 'not met'}**"
+                     + ("" if v.get("conclusive", True) else
+                        f" (not conclusive: other jobs took up to {v.get('other_cores_max')} cores)")
+                     + f"; per-CPU efficiency kept "
+                     f"{v['efficiency_kept']:.2f}; {v['goal']}× would need {need['total']} cores "
+                     f"(workers {need['workers']} + broker {need['broker']}), against a 1-worker baseline "
+                     f"with a whole core {v.get('cores_needed_for_goal_vs_a_whole_core', {}).get('total', '–')} cores")
     measured = False
     for e in res.get("throughput", []):
         dm, lm = e.get("driftline_minibatch"), e.get("limit_minibatch") or {}
@@ -421,9 +445,10 @@ NOTES_DEFAULT = "<!-- notes -->\n(no notes yet)\n<!-- /notes -->"
 def render_doc(res: dict, path: str) -> None:
     notes = NOTES_DEFAULT
     if os.path.exists(path):
-        m = re.search(r"<!-- notes -->.*?<!-- /notes -->", open(path).read(), re.S)
+        # The notes block and every hand-written section after it (up to the end of the file).
+        m = re.search(r"<!-- notes -->.*?<!-- /notes -->.*", open(path).read(), re.S)
         if m:
-            notes = m.group(0)
+            notes = m.group(0).rstrip("\n")
     m = res["machine"]
     text = HEADER.format(
         command=res.get("command", "scripts/bench.sh"), mode=res.get("mode"), date=res.get("date"),

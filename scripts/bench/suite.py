@@ -362,8 +362,10 @@ def section_profile(boot: str, plan: dict, res: dict) -> None:
 
 
 def section_scaling(boot: str, plan: dict, res: dict) -> None:
-    """Keyed mode: throughput with 1 and 2 worker processes, fail-over after kill -9
-    (scripts/bench/scaling.py), and the group protocols' rebalance times (scripts/bench/kip848.py);
+    """Keyed mode: throughput with 1 and 2 worker processes on pre-loaded input with the CPU
+    seconds of workers and broker, fail-over after kill -9, the cost of a third worker
+    joining and leaving (scripts/bench/scaling.py; its summary lines print as it goes), and
+    the group protocols' rebalance times (scripts/bench/kip848.py);
     global mode: version propagation to 2 predictors (scripts/bench/global_mode.py)."""
     import scaling
 
