@@ -44,6 +44,7 @@ NEEDS_EVENTS = {
 NEEDS_MODE = {
     "Releases and heartbeats": "global", "Serving version per predictor": "global",
     "Watermark behind the wall clock": "global", "Stale and refused": "global",
+    "Served accuracy per partition": "global",
     "Tasks per worker": "keyed", "Records per task": "keyed", "Keys in memory": "keyed",
     "Busiest keys": "keyed",
 }
@@ -227,6 +228,12 @@ def scale_out() -> list[Any]:
                    query(f"model:driftline_global_stale_predictions:ratio_rate10m{{{M}}}", "{{model}} stale share"),
                    query(f"model:driftline_global_versions_refused:increase15m{{{M}}}", "{{model}} refused",
                          ref="B")]),
+        series("Served accuracy per partition", "Global mode with [scale] served_labels: accuracy of the "
+               "predictions users got, per input partition, and labels whose prediction the predictor did not "
+               "serve (after a restart or a rebalance) per second", [
+                   query(f"max by (model, partition) (driftline_served_accuracy{{{M}}})", "partition {{partition}}"),
+                   query(f"sum by (model) (rate(driftline_served_labels_unmatched_total{{{M}}}[$__rate_interval]))",
+                         "{{model}} unmatched labels/s", ref="B")]),
         series("Tasks per worker", "Keyed mode: the tasks (partition indices) each worker runs",
                [query(f"driftline_tasks{{{M}}}", "{{instance}}")]),
         series("Records per task", "Keyed mode: records each task routed to its keys, per second (skew "

@@ -142,7 +142,7 @@ def exported_metrics() -> set[str]:
     every optional family filled."""
     from prometheus_client import CollectorRegistry
 
-    from driftline.observability.global_metrics import GlobalMetrics
+    from driftline.observability.global_metrics import GlobalMetrics, ServedMetrics
     from driftline.observability.metrics import ProcessorMetrics
 
     registry = CollectorRegistry()
@@ -153,6 +153,7 @@ def exported_metrics() -> set[str]:
         "keyed": {"tasks": {0: {"keys": 1, "resident": 1, "records": 2}}, "top": [("k", 2)]},
     })
     GlobalMetrics("m", registry=registry)  # global mode's trainer and predictors
+    ServedMetrics("m", "classification", registry=registry)  # predictors with [scale] served_labels
     names = set()
     for family in registry.collect():
         names.add(family.name)
