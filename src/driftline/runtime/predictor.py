@@ -214,8 +214,12 @@ class Predictor:
                 self._refuse(m, None, "version_malformed", "not a JSON object")
                 continue
             if m.key() == HEARTBEAT_KEY:
-                self.book.heartbeat(body["watermark"])
-                self.metrics.watermark.set(body["watermark"])
+                watermark = body.get("watermark")
+                if not isinstance(watermark, int) or isinstance(watermark, bool):
+                    self._refuse(m, None, "version_malformed", "a heartbeat without an integer watermark")
+                    continue
+                self.book.heartbeat(watermark)
+                self.metrics.watermark.set(watermark)
             else:
                 self._load(body, m)
 

@@ -202,15 +202,18 @@ def test_a_tampered_version_is_refused_by_every_predictor(make_config, reader, t
         body = {"model": config.name, "version": version, "watermark": 0, "examples": 0,
                 "sha256": hashlib.sha256(digest_of).hexdigest(), "inline": base64.b64encode(blob).decode()}
         producer.produce(config.topics.versions, orjson.dumps(body), str(version).encode())
+    # and a heartbeat without its watermark: refused, not a crash
+    producer.produce(config.topics.versions, orjson.dumps({"model": config.name, "heartbeat": True}), b"heartbeat")
     assert producer.flush(30) == 0
     summaries = _run(config, tmp_path, signing_key, 2)
     for name in ("p0", "p1"):
-        assert summaries[name]["versions_refused"] == 3, summaries[name]
+        assert summaries[name]["versions_refused"] == 4, summaries[name]
     # each predictor dead-letters each record it refused, with the reason
     dead = sorted((dict(m.headers())["dl_instance"].decode(), m.key().decode(),
                    dict(m.headers())["dl_reason"].decode()) for m in reader(config, config.topics.dlq))
     assert dead == sorted((name, version, reason) for name in ("p0", "p1") for version, reason in (
-        ("9999", "version_bad_signature"), ("5000", "version_bad_signature"), ("6000", "version_bad_digest")))
+        ("9999", "version_bad_signature"), ("5000", "version_bad_signature"), ("6000", "version_bad_digest"),
+        ("heartbeat", "version_malformed")))
     originals = {m.offset(): m.value() for m in reader(config, config.topics.versions)}
     for m in reader(config, config.topics.dlq):
         headers = {k: v.decode() for k, v in m.headers()}
