@@ -283,7 +283,10 @@ class Processor:
             work.abort()
             self.membership.closing = True  # close() revokes: the tasks are done, keep them for summary()
             consumer.close()
-            producer.flush(10)
+            try:
+                producer.flush(10)
+            except (KafkaException, SystemError):  # a fenced (fatal) producer may fail here too: keep the cause
+                pass
             self.tracing.close()
         return self.engine  # a rollback may have replaced the engine
 
