@@ -225,6 +225,15 @@ class ModelConfig(_Frozen):
             "gradient, not mini_batch learn_one steps. None: learn each example as its label arrives."
         ),
     )
+    learn_share: float = Field(
+        default=1.0, gt=0, le=1,
+        description=(
+            "The share of labels the model learns (docs/scaling.md, 'Faster learning than one core'): "
+            "a seeded sample by event id, the same in every run, replay and recovery. Every label is "
+            "still scored and watched for drift; only learning is skipped. 1: learn every label."
+        ),
+    )
+    learn_seed: int = Field(default=0, ge=0, description="Seed of the learn_share sample.")
 
     @model_validator(mode="before")
     @classmethod

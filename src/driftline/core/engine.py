@@ -40,6 +40,7 @@ from driftline.core.outputs import DeadLetter, DriftEvent, Output, Prediction
 from driftline.core.performance import PerformanceWatch
 from driftline.core.policies import Adaptation
 from driftline.core.privacy import policy_for
+from driftline.core.sampling import LabelSample
 from driftline.core.scoring import OnlineScores, error_of
 from driftline.exceptions import BadEventError
 
@@ -56,6 +57,7 @@ class Counters:
     expired_labels: int = 0
     dead_letters: int = 0
     drift_events: int = 0
+    unsampled: int = 0  # joined labels outside the learn_share sample: scored, not learned
 
 
 class Engine:
@@ -83,9 +85,15 @@ class Engine:
     # How late labels come, in event time (core/label_delay.py; versions and cards show it).
     # A class attribute so that engines pickled before it existed restore without one.
     label_delay: LabelDelay | None = None
+    # The seeded share of labels learned ([model] learn_share, core/sampling.py); None: all.
+    sample: LabelSample | None = None
+    # Whether feature events give a Prediction output (a global trainer serves none).
+    builds_predictions = True
 
     def __init__(self, config: DeploymentConfig) -> None:
         self.config = config
+        if config.model.learn_share < 1:
+            self.sample = LabelSample(config.model.learn_share, config.model.learn_seed)
         self.label_delay = LabelDelay()
         self.model: base.Estimator = build_model(config.model)
         self.model = resampled(self.model, config.model.augment, tuple(config.model.classes))
@@ -214,11 +222,14 @@ class Engine:
         return self.explainer.explain_prediction(self.model, features, prediction, self.task,
                                                  self.schema.classes, self._binary_codec)
 
-    def train(self, pending: Pending, label: Any, record: InputRecord, now_ms: int) -> list[Output]:
+    def train(self, pending: Pending, label: Any, record: InputRecord, now_ms: int,
+              event_id: str | None = None) -> list[Output]:
         """Stage 3: score the stored prediction, watch the error, then learn.
 
         ``record`` is the label's record: if the model cannot learn the example, the label
-        goes to the dead-letter topic and everything else stands.
+        goes to the dead-letter topic and everything else stands. With ``[model] learn_share``
+        below 1, a label outside the seeded sample of ``event_id`` is scored and watched but
+        not learned.
         """
         out: list[Output] = []
         scores = self.scores
@@ -248,6 +259,10 @@ class Engine:
                                                   getattr(pending, "fairness_keys", None)))
         if self.permutation is not None:
             self.permutation.observe(self.predict, pending.features, label)
+        if self.sample is not None and event_id is not None and not self.sample.keeps(event_id):
+            self.counters.joined += 1
+            self.counters.unsampled += 1
+            return out
         target = label == self.schema.classes[-1] if self._binary_codec else label
         adapt = self.adapt
         guard = adapt.guard
@@ -361,14 +376,12 @@ class Engine:
             pending.candidate = guard.foresee(event.features, self.n_learned)
         waiting = self.join.add_features(event.id, pending)
         self.counters.predictions += 1
-        out: list[Output] = [
-            Prediction(
-                event.id, self.config.name, self.version, self.n_learned,
-                prediction, proba, record.timestamp, now_ms,
-            )
-        ]
-        if self.explainer is not None:
-            out[0].explanation = self.explain(event.features, prediction)
+        out: list[Output] = []
+        if self.builds_predictions or self.arena is not None:  # the arena may replace out[0]
+            out.append(Prediction(event.id, self.config.name, self.version, self.n_learned,
+                                  prediction, proba, record.timestamp, now_ms))
+            if self.explainer is not None:
+                out[0].explanation = self.explain(event.features, prediction)
         if self.data_watch is not None:
             self._on_data(event.features, record, now_ms, out)
         if self.fairness is not None:
@@ -376,7 +389,7 @@ class Engine:
         if self.arena is not None:
             self.arena.on_features(self, event.id, event.features, out, record.timestamp)
         if waiting is not None:
-            out.extend(self.train(pending, waiting.label, waiting.record or record, now_ms))
+            out.extend(self.train(pending, waiting.label, waiting.record or record, now_ms, event.id))
             if self.arena is not None:
                 out.extend(self.arena.on_label(self, event.id, pending, waiting.label, now_ms))
         return out
@@ -391,9 +404,9 @@ class Engine:
             if pending is None:
                 return []
         if self.arena is not None:
-            return self.train(pending, event.label, record, now_ms) + self.arena.on_label(
+            return self.train(pending, event.label, record, now_ms, event.id) + self.arena.on_label(
                 self, event.id, pending, event.label, now_ms)
-        return self.train(pending, event.label, record, now_ms)
+        return self.train(pending, event.label, record, now_ms, event.id)
 
     def _on_protected(self, record: InputRecord, now_ms: int) -> list[Output]:
         if self.fairness is None:

@@ -185,7 +185,7 @@ class KeyedEngine:
         engine.version = self.version
         c = engine.counters
         before = (c.features, c.labels, c.predictions, c.joined,
-                  c.expired_features, c.expired_labels, c.dead_letters, c.drift_events)
+                  c.expired_features, c.expired_labels, c.dead_letters, c.drift_events, c.unsampled)
         learned = engine.n_learned
         out = engine.process(record, now_ms)
         agg = self.counters
@@ -197,6 +197,7 @@ class KeyedEngine:
         agg.expired_labels += c.expired_labels - before[5]
         agg.dead_letters += c.dead_letters - before[6]
         agg.drift_events += c.drift_events - before[7]
+        agg.unsampled += c.unsampled - before[8]
         self.n_learned += engine.n_learned - learned
         if engine.stream_time > self.stream_time:
             self.stream_time = engine.stream_time

@@ -2,7 +2,7 @@
 
 In global mode (``[scale] mode = "global"``) one trainer learns every label and N predictors
 serve the predictions (docs/scaling.md, "Global mode"). The trainer still predicts each
-event internally, so that its metrics stay River's ``progressive_val_score``, but it returns
+event internally, so that its metrics stay River's ``progressive_val_score``, but it builds
 no :class:`~driftline.core.outputs.Prediction`. Instead, every ``publish_every_examples``
 labels learned (and, with ``publish_every_ms``, when that much event time passed since the
 last release with something learned), it returns a :class:`ModelRelease`: version n of the
@@ -51,9 +51,12 @@ class TrainerEngine(Engine):
     release = 0
     _learned_at_release = 0
     _released_at = 0
+    builds_predictions = False  # it predicts for its metrics, but publishes nothing per event
 
     def process(self, record: InputRecord, now_ms: int) -> list[Output]:
-        out = [o for o in super().process(record, now_ms) if type(o) is not Prediction]
+        out = super().process(record, now_ms)
+        if self.arena is not None:  # challengers build the champion's Prediction regardless
+            out = [o for o in out if type(o) is not Prediction]
         scale = self.config.scale
         learned = self.n_learned
         if learned == self._learned_at_release:

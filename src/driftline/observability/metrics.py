@@ -115,10 +115,13 @@ class EngineCollector(Collector):
         expired = GaugeMetricFamily("driftline_join_expired", "Join entries expired unlabelled", labels=["model", "side"])
         expired.add_metric([self.model, "features"], state.get("expired_features", 0))
         expired.add_metric([self.model, "labels"], state.get("expired_labels", 0))
+        unsampled = CounterMetricFamily("driftline_labels_unsampled", "Labels scored but not learned: outside "
+                                        "the [model] learn_share sample", labels=["model"])
+        unsampled.add_metric([self.model], state.get("unsampled", 0))
         lag = GaugeMetricFamily("driftline_consumer_lag", "Messages behind the partition end", labels=["model", "source"])
         for source, value in state.get("lag", {}).items():
             lag.add_metric([self.model, source], value)
-        yield from (version, learned, score, pending, expired, lag)
+        yield from (version, learned, score, pending, expired, unsampled, lag)
         yield from _variant_families(self.model, state.get("served", {}))
         yield from _feature_families(self.model, state.get("data_drift", {}))
         yield from fairness_families(self.model, state.get("fairness"))

@@ -204,6 +204,7 @@ class Membership:
             "pending_labels": sum(e.join.pending_labels for e in engines),
             "expired_features": sum(e.counters.expired_features for e in engines),
             "expired_labels": sum(e.counters.expired_labels for e in engines),
+            "unsampled": sum(e.counters.unsampled for e in engines),
             "lag": dict(self.marks.lag),
             "merge": dict(merge),
             "tasks": len(self.tasks),
