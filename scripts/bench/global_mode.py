@@ -6,6 +6,8 @@ Run alone against a running broker::
     .venv/bin/python scripts/bench/global_mode.py --bootstrap 127.0.0.1:49092 --events 20000
 
 - River bare loop: the same rows, ``predict_proba_one`` then ``learn_one`` per event, in memory.
+- trainer engine alone: ``TrainerEngine`` (core, no Kafka) over the same records in memory:
+  decoding, join, predict, score, learn, detectors; examples per second.
 - trainer: ``Trainer`` in this process over the pre-loaded input (events and their labels,
   labels 100 events late); rate = examples learned / (last commit − first record), the
   last commit being the shutdown cut after 0.5 s idle (which it includes). The input is
@@ -18,6 +20,8 @@ Run alone against a running broker::
   With 2 predictors the second may join while the first already serves (a rebalance can
   fall inside the measurement).
 
+- trainer with ``[model] learn_share = 0.25``: labels handled (all scored, a seeded quarter
+  learned) per second, measured like the trainer.
 - single-mode processor: the same input through today's ``Processor`` (predictions
   published), measured like the trainer.
 
@@ -51,11 +55,12 @@ KEY = b"bench-global-mode-key"
 DELAY = 100
 
 
-def _config(boot: str, store: str, preset: str, partitions: int):
+def _config(boot: str, store: str, preset: str, partitions: int, learn_share: float = 1.0):
     from driftline.config import load_config
 
     return load_config(name=f"bench-global-{uuid.uuid4().hex[:8]}", partitions=partitions,
-                       kafka={"bootstrap_servers": boot}, model={"preset": preset}, drift={"policy": "none"},
+                       kafka={"bootstrap_servers": boot}, model={"preset": preset, "learn_share": learn_share},
+                       drift={"policy": "none"},
                        scale={"mode": "global", "role": "trainer", "publish_every_examples": 1000,
                               "max_staleness_ms": 0, "session_timeout_ms": 6000},
                        checkpoint={"store_url": store, "every_examples": 10**9, "every_seconds": 3600},
@@ -121,6 +126,27 @@ def _river(preset_factory: str, rows) -> float:
     return len(rows) / (time.perf_counter() - start)
 
 
+def _engine(config, rows) -> float:
+    """The trainer's I/O-free engine alone over the same records, in memory, in event-time order."""
+    from driftline.core.events import InputRecord
+    from driftline.core.trainer import TrainerEngine
+
+    records = []
+    for i in range(len(rows) + DELAY):
+        if i < len(rows):
+            records.append(InputRecord("features", 0, i, 2 * i, f"e{i}".encode(),
+                                       orjson.dumps({"id": f"e{i}", "features": rows[i][0]})))
+        if i >= DELAY:
+            j = i - DELAY
+            records.append(InputRecord("labels", 0, j, 2 * i + 1, f"e{j}".encode(),
+                                       orjson.dumps({"id": f"e{j}", "label": rows[j][1]})))
+    engine = TrainerEngine(config)
+    start = time.perf_counter()
+    for record in records:
+        engine.process(record, 0)
+    return len(rows) / (time.perf_counter() - start)
+
+
 def _trainer(config, n: int) -> float:
     from driftline.runtime.trainer import Trainer
 
@@ -128,6 +154,16 @@ def _trainer(config, n: int) -> float:
     trainer.run(exit_when_idle_s=0.5)  # the shutdown cut commits after the idle wait
     t = trainer.timings
     return trainer.engine.n_learned / (t["last_commit"] - t["first_record"])
+
+
+def _trainer_labels(config) -> float:
+    """Labels handled (scored; learned or sampled out) per second."""
+    from driftline.runtime.trainer import Trainer
+
+    trainer = Trainer(config, KEY, registry=CollectorRegistry())
+    trainer.run(exit_when_idle_s=0.5)
+    t = trainer.timings
+    return trainer.engine.counters.joined / (t["last_commit"] - t["first_record"])
 
 
 def _single(boot: str, store: str, preset: str, rows) -> float:
@@ -255,6 +291,7 @@ def run(boot: str, events: int, preset: str = "river.tree:HoeffdingTreeClassifie
     out = {"events": events, "model": preset, "load_1min": os.getloadavg()[0],
            "river_bare_loop_per_s": round(_river(preset, rows))}
     with tempfile.TemporaryDirectory() as store:
+        out["trainer_engine_alone_per_s"] = round(_engine(_config(boot, store, preset, 4), rows))
         out["single_mode_processor_per_s"] = round(_single(boot, store, preset, rows))
         for k in (1, 2):
             config = _config(boot, store, preset, partitions=4)
@@ -264,6 +301,11 @@ def run(boot: str, events: int, preset: str = "river.tree:HoeffdingTreeClassifie
             toml = os.path.join(store, f"{config.name}.toml")
             _toml(config, toml)
             out[f"predictors_{k}_per_s"] = round(_predictors(config, toml, k, events))
+        # A seeded quarter of the labels learned, every label scored (docs/scaling.md).
+        config = _config(boot, store, preset, partitions=4, learn_share=0.25)
+        create_topics(config)
+        _produce(config, rows)
+        out["trainer_learn_share_0.25_labels_per_s"] = round(_trainer_labels(config))
     out["load_1min_after"] = os.getloadavg()[0]
     return out
 
