@@ -67,6 +67,11 @@ def _config(boot: str, store: str, preset: str, partitions: int, learn_share: fl
                        processor={"max_idle_ms": 0})
 
 
+def _model_line(config) -> str:
+    model = config.model
+    return f'factory = "{model.factory}"' if model.factory else f'preset = "{model.preset}"'
+
+
 def _toml(config, path: str) -> None:
     with open(path, "w") as f:
         f.write(f"""
@@ -75,7 +80,7 @@ partitions = {config.partitions}
 [kafka]
 bootstrap_servers = "{config.kafka.bootstrap_servers}"
 [model]
-factory = "{config.model.factory}"
+{_model_line(config)}
 [drift]
 policy = "none"
 [scale]
@@ -114,11 +119,11 @@ def _produce(config, rows) -> None:
     producer.flush(60)
 
 
-def _river(preset_factory: str, rows) -> float:
-    import importlib
+def _river(preset: str, rows) -> float:
+    from driftline.config import ModelConfig
+    from driftline.core.models import build_model
 
-    module, name = preset_factory.split(":")
-    model = getattr(importlib.import_module(module), name)()
+    model = build_model(ModelConfig(preset=preset))  # the estimator the engine builds, nothing around it
     start = time.perf_counter()
     for x, y in rows:
         model.predict_proba_one(x)
@@ -214,14 +219,13 @@ def propagation(boot: str, preset: str, seconds: float, rate: float, every: int)
         config = _config(boot, store, preset, partitions=parts)
         create_topics(config)
         toml = os.path.join(store, f"{config.name}.toml")
-        model_line = (f'factory = "{config.model.factory}"' if ":" in preset else f'preset = "{preset}"')
         with open(toml, "w") as f:
             f.write(f"""name = "{config.name}"
 partitions = {parts}
 [kafka]
 bootstrap_servers = "{boot}"
 [model]
-{model_line}
+{_model_line(config)}
 [drift]
 policy = "none"
 [scale]
@@ -316,12 +320,15 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--propagation", action="store_true",
                         help="measure version propagation instead (trainer + 2 predictor processes)")
-    parser.add_argument("--preset", default="logistic_regression", help="model for --propagation")
+    parser.add_argument("--preset", default=None,
+                        help="model (default: the Hoeffding tree; logistic_regression for --propagation)")
     parser.add_argument("--seconds", type=float, default=20.0, help="paced load length for --propagation")
     parser.add_argument("--rate", type=float, default=200.0, help="events/s for --propagation")
     parser.add_argument("--every", type=int, default=200, help="publish_every_examples for --propagation")
     args = parser.parse_args()
     if args.propagation:
-        print(json.dumps(propagation(args.bootstrap, args.preset, args.seconds, args.rate, args.every), indent=2))
+        print(json.dumps(propagation(args.bootstrap, args.preset or "logistic_regression", args.seconds, args.rate,
+                                     args.every), indent=2))
     else:
-        print(json.dumps(run(args.bootstrap, args.events), indent=2))
+        print(json.dumps(run(args.bootstrap, args.events, args.preset or "river.tree:HoeffdingTreeClassifier"),
+                         indent=2))

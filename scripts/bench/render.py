@@ -145,6 +145,20 @@ def tables(res: dict) -> str:
                      "(scripts/bench/scaling.py); other cores: the rest of the box (other jobs)."
                      + ("\n\nfail-over: " + "; ".join(fo) if fo else "")
                      + ("\n\nrebalance: " + "; ".join(rb) if rb else ""))
+    if scaling.get("global_rates"):
+        g = scaling["global_rates"]
+        bare = g["river_bare_loop_per_s"]
+        cells = [("River's bare predict+learn loop", "river_bare_loop_per_s"),
+                 ("trainer's engine alone (no Kafka)", "trainer_engine_alone_per_s"),
+                 ("single-mode processor", "single_mode_processor_per_s"),
+                 ("trainer, run 1", "trainer_per_s_run1"), ("trainer, run 2", "trainer_per_s_run2"),
+                 ("trainer, learn_share 0.25 (labels handled)", "trainer_learn_share_0.25_labels_per_s"),
+                 ("1 predictor", "predictors_1_per_s"), ("2 predictors", "predictors_2_per_s")]
+        rows = [[name, _n(g[key]), f"{g[key] / bare:.2f}"] for name, key in cells if key in g]
+        parts.append(f"### Global mode: rates ({g['model']}, {_n(g['events'])} events pre-loaded, 4 partitions)\n\n"
+                     + table(["", "per second", "vs River's bare loop"], rows)
+                     + "\n\nscripts/bench/global_mode.py; the goals: trainer >= 0.9x the bare loop, "
+                     "1 predictor >= 2x the trainer.")
     if scaling.get("global_propagation"):
         rows = [[g["model"], _n(g["rate_per_s"]), str(g["versions_released"]),
                  f"{g['per_partition_ms']['p50']} / {g['per_partition_ms']['p99']}",

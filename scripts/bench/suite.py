@@ -366,7 +366,8 @@ def section_scaling(boot: str, plan: dict, res: dict) -> None:
     seconds of workers and broker, fail-over after kill -9, the cost of a third worker
     joining and leaving (scripts/bench/scaling.py; its summary lines print as it goes), and
     the group protocols' rebalance times (scripts/bench/kip848.py);
-    global mode: version propagation to 2 predictors (scripts/bench/global_mode.py)."""
+    global mode: the trainer's rate and predictions per second with 1 and 2 predictors next
+    to River's bare loop, and version propagation to 2 predictors (scripts/bench/global_mode.py)."""
     import scaling
 
     res["scaling"] = scaling.run(boot, quick=res.get("mode") == "quick")
@@ -376,6 +377,7 @@ def section_scaling(boot: str, plan: dict, res: dict) -> None:
     import global_mode  # global mode: release on .versions to every predictor serving it
 
     seconds = 10 if res.get("mode") == "quick" else 20
+    res["scaling"]["global_rates"] = global_mode.run(boot, 5_000 if res.get("mode") == "quick" else 20_000)
     res["scaling"]["global_propagation"] = [global_mode.propagation(boot, preset, seconds, 200, 200)
                                             for preset in ("logistic_regression", "hoeffding_tree")]
 

@@ -38,6 +38,10 @@ CALIBRATION = {
     # docs/benchmarks.md, Throughput: River's bare predict+learn loop, Driftline end to end.
     "river_loop": {"lr": 85_410, "ht": 30_383, "arf": 1_981},
     "single_process": {"lr": 16_033, "ht": 12_504, "arf": 2_045},
+    # docs/scaling.md, Global mode, Measured (scripts/bench/global_mode.py, Agrawal, 2026-12-03):
+    # the trainer end to end (mean of two runs) and one predictor process.
+    "global_trainer": {"lr": 5_969, "ht": 3_654, "arf": 335},
+    "global_predictor": {"lr": 14_205, "ht": 14_154, "arf": 3_643},
     # docs/scaling.md, Measured: one keyed worker, 1,000 keys, 8 partitions.
     "keyed_worker": {"lr": 12_094, "ht": 6_519},
     # docs/scaling.md, Cost: one eviction and its later restore of one key (CPU s).
@@ -89,13 +93,14 @@ def sizing(target: float, utilisation: float = 0.7, per_member_partitions: int =
     for model in ("lr", "ht", "arf"):
         keyed = CALIBRATION["keyed_worker"].get(model, CALIBRATION["single_process"][model])
         workers = math.ceil(target / (keyed * utilisation))
-        trainer_lo, trainer_hi = CALIBRATION["single_process"][model], CALIBRATION["river_loop"][model]
-        # A predictor does less than a single process (no join, no learning): its rate is at
-        # least the single process's; the bare loop bounds the trainer from above.
-        predictors = math.ceil(target / (trainer_lo * utilisation))
+        # The trainer as measured end to end; River's bare loop bounds it from above.
+        trainer_lo, trainer_hi = CALIBRATION["global_trainer"][model], CALIBRATION["river_loop"][model]
+        predictor = CALIBRATION["global_predictor"][model]
+        predictors = math.ceil(target / (predictor * utilisation))
         out[model] = {
             "keyed_rate_per_core": keyed, "keyed_workers": workers, "keyed_partitions": per_member_partitions * workers,
-            "predictors_at_most": predictors, "global_partitions": per_member_partitions * predictors,
+            "predictor_rate_per_core": predictor,
+            "predictors": predictors, "global_partitions": per_member_partitions * predictors,
             "trainer_rate_range": [trainer_lo, trainer_hi],
             "label_share_range": [min(1.0, trainer_lo * utilisation / target), min(1.0, trainer_hi * utilisation / target)],
         }
@@ -353,14 +358,16 @@ def _table(results: dict[str, Result]) -> str:
 
 def _sizing_table(target: float) -> str:
     names = {"lr": "logistic regression", "ht": "Hoeffding tree", "arf": "adaptive random forest (10 trees)"}
-    rows = [f"| model | keyed: per core | keyed: workers / partitions for {target:,.0f} ev/s | global: predictors "
-            "(at most) / partitions | global trainer: ev/s per core | label share one trainer learns |",
-            "|---|---|---|---|---|---|"]
+    rows = [f"| model | keyed: per core | keyed: workers / partitions for {target:,.0f} ev/s | global: per "
+            "predictor core | global: predictors / partitions | global trainer: ev/s per core | label share one "
+            "trainer learns |",
+            "|---|---|---|---|---|---|---|"]
     for model, s in sizing(target).items():
         lo, hi = sorted(s["trainer_rate_range"])
         slo, shi = sorted(s["label_share_range"])
         rows.append(f"| {names[model]} | {s['keyed_rate_per_core']:,} | {s['keyed_workers']:,} / "
-                    f"{s['keyed_partitions']:,} | {s['predictors_at_most']:,} / {s['global_partitions']:,} | "
+                    f"{s['keyed_partitions']:,} | {s['predictor_rate_per_core']:,} | "
+                    f"{s['predictors']:,} / {s['global_partitions']:,} | "
                     f"{lo:,}-{hi:,} | {100 * slo:.2f}%-{100 * shi:.2f}% |")
     return "\n".join(rows)
 
