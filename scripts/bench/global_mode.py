@@ -133,42 +133,25 @@ def _river(preset: str, rows) -> float:
 
 def _engine(config, rows) -> float:
     """The trainer's I/O-free engine alone over the same records, in memory, in event-time order."""
-    from driftline.core.events import InputRecord
     from driftline.core.trainer import TrainerEngine
+    from label_sampling import records
 
-    records = []
-    for i in range(len(rows) + DELAY):
-        if i < len(rows):
-            records.append(InputRecord("features", 0, i, 2 * i, f"e{i}".encode(),
-                                       orjson.dumps({"id": f"e{i}", "features": rows[i][0]})))
-        if i >= DELAY:
-            j = i - DELAY
-            records.append(InputRecord("labels", 0, j, 2 * i + 1, f"e{j}".encode(),
-                                       orjson.dumps({"id": f"e{j}", "label": rows[j][1]})))
-    engine = TrainerEngine(config)
+    recs, engine = records(rows, DELAY), TrainerEngine(config)
     start = time.perf_counter()
-    for record in records:
+    for record in recs:
         engine.process(record, 0)
     return len(rows) / (time.perf_counter() - start)
 
 
-def _trainer(config, n: int) -> float:
+def _trainer(config, per: str = "learned") -> float:
+    """Examples learned (or, ``per="label"``, labels handled: scored, learned or sampled out) per second."""
     from driftline.runtime.trainer import Trainer
 
     trainer = Trainer(config, KEY, registry=CollectorRegistry())
     trainer.run(exit_when_idle_s=0.5)  # the shutdown cut commits after the idle wait
     t = trainer.timings
-    return trainer.engine.n_learned / (t["last_commit"] - t["first_record"])
-
-
-def _trainer_labels(config) -> float:
-    """Labels handled (scored; learned or sampled out) per second."""
-    from driftline.runtime.trainer import Trainer
-
-    trainer = Trainer(config, KEY, registry=CollectorRegistry())
-    trainer.run(exit_when_idle_s=0.5)
-    t = trainer.timings
-    return trainer.engine.counters.joined / (t["last_commit"] - t["first_record"])
+    engine = trainer.engine
+    return (engine.n_learned if per == "learned" else engine.counters.joined) / (t["last_commit"] - t["first_record"])
 
 
 def _single(boot: str, store: str, preset: str, rows) -> float:
@@ -301,7 +284,7 @@ def run(boot: str, events: int, preset: str = "river.tree:HoeffdingTreeClassifie
             config = _config(boot, store, preset, partitions=4)
             create_topics(config)
             _produce(config, rows)
-            out[f"trainer_per_s_run{k}"] = round(_trainer(config, events))
+            out[f"trainer_per_s_run{k}"] = round(_trainer(config))
             toml = os.path.join(store, f"{config.name}.toml")
             _toml(config, toml)
             out[f"predictors_{k}_per_s"] = round(_predictors(config, toml, k, events))
@@ -309,7 +292,7 @@ def run(boot: str, events: int, preset: str = "river.tree:HoeffdingTreeClassifie
         config = _config(boot, store, preset, partitions=4, learn_share=0.25)
         create_topics(config)
         _produce(config, rows)
-        out["trainer_learn_share_0.25_labels_per_s"] = round(_trainer_labels(config))
+        out["trainer_learn_share_0.25_labels_per_s"] = round(_trainer(config, per="label"))
     out["load_1min_after"] = os.getloadavg()[0]
     return out
 

@@ -28,8 +28,8 @@ MODELS = {"logistic regression": "logistic_regression", "Hoeffding tree": "river
           "adaptive random forest": "river.forest:ARFClassifier"}
 
 
-def records(data: str, delay: int, limit: int | None) -> list[InputRecord]:
-    rows = [(encode_features(x), y) for x, y in stream(data, limit=limit, target="class")]
+def records(rows: list[tuple[dict, object]], delay: int) -> list[InputRecord]:
+    """Features records, and each label ``delay`` events later, on one partition in event-time order."""
     out = []
     for i in range(len(rows) + delay):
         if i < len(rows):
@@ -64,7 +64,8 @@ def main() -> None:
     parser.add_argument("--models", default="logistic regression,Hoeffding tree,adaptive random forest")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    recs = records(args.data, args.delay, args.limit)
+    rows = [(encode_features(x), y) for x, y in stream(args.data, limit=args.limit, target="class")]
+    recs = records(rows, args.delay)
     results = []
     for name in args.models.split(","):
         base = None

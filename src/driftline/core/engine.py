@@ -223,7 +223,7 @@ class Engine:
                                                  self.schema.classes, self._binary_codec)
 
     def train(self, pending: Pending, label: Any, record: InputRecord, now_ms: int,
-              event_id: str | None = None) -> list[Output]:
+              event_id: str) -> list[Output]:
         """Stage 3: score the stored prediction, watch the error, then learn.
 
         ``record`` is the label's record: if the model cannot learn the example, the label
@@ -259,7 +259,7 @@ class Engine:
                                                   getattr(pending, "fairness_keys", None)))
         if self.permutation is not None:
             self.permutation.observe(self.predict, pending.features, label)
-        if self.sample is not None and event_id is not None and not self.sample.keeps(event_id):
+        if self.sample is not None and not self.sample.keeps(event_id):
             self.counters.joined += 1
             self.counters.unsampled += 1
             return out

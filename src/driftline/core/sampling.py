@@ -39,6 +39,3 @@ class LabelSample:
         """Whether the label of ``event_id`` is learned."""
         digest = hashlib.blake2b(event_id.encode(), digest_size=8, key=self._key).digest()
         return int.from_bytes(digest, "big") < self._below
-
-    def __reduce__(self):
-        return LabelSample, (self.share, self.seed)

@@ -13,7 +13,8 @@ metrics, drift detection, recovery and fencing. What changes:
 * between releases the watermark goes out as a heartbeat (key ``heartbeat``) at most every
   ``heartbeat_ms``, so predictors know time moved on: it opens the next unit of work, and
   commits with the records processed after it (a transaction commit costs a broker round
-  trip; a commit of its own per heartbeat cost the trainer about a tenth of its time);
+  trip; a commit of its own per heartbeat took 7% of the trainer's time in a profile of
+  20,000 pre-loaded events);
 * the processor's own recovery versions are announced on ``.checkpoints`` (key
   ``trainer``), so ``.versions`` holds only what predictors serve.
 """
