@@ -6,6 +6,7 @@ Set ``DRIFTLINE_TEST_BOOTSTRAP`` to use a broker that is already running; otherw
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import uuid
@@ -57,6 +58,49 @@ def make_config(bootstrap: str, tmp_path: Path) -> Callable[..., DeploymentConfi
         return config
 
     return make
+
+
+class LoggedProcess(subprocess.Popen):
+    """A child process whose stdout and stderr go to files, read by :meth:`communicate`.
+
+    A pipe that nobody reads while the child runs blocks the child once 64 KiB of logs are
+    written to it: a long multi-process test would then stall, not fail.
+    """
+
+    def __init__(self, command: list[str], log_dir: Path, name: str, **kwargs) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        stem = log_dir / f"{name}-{next(_spawned)}"
+        self.out_path, self.err_path = stem.with_suffix(".out"), stem.with_suffix(".err")
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            super().__init__(command, stdout=out, stderr=err, **kwargs)
+
+    def communicate(self, input=None, timeout: float | None = None) -> tuple[bytes, bytes]:  # noqa: A002
+        self.wait(timeout)
+        return self.out_path.read_bytes(), self.err_path.read_bytes()
+
+    def stderr_tail(self, chars: int = 2000) -> str:
+        return self.err_path.read_bytes().decode(errors="replace")[-chars:]
+
+
+_spawned = itertools.count()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., LoggedProcess]]:
+    """Start ``command`` as a :class:`LoggedProcess` logging under ``tmp_path/logs``; any
+    still running at the end of the test is killed."""
+    started: list[LoggedProcess] = []
+
+    def start(command: list[str], name: str, **kwargs) -> LoggedProcess:
+        proc = LoggedProcess(command, tmp_path / "logs", name, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 read_all = read_committed  # every committed message of a topic, until idle

@@ -168,7 +168,8 @@ class GlobalRelease(_Body):
 @dataclass(frozen=True)
 class Heartbeat(_Body):
     """A global-mode heartbeat on ``.versions`` (key ``heartbeat``): the trainer's watermark
-    between releases; ``version`` is the latest release (0 before the first)."""
+    between releases; ``version`` is the latest release (0 before the first); ``signature``
+    the trainer's HMAC of them (``driftline.versions.signing.heartbeat_verifies``)."""
 
     schema: ClassVar[str] = "version"
     model: str
@@ -176,6 +177,7 @@ class Heartbeat(_Body):
     watermark: int
     version: int
     created_at: int
+    signature: str
     body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

@@ -6,8 +6,8 @@ Any number of predictors form a consumer group over ``.features`` (static member
 producer: a batch's predictions and the input offsets they cover commit in one transaction,
 so a restarted or moved partition is served again from its committed offset, and a fenced
 zombie can publish nothing. Each predictor tails ``.versions`` read_committed from the
-start, verifies every release (digest, then the HMAC signature, before unpickling) and
-loads it before an event needs it. A release that does not verify, or does not follow the
+start, verifies every release (digest, then the HMAC signature, before unpickling) and every
+heartbeat (its HMAC), and loads a release before an event needs it. A release that does not verify, or does not follow the
 last good one, is refused (logged, counted by reason in ``driftline_global_versions_refused``,
 and the record dead-lettered on ``.dlq`` with that reason, in the next transaction) and the
 predictor goes on serving the versions it trusts.
@@ -52,7 +52,7 @@ from driftline.runtime.clients import make_consumer, make_producer
 from driftline.runtime.collector import ce_headers
 from driftline.runtime.trainer import HEARTBEAT_KEY, release_store
 from driftline.runtime.unit_of_work import fenced, retrying
-from driftline.versions.signing import unseal
+from driftline.versions.signing import heartbeat_verifies, unseal
 
 __all__ = ["Predictor"]
 
@@ -217,6 +217,9 @@ class Predictor:
                 watermark = body.get("watermark")
                 if not isinstance(watermark, int) or isinstance(watermark, bool):
                     self._refuse(m, None, "version_malformed", "a heartbeat without an integer watermark")
+                    continue
+                if not heartbeat_verifies(body, self._key):
+                    self._refuse(m, None, "version_bad_signature", "the heartbeat's signature does not verify")
                     continue
                 self.book.heartbeat(watermark)
                 self.metrics.watermark.set(watermark)

@@ -27,7 +27,7 @@ import orjson
 from driftline.config import DeploymentConfig
 from driftline.core.events import EventSchema, decode_features, decode_label
 from driftline.exceptions import BadEventError, SchemaMismatchError
-from driftline.runtime.publisher import FLUSH_TIMEOUT_S, Publisher, encode_features
+from driftline.runtime.publisher import Publisher, encode_features
 
 __all__ = ["replay", "encode_features", "check_schema", "pacing_block"]
 

@@ -26,12 +26,13 @@ import orjson
 
 from driftline.exceptions import SnapshotIntegrityError
 
-__all__ = ["MAGIC", "seal", "unseal", "read_meta", "HEADER_PEEK"]
+__all__ = ["MAGIC", "seal", "unseal", "read_meta", "HEADER_PEEK", "sign_heartbeat", "heartbeat_verifies"]
 
 MAGIC = b"DRIFTLINE-SNAPSHOT/1\n"
 _LEN = 8
 _MAC = 32
 HEADER_PEEK = 64 * 1024  # bytes to read to get the metadata of any reasonable snapshot
+HEARTBEAT_MAGIC = b"DRIFTLINE-HEARTBEAT/1\n"
 
 
 def _mac(key: bytes, meta: bytes, payload: bytes) -> bytes:
@@ -82,3 +83,28 @@ def unseal(blob: bytes, key: bytes) -> tuple[dict[str, Any], Any]:
             "snapshot signature does not verify (wrong key or tampered bytes); refusing to unpickle it"
         )
     return orjson.loads(meta), pickle.loads(payload)  # noqa: S301 - verified above
+
+
+def sign_heartbeat(model: str, watermark: int, version: int, key: bytes) -> str:
+    """HMAC-SHA256 (hex) of a global-mode heartbeat's model, watermark and latest release.
+
+    A forged heartbeat would make predictors serve events before the trainer's watermark
+    passed them (with an older release than the rule picks), so heartbeats are signed
+    with the same key as the releases.
+
+    >>> sig = sign_heartbeat("fraud", 1_700_000_000_000, 3, key=b"k")
+    >>> body = {"model": "fraud", "watermark": 1_700_000_000_000, "version": 3, "signature": sig}
+    >>> heartbeat_verifies(body, key=b"k"), heartbeat_verifies({**body, "watermark": 1_800_000_000_000}, key=b"k")
+    (True, False)
+    """
+    message = HEARTBEAT_MAGIC + orjson.dumps([model, watermark, version])
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def heartbeat_verifies(body: dict[str, Any], key: bytes) -> bool:
+    """Whether ``body``'s ``signature`` is the trainer's for its model, watermark and version."""
+    signature, model, version = body.get("signature"), body.get("model"), body.get("version")
+    if not isinstance(signature, str) or not isinstance(model, str) or not isinstance(version, int):
+        return False
+    expected = sign_heartbeat(model, body.get("watermark"), version, key)  # type: ignore[arg-type]
+    return hmac.compare_digest(signature.encode(), expected.encode())

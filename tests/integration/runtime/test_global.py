@@ -12,7 +12,6 @@ import base64
 import copy
 import hashlib
 import os
-import subprocess
 import sys
 
 import orjson
@@ -22,7 +21,7 @@ from river import tree
 from driftline.datasets import stream
 from driftline.runtime.clients import make_producer
 from driftline.runtime.publisher import encode_features
-from driftline.versions.signing import seal
+from driftline.versions.signing import seal, sign_heartbeat
 
 pytestmark = pytest.mark.integration
 
@@ -134,13 +133,13 @@ def _simulate(records) -> tuple[dict[str, tuple], object, list]:
     return out, snapshots[-1][1], [x for _, x in features.values()]
 
 
-def _start(config, toml, signing_key, role, instance=None, idle_s=6, metrics_port=0):
+def _start(spawn, config, toml, signing_key, role, instance=None, idle_s=6, metrics_port=0):
     env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": signing_key.decode()}
     command = [sys.executable, "-m", "driftline.cli", "-c", str(toml), "run", "--role", role,
                "--exit-when-idle", str(idle_s), "--metrics-port", str(metrics_port)]
     if instance is not None:
         command += ["--instance", instance]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return spawn(command, instance or role, env=env)
 
 
 def _finish(procs) -> dict[str, dict]:
@@ -162,20 +161,20 @@ def _served(config, reader) -> dict[str, tuple]:
     return {k: v[0] for k, v in served.items()}
 
 
-def _run(config, tmp_path, signing_key, n_predictors):
+def _run(spawn, config, tmp_path, signing_key, n_predictors):
     toml = tmp_path / f"{config.name}.toml"
     _write_toml(config, toml)
-    procs = {"trainer": _start(config, toml, signing_key, "trainer")}
+    procs = {"trainer": _start(spawn, config, toml, signing_key, "trainer")}
     for i in range(n_predictors):
-        procs[f"p{i}"] = _start(config, toml, signing_key, "predictor", f"p{i}")
+        procs[f"p{i}"] = _start(spawn, config, toml, signing_key, "predictor", f"p{i}")
     return _finish(procs)
 
 
 @pytest.mark.parametrize("n_predictors", [1, 2, 3])
-def test_bounded_predictions_equal_an_offline_river_run(make_config, reader, tmp_path, signing_key, n_predictors):
+def test_bounded_predictions_equal_an_offline_river_run(spawn, make_config, reader, tmp_path, signing_key, n_predictors):
     config = _deployment(make_config)
     expected, river_final, xs = _simulate(_produce(config))
-    summaries = _run(config, tmp_path, signing_key, n_predictors)
+    summaries = _run(spawn, config, tmp_path, signing_key, n_predictors)
     assert summaries["trainer"]["released"] == N_EVENTS // EVERY, summaries["trainer"]
     served = _served(config, reader)
     assert set(served) == set(expected), "an event without a prediction, or an unknown one"
@@ -187,7 +186,7 @@ def test_bounded_predictions_equal_an_offline_river_run(make_config, reader, tmp
     assert versions == set(range(N_EVENTS // EVERY)), "not every version served"
 
 
-def test_a_tampered_version_is_refused_by_every_predictor(make_config, reader, tmp_path, signing_key):
+def test_a_tampered_version_is_refused_by_every_predictor(spawn, make_config, reader, tmp_path, signing_key):
     config = _deployment(make_config, inline_version_bytes=0)  # genuine releases go through the store
     expected, river_final, xs = _simulate(_produce(config))
     forged_key = seal({"version": 9_999, "watermark": 0, "examples": 0}, tree.HoeffdingTreeClassifier(),
@@ -204,16 +203,21 @@ def test_a_tampered_version_is_refused_by_every_predictor(make_config, reader, t
         producer.produce(config.topics.versions, orjson.dumps(body), str(version).encode())
     # and a heartbeat without its watermark: refused, not a crash
     producer.produce(config.topics.versions, orjson.dumps({"model": config.name, "heartbeat": True}), b"heartbeat")
+    # and a forged heartbeat far past every event: believed, it would serve them all with version 0 at once
+    far = 2**53
+    forged = {"model": config.name, "heartbeat": True, "watermark": far, "version": 0, "created_at": 0,
+              "signature": sign_heartbeat(config.name, far, 0, b"not-the-deployment-key-at-all")}
+    producer.produce(config.topics.versions, orjson.dumps(forged), b"heartbeat")
     assert producer.flush(30) == 0
-    summaries = _run(config, tmp_path, signing_key, 2)
+    summaries = _run(spawn, config, tmp_path, signing_key, 2)
     for name in ("p0", "p1"):
-        assert summaries[name]["versions_refused"] == 4, summaries[name]
+        assert summaries[name]["versions_refused"] == 5, summaries[name]
     # each predictor dead-letters each record it refused, with the reason
     dead = sorted((dict(m.headers())["dl_instance"].decode(), m.key().decode(),
                    dict(m.headers())["dl_reason"].decode()) for m in reader(config, config.topics.dlq))
     assert dead == sorted((name, version, reason) for name in ("p0", "p1") for version, reason in (
         ("9999", "version_bad_signature"), ("5000", "version_bad_signature"), ("6000", "version_bad_digest"),
-        ("heartbeat", "version_malformed")))
+        ("heartbeat", "version_malformed"), ("heartbeat", "version_bad_signature")))
     originals = {m.offset(): m.value() for m in reader(config, config.topics.versions)}
     for m in reader(config, config.topics.dlq):
         headers = {k: v.decode() for k, v in m.headers()}
@@ -266,7 +270,8 @@ def _wait_until_served(config, reader, n: int, procs) -> None:
         dead = {name: p.returncode for name, p in procs.items() if p.poll() is not None}
         assert not dead, f"exited before {n} events were served: {dead}"
         time.sleep(1)
-    raise AssertionError(f"fewer than {n} events served")
+    logs = "\n".join(f"--- {name}:\n{p.stderr_tail(1500)}" for name, p in procs.items())
+    raise AssertionError(f"{len(_served_ids(config, reader))} of {n} events served; the processes' logs:\n{logs}")
 
 
 def _members(config) -> dict[str, set[int]] | None:
@@ -307,7 +312,7 @@ def _assert_versions_unbroken(config, reader) -> None:
     assert sorted(releases) == list(range(1, N_EVENTS // EVERY + 1)), "a version missing or released twice"
 
 
-def test_kill_9_of_the_trainer_and_of_a_predictor_changes_no_prediction(make_config, reader, tmp_path,
+def test_kill_9_of_the_trainer_and_of_a_predictor_changes_no_prediction(spawn, make_config, reader, tmp_path,
                                                                        signing_key):
     """The trainer and a predictor are killed with SIGKILL at seeded moments and restarted
     (the trainer) or replaced by a third predictor: one prediction per event, the same as
@@ -325,9 +330,9 @@ def test_kill_9_of_the_trainer_and_of_a_predictor_changes_no_prediction(make_con
     # any such timer, and a predictor or trainer that left early would leave events unserved.
     # The run ends when every event is served and every version released; then SIGTERM.
     never = 3600
-    trainer = _start(config, toml, signing_key, "trainer", idle_s=never)
-    procs = {"p0": _start(config, toml, signing_key, "predictor", "p0", idle_s=never),
-             "p1": _start(config, toml, signing_key, "predictor", "p1", idle_s=never)}
+    trainer = _start(spawn, config, toml, signing_key, "trainer", idle_s=never)
+    procs = {"p0": _start(spawn, config, toml, signing_key, "predictor", "p0", idle_s=never),
+             "p1": _start(spawn, config, toml, signing_key, "predictor", "p1", idle_s=never)}
     _wait_for_release(config, rng.randrange(2, N_EVENTS // EVERY - 3), trainer=trainer)  # mid-run: versions are still to come
     trainer.send_signal(signal.SIGKILL)
     trainer.wait()
@@ -335,9 +340,9 @@ def test_kill_9_of_the_trainer_and_of_a_predictor_changes_no_prediction(make_con
     procs["p1"].send_signal(signal.SIGKILL)
     procs["p1"].wait()
     procs.pop("p1").communicate()
-    procs["trainer"] = _start(config, toml, signing_key, "trainer", idle_s=never)
+    procs["trainer"] = _start(spawn, config, toml, signing_key, "trainer", idle_s=never)
     # p2 takes over the dead p1's partitions once its session has timed out (6 s)
-    procs["p2"] = _start(config, toml, signing_key, "predictor", "p2", idle_s=never)
+    procs["p2"] = _start(spawn, config, toml, signing_key, "predictor", "p2", idle_s=never)
     _wait_for_release(config, N_EVENTS // EVERY, trainer=procs["trainer"])
     _wait_until_served(config, reader, len(expected), procs)
     for proc in procs.values():
@@ -356,7 +361,7 @@ def test_kill_9_of_the_trainer_and_of_a_predictor_changes_no_prediction(make_con
     assert [released.predict_proba_one(x) for x in xs] == [river_final.predict_proba_one(x) for x in xs]
 
 
-def test_predictors_scaled_1_3_1_during_a_run_change_no_prediction(make_config, reader, tmp_path, signing_key):
+def test_predictors_scaled_1_3_1_during_a_run_change_no_prediction(spawn, make_config, reader, tmp_path, signing_key):
     """One predictor serves, two more join while events are being served, then two of the
     three get SIGTERM: one committed prediction per event, each the offline simulation's,
     and every version released once.
@@ -385,15 +390,15 @@ def test_predictors_scaled_1_3_1_during_a_run_change_no_prediction(make_config, 
         return sum(1 for kind, t, _, _ in records[:cuts[k]] if kind == "features" and t <= last - 2 * DELTA)
 
     never = 3600  # no process stops on an idle timer: the run's conditions decide (see the kill test)
-    procs = {"trainer": _start(config, toml, signing_key, "trainer", idle_s=never),
-             "p0": _start(config, toml, signing_key, "predictor", "p0", idle_s=never)}
+    procs = {"trainer": _start(spawn, config, toml, signing_key, "trainer", idle_s=never),
+             "p0": _start(spawn, config, toml, signing_key, "predictor", "p0", idle_s=never)}
     _send(config, parts[0])
     _wait_for_members(config, {"p0"}, procs)
     _wait_until_served(config, reader, served_by_now(1) // 2, procs)  # serving under way
     # 1 -> 3: two predictors join while p0 serves the rest of the first part and the second
     _send(config, parts[1])
-    procs["p1"] = _start(config, toml, signing_key, "predictor", "p1", idle_s=never)
-    procs["p2"] = _start(config, toml, signing_key, "predictor", "p2", idle_s=never)
+    procs["p1"] = _start(spawn, config, toml, signing_key, "predictor", "p1", idle_s=never)
+    procs["p2"] = _start(spawn, config, toml, signing_key, "predictor", "p2", idle_s=never)
     _wait_for_members(config, {"p0", "p1", "p2"}, procs)
     _send(config, parts[2])  # served by three predictors, one partition each
     _wait_until_served(config, reader, served_by_now(3), procs)
@@ -438,7 +443,7 @@ def _scrape(port: int) -> dict[tuple[str, str], float]:
             for s in family.samples if s.name.startswith("driftline_served_") and "partition" in s.labels}
 
 
-def test_served_accuracy_per_partition_equals_the_predictions_and_labels_topics(make_config, reader, tmp_path,
+def test_served_accuracy_per_partition_equals_the_predictions_and_labels_topics(spawn, make_config, reader, tmp_path,
                                                                                 signing_key):
     """With served_labels on, two predictors join each label of their partitions with the
     prediction they served: the served accuracy per partition on /metrics equals River's
@@ -454,9 +459,9 @@ def test_served_accuracy_per_partition_equals_the_predictions_and_labels_topics(
     _write_toml(config, toml)
     ports = {"p0": _free_port(), "p1": _free_port()}
     never = 3600
-    procs = {"trainer": _start(config, toml, signing_key, "trainer", idle_s=never)}
+    procs = {"trainer": _start(spawn, config, toml, signing_key, "trainer", idle_s=never)}
     for name, port in ports.items():
-        procs[name] = _start(config, toml, signing_key, "predictor", name, idle_s=never, metrics_port=port)
+        procs[name] = _start(spawn, config, toml, signing_key, "predictor", name, idle_s=never, metrics_port=port)
     # the group settles before the input comes: no partition moves, each owner joins every label
     _wait_for_members(config, set(ports), procs)
     _produce(config)

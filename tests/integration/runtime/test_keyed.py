@@ -7,7 +7,6 @@ import collections
 import os
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -104,11 +103,10 @@ def _reference(config, reader):
     return engines, predictions
 
 
-def _workers(config, toml, signing_key, names, idle_s=8):
+def _workers(spawn, config, toml, signing_key, names, idle_s=8):
     env = {**os.environ, "DRIFTLINE_SNAPSHOT_KEY": signing_key.decode()}
     command = [sys.executable, "-m", "driftline.cli", "-c", str(toml), "run", "--exit-when-idle", str(idle_s)]
-    return {n: subprocess.Popen([*command, "--instance", n], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE) for n in names}
+    return {n: spawn([*command, "--instance", n], n, env=env) for n in names}
 
 
 def _check(config, reader, signing_key, engines, predictions, held_out, keys):
@@ -140,14 +138,14 @@ def _check(config, reader, signing_key, engines, predictions, held_out, keys):
 
 @pytest.mark.parametrize("preset,workers", [("logistic_regression", 1), ("logistic_regression", 2),
                                             ("hoeffding_tree", 3)])
-def test_any_number_of_workers_gives_the_single_process_answers(make_config, reader, signing_key, tmp_path,
+def test_any_number_of_workers_gives_the_single_process_answers(spawn, make_config, reader, signing_key, tmp_path,
                                                                 preset, workers):
     config = _deployment(make_config, preset)
     rows, held_out = _rows()
     keys = _produce(config, rows)
     toml = tmp_path / "keyed.toml"
     _write_toml(config, toml)
-    procs = _workers(config, toml, signing_key, [f"w{i}" for i in range(workers)])
+    procs = _workers(spawn, config, toml, signing_key, [f"w{i}" for i in range(workers)])
     for name, proc in procs.items():
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, f"{name}: {err.decode()[-2000:]}"
@@ -156,7 +154,7 @@ def test_any_number_of_workers_gives_the_single_process_answers(make_config, rea
     _check(config, reader, signing_key, engines, predictions, held_out, keys)
 
 
-def test_kill_minus_nine_of_a_worker_while_another_goes_on(make_config, reader, signing_key, tmp_path):
+def test_kill_minus_nine_of_a_worker_while_another_goes_on(spawn, make_config, reader, signing_key, tmp_path):
     """Two workers; one is killed at seeded moments and restarted under its instance id
     (static membership: it gets its tasks back and fences its predecessor at once)."""
     config = _deployment(make_config, "logistic_regression")
@@ -165,16 +163,16 @@ def test_kill_minus_nine_of_a_worker_while_another_goes_on(make_config, reader, 
     toml = tmp_path / "keyed.toml"
     _write_toml(config, toml)
     rng = random.Random(7)
-    survivor = _workers(config, toml, signing_key, ["w1"], idle_s=15)["w1"]
+    survivor = _workers(spawn, config, toml, signing_key, ["w1"], idle_s=15)["w1"]
     kills = 0
     for _ in range(3):
-        victim = _workers(config, toml, signing_key, ["w0"], idle_s=15)["w0"]
+        victim = _workers(spawn, config, toml, signing_key, ["w0"], idle_s=15)["w0"]
         time.sleep(rng.uniform(2.0, 5.0))
         if victim.poll() is None:
             victim.send_signal(signal.SIGKILL)
             kills += 1
         victim.wait()
-    last = _workers(config, toml, signing_key, ["w0"], idle_s=15)["w0"]
+    last = _workers(spawn, config, toml, signing_key, ["w0"], idle_s=15)["w0"]
     for proc in (last, survivor):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()[-2000:]
@@ -201,7 +199,7 @@ def _wait_progress(config, n_events, share, deadline_s=300) -> float:
 
 
 @pytest.mark.parametrize("preset", ["logistic_regression", "hoeffding_tree"])
-def test_scaling_one_two_three_two_and_kill_minus_nine_during_a_run(make_config, reader, signing_key, tmp_path,
+def test_scaling_one_two_three_two_and_kill_minus_nine_during_a_run(spawn, make_config, reader, signing_key, tmp_path,
                                                                    preset):
     """Pre-loaded input; workers join and leave at seeded points of the group's progress and
     are killed with SIGKILL while the others go on: the answers of an undisturbed run."""
@@ -212,12 +210,12 @@ def test_scaling_one_two_three_two_and_kill_minus_nine_during_a_run(make_config,
     toml = tmp_path / "keyed.toml"
     _write_toml(config, toml)
     rng = random.Random(31)
-    procs = _workers(config, toml, signing_key, ["w0"], idle_s=20)
+    procs = _workers(spawn, config, toml, signing_key, ["w0"], idle_s=20)
     at = {}
     at["w1 joins"] = _wait_progress(config, n_events, 0.05)
-    procs.update(_workers(config, toml, signing_key, ["w1"], idle_s=20))
+    procs.update(_workers(spawn, config, toml, signing_key, ["w1"], idle_s=20))
     at["w2 joins"] = _wait_progress(config, n_events, 0.15)
-    procs.update(_workers(config, toml, signing_key, ["w2"], idle_s=20))
+    procs.update(_workers(spawn, config, toml, signing_key, ["w2"], idle_s=20))
     at["w2 leaves"] = _wait_progress(config, n_events, 0.3)
     procs["w2"].send_signal(signal.SIGTERM)
     _, err = procs.pop("w2").communicate(timeout=120)
@@ -227,7 +225,7 @@ def test_scaling_one_two_three_two_and_kill_minus_nine_during_a_run(make_config,
             procs[victim].send_signal(signal.SIGKILL)
         procs[victim].wait()
         time.sleep(rng.uniform(0.0, 8.0))  # back before or after the session timeout
-        procs.update(_workers(config, toml, signing_key, [victim], idle_s=20))
+        procs.update(_workers(spawn, config, toml, signing_key, [victim], idle_s=20))
     for name, proc in procs.items():
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, f"{name}: {err.decode()[-2000:]}"
@@ -288,7 +286,7 @@ def _recorded_order(config, reader) -> dict[int, list[tuple[int, InputRecord]]]:
     return order
 
 
-def test_live_input_while_workers_scale_and_die(make_config, reader, signing_key, tmp_path):
+def test_live_input_while_workers_scale_and_die(spawn, make_config, reader, signing_key, tmp_path):
     """A paced producer publishes while the group scales 1 -> 2 -> 3 -> 2 and two workers
     are killed with SIGKILL at seeded points: one committed prediction per event, every
     label learned once, no label learned before a feature of its task with an earlier
@@ -299,14 +297,14 @@ def test_live_input_while_workers_scale_and_die(make_config, reader, signing_key
     toml = tmp_path / "keyed.toml"
     _write_toml(config, toml)
     rng = random.Random(43)
-    procs = _workers(config, toml, signing_key, ["w0"], idle_s=20)
+    procs = _workers(spawn, config, toml, signing_key, ["w0"], idle_s=20)
     sent: dict = {}
     producer = threading.Thread(target=_paced_producer, args=(config, rows, rate, 90, sent), daemon=True)
     producer.start()
     at = {"w1 joins": _wait_progress(config, n_events, 0.05)}
-    procs.update(_workers(config, toml, signing_key, ["w1"], idle_s=20))
+    procs.update(_workers(spawn, config, toml, signing_key, ["w1"], idle_s=20))
     at["w2 joins"] = _wait_progress(config, n_events, 0.15)
-    procs.update(_workers(config, toml, signing_key, ["w2"], idle_s=20))
+    procs.update(_workers(spawn, config, toml, signing_key, ["w2"], idle_s=20))
     at["w2 leaves"] = _wait_progress(config, n_events, 0.3)
     procs["w2"].send_signal(signal.SIGTERM)
     _, err = procs.pop("w2").communicate(timeout=120)
@@ -316,7 +314,7 @@ def test_live_input_while_workers_scale_and_die(make_config, reader, signing_key
             procs[victim].send_signal(signal.SIGKILL)
         procs[victim].wait()
         time.sleep(rng.uniform(0.0, 8.0))  # back before or after the session timeout
-        procs.update(_workers(config, toml, signing_key, [victim], idle_s=20))
+        procs.update(_workers(spawn, config, toml, signing_key, [victim], idle_s=20))
     producer.join(120)
     assert sent.get("flushed") and sent["sent"] == n_events + DELAY, f"the producer did not finish: {sent}"
     for name, proc in procs.items():

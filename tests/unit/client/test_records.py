@@ -48,7 +48,7 @@ def test_global_bodies_are_their_schema_branch(cls, title):
 
 
 def test_versions_bodies_are_told_apart():
-    heartbeat = {"model": "m", "heartbeat": True, "watermark": 9, "version": 2, "created_at": 10}
+    heartbeat = {"model": "m", "heartbeat": True, "watermark": 9, "version": 2, "created_at": 10, "signature": "0" * 64}
     release = {"model": "m", "version": 3, "watermark": 20, "examples": 30, "model_class": "Pipeline",
                "metrics": {}, "position": {"source": "labels:1", "offset": 29}, "sha256": "0" * 64, "bytes": 5,
                "created_at": 21, "store": "file:///x"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import pickle
 from types import SimpleNamespace
 
@@ -10,7 +11,7 @@ import pytest
 
 from driftline.exceptions import SnapshotIntegrityError
 from driftline.versions import signing
-from driftline.versions.signing import MAGIC, read_meta, seal, unseal
+from driftline.versions.signing import MAGIC, heartbeat_verifies, read_meta, seal, sign_heartbeat, unseal
 
 KEY = b"test-key"
 STATE = {"weights": [1.5, -2.0], "name": "m", "nested": {"n": 3}}
@@ -101,3 +102,22 @@ def test_read_meta_refuses_non_json_metadata():
     blob = MAGIC + len(meta).to_bytes(8, "big") + meta + b"\x00" * 32
     with pytest.raises(SnapshotIntegrityError, match="not JSON"):
         read_meta(blob)
+
+
+def test_a_heartbeat_signature_is_the_documented_hmac():
+    """Recomputed here from the format docs/events.md states, not with the module's helper."""
+    expected = hmac.new(b"k", b'DRIFTLINE-HEARTBEAT/1\n["fraud",1700000000000,3]', hashlib.sha256).hexdigest()
+    assert sign_heartbeat("fraud", 1_700_000_000_000, 3, b"k") == expected
+    body = {"model": "fraud", "heartbeat": True, "watermark": 1_700_000_000_000, "version": 3, "signature": expected}
+    assert heartbeat_verifies(body, b"k")
+
+
+@pytest.mark.parametrize("change", [
+    {"watermark": 1_800_000_000_000}, {"version": 4}, {"model": "other"}, {"signature": "0" * 64},
+    {"signature": None}, {"version": "3"}, {"watermark": None},
+])
+def test_a_changed_or_unsigned_heartbeat_does_not_verify(change):
+    body = {"model": "fraud", "watermark": 1_700_000_000_000, "version": 3,
+            "signature": sign_heartbeat("fraud", 1_700_000_000_000, 3, b"k")}
+    assert not heartbeat_verifies({**body, **change}, b"k")
+    assert not heartbeat_verifies(body, b"another key")
