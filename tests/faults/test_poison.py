@@ -193,7 +193,6 @@ def test_poison_input_never_stops_the_processor(make_config, harness, invariants
 
     # Work out ids and expected outcomes in production order (which is event-time order).
     good_ids: list[str] = []
-    seen: set[str] = set()
     for i, msg in enumerate(features):
         if msg.op in ("good", "huge_category"):
             msg.event_id = f"g{i}-{_unicode(rng)}"
@@ -244,7 +243,6 @@ def test_poison_input_never_stops_the_processor(make_config, harness, invariants
     # Produce: features, then labels, then one late event that expires orphan labels.
     producer = make_producer(config, **{"acks": "all"})
     offsets: dict[tuple[str, int, int], set[str]] = {}
-    expect: list[tuple[Msg, str]] = []
     delivered: list = []
     t0 = harness.now_ms() - 3600_000
 

@@ -16,7 +16,6 @@ to ``--out``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import resource

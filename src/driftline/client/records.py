@@ -207,8 +207,9 @@ def parse_body(kind: str, body: Any) -> Any:
     bodies (docs/schemas/version.schema.json): a heartbeat (``"heartbeat": true``), a global
     release (has a ``watermark``) or a snapshot version.
 
-    >>> parse_body("versions", {"model": "m", "heartbeat": True, "watermark": 9, "version": 0, "created_at": 10})
-    Heartbeat(model='m', heartbeat=True, watermark=9, version=0, created_at=10)
+    >>> parse_body("versions", {"model": "m", "heartbeat": True, "watermark": 9, "version": 0, "created_at": 10,
+    ...                         "signature": "5e" * 32}).watermark
+    9
     """
     if kind == "versions" and isinstance(body, dict):
         if body.get("heartbeat") is True:

@@ -16,13 +16,9 @@ Bounded staleness (core/version_choice.py): an event of time t is served by the 
 version with watermark ≤ t − Δ, and waits while none above t − Δ is known, at most
 ``max_wait_ms``; after that it is served by the newest version and marked ``stale``.
 
-Served quality (``[scale] served_labels``, core/served.py): the predictor also reads
-``.labels`` of the partitions it owns (co-partitioned with ``.features``), from the group's
-committed labels offset, and joins a label once the prediction for its event id was served
-here, or, failing that, once its partition's features are served past the label's time (or
-served to the partition's end), so a label read ahead does not overtake its prediction. The
-labels offsets commit in the same transaction as the predictions; served drift events go
-to ``.drift`` in it.
+Served quality (``[scale] served_labels``): the predictor also joins the labels of the
+partitions it owns with the predictions it served (runtime/served_labels.py); the labels
+offsets and served drift events commit in the same transaction as the predictions.
 """
 
 from __future__ import annotations
@@ -42,14 +38,14 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from driftline.config import DeploymentConfig
 from driftline.core.engine import Engine
-from driftline.core.events import BadEventError, decode_features, decode_label
+from driftline.core.events import BadEventError, decode_features
 from driftline.core.outputs import Prediction
-from driftline.core.served import ServedQuality, served_drift_events
 from driftline.core.version_choice import VersionBook
 from driftline.exceptions import ConfigError, DriftlineError, FencedError
-from driftline.observability.global_metrics import GlobalMetrics, ServedMetrics
+from driftline.observability.global_metrics import GlobalMetrics
 from driftline.runtime.clients import make_consumer, make_producer
 from driftline.runtime.collector import ce_headers
+from driftline.runtime.served_labels import Record, ServedLabels
 from driftline.runtime.trainer import HEARTBEAT_KEY, release_store
 from driftline.runtime.unit_of_work import fenced, retrying
 from driftline.versions.signing import heartbeat_verifies, unseal
@@ -89,18 +85,14 @@ class Predictor:
         self._waiting_since: dict[tuple[int, int], float] = {}
         self.counts: collections.Counter[str] = collections.Counter()
         self.assignments = 0
-        # [scale] served_labels: labels fetched per partition, waiting for their features to be served
-        self.quality: ServedQuality | None = None
-        self.labels: Any = None  # the labels consumer, while running
-        self.label_queue: dict[int, collections.deque[Any]] = {}
         self._served_up_to: dict[int, int] = {}  # event time of the last features served per partition
-        self._published: dict[int, dict[str, Any]] = {}
-        self._labels_paused: set[int] = set()
         self._refused: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []  # dead letters to send
-        if config.scale.served_labels:
-            self.quality = ServedQuality(self.engine.task, config.drift.detectors, config.drift.grace_examples,
-                                         config.scale.served_buffer)
-            self.served_metrics = ServedMetrics(config.name, self.engine.task, registry)
+        # .versions offsets (per partition) below which every refused record is on .dlq already:
+        # committed with the dead letters, for the versions consumer's group, so a restart that
+        # reads .versions from the start again does not dead-letter the same records twice
+        self._dead_lettered: dict[int, int] = {}
+        self._versions: Any = None
+        self.labels = ServedLabels(config, self.engine, registry) if config.scale.served_labels else None
 
     def stop(self, *_: Any) -> None:
         self.stopping.set()
@@ -108,8 +100,8 @@ class Predictor:
     def summary(self) -> dict[str, Any]:
         summary = {"model": self.config.name, "role": "predictor", "instance": self.config.scale.instance,
                    "newest_version": self.book.newest, "assignments": self.assignments, **self.counts}
-        if self.quality is not None:
-            summary["served"] = {str(p): q for p, q in self.quality.summary().items()}
+        if self.labels is not None:
+            summary["served"] = self.labels.summary()
         return summary
 
     # -- running -------------------------------------------------------------------------
@@ -132,14 +124,18 @@ class Predictor:
             "session.timeout.ms": scale.session_timeout_ms,
         })
         versions = make_consumer(cfg, group_id=f"{group}.versions.{scale.instance}")
-        if self.quality is not None:  # assigned by hand, following .features (see _on_assign)
-            self.labels = make_consumer(cfg, group_id=f"{group}.labels.{scale.instance}")
+        if self.labels is not None:
+            self.labels.open()
         producer = make_producer(cfg, transactional=True,
                                  **{"transaction.timeout.ms": max(1000, scale.session_timeout_ms - 2000)})
         try:
             retrying(lambda: producer.init_transactions(30))
             meta = versions.list_topics(self.topics.versions, timeout=10).topics[self.topics.versions]
+            partitions = [TopicPartition(self.topics.versions, p) for p in meta.partitions]
+            self._dead_lettered = {tp.partition: tp.offset for tp in versions.committed(partitions, timeout=30)
+                                   if tp.offset >= 0}
             versions.assign([TopicPartition(self.topics.versions, p, OFFSET_BEGINNING) for p in meta.partitions])
+            self._versions = versions
             consumer.subscribe([self.topics.features], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                on_lost=self._on_revoke)
             started = last_progress = time.monotonic()
@@ -147,7 +143,7 @@ class Predictor:
             while not self.stopping.is_set():
                 self._poll_versions(versions)
                 if self.labels is not None:
-                    self._poll_labels()
+                    self.labels.poll(self.assigned)
                 waiting = any(self.pending.values())
                 for m in consumer.consume(batch, 0.01 if waiting else 0.05):
                     err = m.error()
@@ -163,7 +159,7 @@ class Predictor:
                     last_progress = time.monotonic()
                 now = time.monotonic()
                 idle = (self.assignments and not any(self.pending.values()) and self.assigned <= self._at_end
-                        and not any(self.label_queue.values()))
+                        and not (self.labels is not None and self.labels.waiting))
                 if exit_when_idle_s is not None and idle and now - last_progress >= exit_when_idle_s:
                     break
                 if max_seconds is not None and now - started >= max_seconds:
@@ -173,14 +169,13 @@ class Predictor:
             versions.close()
             if self.labels is not None:
                 self.labels.close()
-                self.labels = None
             producer.flush(10)
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self.assignments += 1
         self.assigned = {tp.partition for tp in consumer.assignment()} | {tp.partition for tp in partitions}
         if self.labels is not None:
-            self._assign_labels(consumer)
+            self.labels.assign(consumer, self.assigned)
         log.info("partitions assigned", extra={"fields": {"instance": self.config.scale.instance,
                                                           "partitions": sorted(self.assigned)}})
 
@@ -191,11 +186,9 @@ class Predictor:
             self.assigned.discard(tp.partition)
             self.pending.pop(tp.partition, None)
             self._at_end.discard(tp.partition)
-            self.label_queue.pop(tp.partition, None)
             self._served_up_to.pop(tp.partition, None)
-        if self.labels is not None:  # reassigned from the committed offsets (the range assignor revokes all)
-            self.labels.unassign()
-            self._labels_paused.clear()
+        if self.labels is not None:
+            self.labels.revoke([tp.partition for tp in partitions])
 
     # -- versions ------------------------------------------------------------------------
 
@@ -262,6 +255,8 @@ class Predictor:
         log.error("model version refused: serving the last good one",
                   extra={"fields": {"model": self.config.name, "version": version, "reason": reason,
                                     "detail": why, "serving": self.book.newest}})
+        if record.offset() < self._dead_lettered.get(record.partition(), 0):
+            return  # dead-lettered by this instance before a restart
         self._refused.append((record.key(), record.value() or b"", [
             ("dl_reason", reason.encode()),
             ("dl_detail", why[:1000].encode()),
@@ -271,6 +266,7 @@ class Predictor:
             ("dl_timestamp", str(record.timestamp()[1]).encode()),
             ("dl_instance", str(self.config.scale.instance).encode()),
         ]))
+        self._dead_lettered[record.partition()] = record.offset() + 1
 
     # -- serving -------------------------------------------------------------------------
 
@@ -293,7 +289,7 @@ class Predictor:
         cfg, engine = self.config, self.engine
         name, now_ms = cfg.name, self.clock()
         headers_base = ce_headers("prediction", "", name, 0, now_ms)[:-1]
-        out: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+        out: list[Record] = []
         offsets: dict[int, int] = {}
         for partition, queue in self.pending.items():
             while queue:
@@ -324,10 +320,12 @@ class Predictor:
                 headers = [*headers_base, ("ce_id", f"{name}/{event.id}".encode()),
                            ("dl_model_version", str(version).encode())]
                 out.append((event.id.encode(), orjson.dumps(body), headers))
-                if self.quality is not None:
-                    self.quality.served(partition, event.id, prediction, version)
-        drift: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
-        label_offsets = self._join_labels(consumer, drift, now_ms) if self.quality is not None else {}
+                if self.labels is not None:
+                    self.labels.served(partition, event.id, prediction, version)
+        drift: list[Record] = []
+        label_offsets = {} if self.labels is None else self.labels.join(
+            self._served_up_to, lambda partition: self._features_drained(consumer, partition), drift, now_ms,
+            self.counts)
         refused, self._refused = self._refused, []
         if not offsets and not label_offsets and not refused:
             return 0
@@ -345,78 +343,17 @@ class Predictor:
         positions += [TopicPartition(self.topics.labels, p, o) for p, o in label_offsets.items()]
         if positions:
             producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
+        if refused:  # the dead letters' .versions position, for this instance's versions group
+            dead_lettered = [TopicPartition(self.topics.versions, p, o) for p, o in self._dead_lettered.items()]
+            producer.send_offsets_to_transaction(dead_lettered, self._versions.consumer_group_metadata(), 30)
         producer.commit_transaction(60)
         self.counts["predictions"] += len(out)
         self.metrics.predictions.inc(len(out))
-        if self.quality is not None:
-            self._publish_quality({*offsets, *label_offsets})
+        if self.labels is not None:
+            self.labels.publish({*offsets, *label_offsets})
         return len(offsets) + len(label_offsets)
 
     # -- served quality ------------------------------------------------------------------
-
-    def _assign_labels(self, consumer: Any) -> None:
-        """Labels of the partitions owned, from the group's committed labels offset."""
-        for partition in set(self.quality.partitions) - self.assigned:
-            self.quality.forget(partition)  # moved away: its labels go to its new owner
-        wanted = [TopicPartition(self.topics.labels, p) for p in sorted(self.assigned)]
-        committed = consumer.committed(wanted, timeout=30) if wanted else []
-        self.labels.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
-                            for tp in committed])
-
-    def _poll_labels(self) -> None:
-        """Fetch labels; a partition with a few batches waiting is paused (the rest waits in Kafka)."""
-        batch = self.config.processor.batch_size
-        for partition in [p for p in self._labels_paused if len(self.label_queue.get(p, ())) < 5 * batch]:
-            self.labels.resume([TopicPartition(self.topics.labels, partition)])
-            self._labels_paused.discard(partition)
-        for m in self.labels.consume(batch, 0):
-            if m.error() is not None:
-                if m.error().code() != KafkaError._PARTITION_EOF:
-                    raise KafkaException(m.error())
-                continue
-            if m.partition() in self.assigned:
-                try:
-                    label = decode_label(m.value(), self.engine.schema, self.config.name)
-                except BadEventError:
-                    label = None  # the trainer dead-letters it
-                self.label_queue.setdefault(m.partition(), collections.deque()).append((m, label))
-        for partition, queue in self.label_queue.items():
-            if len(queue) >= 10 * batch and partition not in self._labels_paused:
-                self.labels.pause([TopicPartition(self.topics.labels, partition)])
-                self._labels_paused.add(partition)
-
-    def _join_labels(self, consumer: Any, drift: list[tuple[bytes, bytes, list[tuple[str, bytes]]]],
-                     now_ms: int) -> dict[int, int]:
-        """Join the labels whose prediction was served here, or whose partition's features
-        are served past their time or to the end (their prediction was not served here); the
-        served drift events go into ``drift``. The labels offsets to commit."""
-        name, instance, quality = self.config.name, self.config.scale.instance, self.quality
-        offsets: dict[int, int] = {}
-        for partition, queue in self.label_queue.items():
-            served_up_to = self._served_up_to.get(partition, float("-inf"))
-            drained: bool | None = None  # asked of the broker at most once per partition and batch
-            while queue:
-                m, label = queue[0]
-                if not (label is None or quality.holds(partition, label.id) or m.timestamp()[1] <= served_up_to):
-                    if drained is None:
-                        drained = self._features_drained(consumer, partition)
-                    if not drained:
-                        break
-                queue.popleft()
-                offsets[partition] = m.offset() + 1
-                if label is None:
-                    self.counts["bad_labels"] += 1
-                    continue
-                join = quality.label(partition, label.id, label.label)
-                if join is None or not join.detections:
-                    continue
-                for event in served_drift_events(join, name, instance, m.offset(), m.timestamp()[1], now_ms):
-                    headers = ce_headers("drift", event.id, name, event.model_version, now_ms)
-                    drift.append((event.id.encode(), orjson.dumps(event.body(), option=orjson.OPT_NON_STR_KEYS),
-                                  headers))
-                    log.warning("served drift", extra={"fields": {"model": name, "partition": partition,
-                                                                  "detector": event.detector, "id": event.id}})
-        return offsets
 
     def _features_drained(self, consumer: Any, partition: int) -> bool:
         """Every feature event of ``partition`` in Kafka now is served (a label read after its
@@ -429,10 +366,3 @@ class Predictor:
         if position < 0:  # nothing consumed since the assignment: it started at the committed offset
             position = consumer.committed([tp], timeout=5)[0].offset
         return max(position, low) >= high
-
-    def _publish_quality(self, partitions: set[int]) -> None:
-        summaries = self.quality.summary()
-        for partition in partitions & set(summaries):
-            summary = summaries[partition]
-            self.served_metrics.update(partition, summary, self._published.get(partition, {}))
-            self._published[partition] = summary

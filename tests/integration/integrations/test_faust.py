@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -26,10 +27,11 @@ def test_a_faust_agent_predicts_and_learns_like_the_engine(make_config, reader, 
     config = make_config(partitions=2, drift={"detectors": [{"name": "ADWIN"}], "policy": "reset"})
     rows = list(stream("synth:sine", limit=N_EVENTS + 100, seed=3, drift_every=500))
     rows, held_out = rows[:N_EVENTS], rows[N_EVENTS:]
+    base = int(time.time() * 1000) - 3_600_000  # recent: the topics keep a week by record time
     with Publisher(config) as publisher:
         for i, (x, y) in enumerate(rows):
-            publisher.features(f"e{i}", x, time=1_796_169_600_000 + i)
-            publisher.label(f"e{i}", y, time=1_796_169_600_000 + i + DELAY)
+            publisher.features(f"e{i}", x, time=base + i)
+            publisher.label(f"e{i}", y, time=base + i + DELAY)
     toml = tmp_path / "deployment.toml"
     toml.write_text(f'name = "{config.name}"\n[kafka]\nbootstrap_servers = "{config.kafka.bootstrap_servers}"\n'
                     '[drift]\npolicy = "reset"\n[[drift.detectors]]\nname = "ADWIN"\n')

@@ -171,7 +171,7 @@ def _global_helpers():
     return module
 
 
-def test_global_mode_outputs_match_the_documented_contract(make_config, reader, tmp_path, signing_key):
+def test_global_mode_outputs_match_the_documented_contract(spawn, make_config, reader, tmp_path, signing_key):
     """A trainer and two predictors: every release and heartbeat on .versions, every
     prediction and every dead letter matches docs/schemas/ and the headers of docs/events.md."""
     g = _global_helpers()
@@ -183,9 +183,9 @@ def test_global_mode_outputs_match_the_documented_contract(make_config, reader, 
     producer = make_producer(config)
     # inside the stream's event time (base + 1 is no other record's), so no partition waits on it
     producer.produce(config.topics.features, key=b"bad1", value=b'{"id": "bad1", "features": {',
-                     timestamp=1_700_000_000_001)
+                     timestamp=g.BASE + 1)
     assert producer.flush(10) == 0
-    g._run(config, tmp_path, signing_key, 2)
+    g._run(spawn, config, tmp_path, signing_key, 2)
 
     table, model = documented_output_headers(), config.name
     release = {**table["versions"], "ce_id": "<model>/global/v<version>", "ce_time": "<created_at>"}

@@ -3,7 +3,6 @@ holding labels until the features' watermark has passed them."""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

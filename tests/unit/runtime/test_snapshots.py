@@ -26,6 +26,23 @@ class SlowToPickle:
         self.__dict__.update(state)
 
 
+class PickledOnSignal:
+    """Pickling waits until the file ``gate`` exists (in whichever process pickles it)."""
+
+    def __init__(self, gate: str, payload: list[int]) -> None:
+        self.gate, self.payload = gate, payload
+
+    def __getstate__(self):
+        for _ in range(6000):  # bounded: 60 s at most
+            if os.path.exists(self.gate):
+                break
+            time.sleep(0.01)
+        return self.__dict__
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
 class Unpicklable:
     def __getstate__(self):
         raise TypeError("cannot pickle this on purpose")
@@ -50,14 +67,18 @@ def test_a_save_lands_verified_with_what_prepare_set(store, forking):
     assert not saver.busy and saver.poll() is None
 
 
-def test_the_parent_is_not_held_up_while_the_child_pickles(store):
+def test_the_parent_is_not_held_up_while_the_child_pickles(store, tmp_path):
     saver = BackgroundSaver(store)
     assert saver.forking
-    saver.start(1, {}, {"obj": SlowToPickle(1.0, list(range(10)))})
-    assert saver.busy and saver.poll() is None  # the child is still sleeping in __getstate__
+    gate = str(tmp_path / "go")
+    saver.start(1, {}, {"obj": PickledOnSignal(gate, list(range(10)))})
+    # start() returned while the child waits in __getstate__ for the gate only this process opens
+    assert saver.busy and saver.poll() is None
     assert store.latest() is None
+    open(gate, "w").close()
     done = saver.wait()
-    assert done.error is None and done.seconds >= 1.0 and store.latest() == 1
+    assert done.error is None and store.latest() == 1
+    assert store.load(1)[1]["obj"].payload == list(range(10))
 
 
 @pytest.mark.parametrize("forking", [True, False])
