@@ -231,10 +231,12 @@ class Processor:
 
         Raises :class:`FencedError` when another instance took the transactional.id over."""
         self._live = LivenessMember(self.config, self.admin_url)  # "running", for `models` commands
+        self._abort_error: KafkaException | None = None
         try:
             return self._run(exit_when_idle_s, max_seconds)
         except KafkaException as exc:
-            if not fenced(exc):
+            # a later produce() of a fenced producer only says "Fatal error"; the abort names the cause
+            if not (fenced(exc) or fenced(self._abort_error)):
                 raise
             message = (f"another instance of deployment {self.config.name} took over (same transactional.id "
                        f"{self.config.transactional_id}): this one stops")
@@ -280,7 +282,7 @@ class Processor:
             work.stop_watchdog()
             for task in self.tasks.values():
                 task.checkpointer.wait()  # a version being written is complete and consistent: let it land
-            work.abort()
+            self._abort_error = work.abort()
             self.membership.closing = True  # close() revokes: the tasks are done, keep them for summary()
             consumer.close()
             try:
