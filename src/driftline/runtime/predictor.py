@@ -6,9 +6,10 @@ Any number of predictors form a consumer group over ``.features`` (static member
 producer: a batch's predictions and the input offsets they cover commit in one transaction,
 so a restarted or moved partition is served again from its committed offset, and a fenced
 zombie can publish nothing. Each predictor tails ``.versions`` read_committed from the
-start, verifies every release (digest, then the HMAC signature, before unpickling) and every
-heartbeat (its HMAC), and loads a release before an event needs it. A release that does not verify, or does not follow the
-last good one, is refused (logged, counted by reason in ``driftline_global_versions_refused``,
+start, verifies every release (digest, then the HMAC signature, before unpickling) and
+every heartbeat (its HMAC), and loads a release before an event needs it. A release or
+heartbeat that does not verify, or a release that does not follow the last good one, is
+refused (logged, counted by reason in ``driftline_global_versions_refused``,
 and the record dead-lettered on ``.dlq`` with that reason, in the next transaction) and the
 predictor goes on serving the versions it trusts.
 
@@ -134,7 +135,7 @@ class Predictor:
             partitions = [TopicPartition(self.topics.versions, p) for p in meta.partitions]
             self._dead_lettered = {tp.partition: tp.offset for tp in versions.committed(partitions, timeout=30)
                                    if tp.offset >= 0}
-            versions.assign([TopicPartition(self.topics.versions, p, OFFSET_BEGINNING) for p in meta.partitions])
+            versions.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions])
             self._versions = versions
             consumer.subscribe([self.topics.features], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                on_lost=self._on_revoke)

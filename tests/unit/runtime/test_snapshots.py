@@ -12,28 +12,15 @@ from driftline.runtime.snapshots import BackgroundSaver
 from driftline.versions.store import VersionStore
 
 
-class SlowToPickle:
-    """Pickling takes ``seconds`` (in whichever process pickles it)."""
-
-    def __init__(self, seconds: float, payload: list[int]) -> None:
-        self.seconds, self.payload, self.stamp = seconds, payload, None
-
-    def __getstate__(self):
-        time.sleep(self.seconds)
-        return self.__dict__
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-
-
 class PickledOnSignal:
-    """Pickling waits until the file ``gate`` exists (in whichever process pickles it)."""
+    """Pickling waits until the file ``gate`` exists, when one is given (in whichever process
+    pickles it): the test decides when a save may finish."""
 
-    def __init__(self, gate: str, payload: list[int]) -> None:
-        self.gate, self.payload = gate, payload
+    def __init__(self, payload: list[int], gate: str | None = None) -> None:
+        self.gate, self.payload, self.stamp = gate, payload, None
 
     def __getstate__(self):
-        for _ in range(6000):  # bounded: 60 s at most
+        for _ in range(6000 if self.gate else 0):  # bounded: 60 s at most
             if os.path.exists(self.gate):
                 break
             time.sleep(0.01)
@@ -56,7 +43,7 @@ def store(tmp_path) -> VersionStore:
 @pytest.mark.parametrize("forking", [True, False])
 def test_a_save_lands_verified_with_what_prepare_set(store, forking):
     saver = BackgroundSaver(store, enabled=forking)
-    state = SlowToPickle(0.0, [1, 2, 3])
+    state = PickledOnSignal([1, 2, 3])
     saver.start(1, {"trigger": "t"}, {"obj": state}, prepare=lambda: setattr(state, "stamp", 1))
     done = saver.wait()
     assert (done.version, done.error) == (1, None)
@@ -71,7 +58,7 @@ def test_the_parent_is_not_held_up_while_the_child_pickles(store, tmp_path):
     saver = BackgroundSaver(store)
     assert saver.forking
     gate = str(tmp_path / "go")
-    saver.start(1, {}, {"obj": PickledOnSignal(gate, list(range(10)))})
+    saver.start(1, {}, {"obj": PickledOnSignal(list(range(10)), gate)})
     # start() returned while the child waits in __getstate__ for the gate only this process opens
     assert saver.busy and saver.poll() is None
     assert store.latest() is None
@@ -91,11 +78,13 @@ def test_a_failed_save_reports_why_and_leaves_no_version(store, forking):
     assert not os.path.isdir(store._dir) or os.listdir(store._dir) == []
 
 
-def test_one_save_at_a_time(store):
+def test_one_save_at_a_time(store, tmp_path):
     saver = BackgroundSaver(store)
-    saver.start(1, {}, {"obj": SlowToPickle(0.3, [])})
+    gate = str(tmp_path / "go")
+    saver.start(1, {}, {"obj": PickledOnSignal([], gate)})
     with pytest.raises(RuntimeError):
         saver.start(2, {}, {})
+    open(gate, "w").close()
     saver.wait()
 
 
@@ -118,9 +107,11 @@ def test_the_writer_only_uses_idle_cpu(store):
     assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the parent keeps its own priority
 
 
-def test_objects_alive_at_the_fork_skip_collections_until_the_child_is_collected(store):
+def test_objects_alive_at_the_fork_skip_collections_until_the_child_is_collected(store, tmp_path):
     saver = BackgroundSaver(store)
-    saver.start(1, {}, {"obj": SlowToPickle(0.3, [1])})
+    gate = str(tmp_path / "go")
+    saver.start(1, {}, {"obj": PickledOnSignal([1], gate)})
     assert gc.get_freeze_count() > 0  # a full collection now would copy the shared heap
+    open(gate, "w").close()
     assert saver.wait().error is None
     assert gc.get_freeze_count() == 0
