@@ -108,10 +108,12 @@ class Predictor:
     # -- running -------------------------------------------------------------------------
 
     def run(self, exit_when_idle_s: float | None = None, max_seconds: float | None = None) -> None:
+        self._abort_error: KafkaException | None = None
         try:
             self._run(exit_when_idle_s, max_seconds)
         except KafkaException as exc:
-            if not fenced(exc):
+            # a later produce() of a fenced producer only says "Fatal error"; the abort names the cause
+            if not (fenced(exc) or fenced(self._abort_error)):
                 raise
             raise FencedError(f"another predictor took over instance {self.config.scale.instance} "
                               f"(transactional.id {self.config.transactional_id}): this one stops") from None
@@ -166,11 +168,27 @@ class Predictor:
                 if max_seconds is not None and now - started >= max_seconds:
                     break
         finally:
+            self._abort_error = self._abort(producer)
             consumer.close()
             versions.close()
             if self.labels is not None:
                 self.labels.close()
-            producer.flush(10)
+            try:
+                producer.flush(10)
+            except (KafkaException, SystemError):  # a fenced (fatal) producer may fail here too: keep the cause
+                pass
+
+    @staticmethod
+    def _abort(producer: Any) -> KafkaException | None:
+        """Abort a transaction left open by an error (none is open between batches); the
+        error the abort met names the cause (fenced) of a fatal producer."""
+        try:
+            producer.abort_transaction(10)
+        except KafkaException as exc:
+            if exc.args and isinstance(exc.args[0], KafkaError) and exc.args[0].code() == KafkaError._STATE:
+                return None  # no transaction open: the normal way out
+            return exc
+        return None
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self.assignments += 1

@@ -527,3 +527,35 @@ def test_served_accuracy_per_partition_equals_the_predictions_and_labels_topics(
         got[event["served"]["partition"]].append(event["position"])
         assert event["kind"] == "concept" and event["source"]["kind"] == "labels"
     assert {p: sorted(v) for p, v in got.items()} == fired
+
+
+def test_a_fenced_predictor_says_another_instance_took_over_and_exits_3(spawn, make_config, reader, tmp_path,
+                                                                        signing_key):
+    """A second predictor with the same instance id fences the first: the first exits 3 with
+    one line naming the takeover, not a 'Fatal error' traceback from its next produce()."""
+    from confluent_kafka import Producer
+
+    from driftline.runtime.processor import EXIT_FENCED
+
+    config = _deployment(make_config)
+    records = _produce(config)
+    toml = tmp_path / f"{config.name}.toml"
+    _write_toml(config, toml)
+    _finish({"trainer": _start(spawn, config, toml, signing_key, "trainer")})
+    p0 = _start(spawn, config, toml, signing_key, "predictor", "p0", idle_s=120)
+    _wait_until_served(config, reader, N_EVENTS, {"p0": p0})
+    predictor = config.model_copy(update={"scale": config.scale.model_copy(update={"role": "predictor",
+                                                                                   "instance": "p0"})})
+    usurper = Producer({"bootstrap.servers": config.kafka.bootstrap_servers,
+                        "transactional.id": predictor.transactional_id})
+    usurper.init_transactions(30)  # what a second p0 does first
+    # events inside the released watermark: p0 serves them at once, in a transaction that fails
+    _send(config, [("features", t, f"late-{i}", x) for i, (kind, t, _, x) in enumerate(records[:20])
+                   if kind == "features"])
+    p0.wait(120)
+    stderr = p0.err_path.read_text(errors="replace")
+    assert p0.returncode == EXIT_FENCED == 3, stderr
+    assert "Traceback" not in stderr, stderr
+    plain = [line for line in stderr.splitlines() if line and not line.startswith("{")]
+    assert plain == [f"Error: another predictor took over instance p0 (transactional.id "
+                     f"{predictor.transactional_id}): this one stops"], stderr
