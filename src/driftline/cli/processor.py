@@ -31,7 +31,7 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
     from prometheus_client import start_http_server
 
     from driftline.exceptions import FencedError
-    from driftline.runtime.processor import EXIT_FENCED, Processor
+    from driftline.runtime.processor import Processor
 
     config = _config(ctx)
     if instance is not None or role is not None:
@@ -72,9 +72,7 @@ def run(ctx: click.Context, metrics_port, exit_when_idle, max_seconds, admin_por
         processor.install_signal_handlers()
         engine = processor.run(exit_when_idle_s=exit_when_idle, max_seconds=max_seconds)
     except FencedError as exc:
-        fenced = click.ClickException(str(exc))
-        fenced.exit_code = EXIT_FENCED
-        raise fenced from None
+        raise _fenced(exc) from None
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
     dead = processor.dead_letters
@@ -100,7 +98,6 @@ def _run_global(config, metrics_port, exit_when_idle, max_seconds) -> None:
     from prometheus_client import start_http_server
 
     from driftline.exceptions import FencedError
-    from driftline.runtime.processor import EXIT_FENCED
 
     role = config.scale.role
     if role is None:
@@ -122,9 +119,7 @@ def _run_global(config, metrics_port, exit_when_idle, max_seconds) -> None:
         signal.signal(signal.SIGINT, runner.stop)
         engine = runner.run(exit_when_idle_s=exit_when_idle, max_seconds=max_seconds)
     except FencedError as exc:
-        fenced = click.ClickException(str(exc))
-        fenced.exit_code = EXIT_FENCED
-        raise fenced from None
+        raise _fenced(exc) from None
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
     if role == "predictor":
@@ -159,3 +154,12 @@ def demo(ctx: click.Context, dataset, events, drift_every, label_delay, rate) ->
     click.echo("\nExplore:")
     for command in explore_commands(config, program, ctx.obj["config_path"], ctx.obj["store"]):
         click.echo(f"  {command}")
+
+
+def _fenced(exc: Exception) -> click.ClickException:
+    """The one-line error of a fenced process, with its exit code (3)."""
+    from driftline.runtime.processor import EXIT_FENCED
+
+    fenced = click.ClickException(str(exc))
+    fenced.exit_code = EXIT_FENCED
+    return fenced

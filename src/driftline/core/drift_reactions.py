@@ -64,13 +64,17 @@ class DriftReactions:
             for det in detections
         ]
         if model is not self.model:
-            self.model = model
-            self.watch.reset()
-            if self.perf is not None:
-                self.perf.rebase()
+            self._serve(model)
         if self.config.checkpoint.on_drift:
             self.checkpoint_due = self.checkpoint_due or "drift"
         return events
+
+    def _serve(self, model: Any) -> None:
+        """A new model serves: the error detectors and performance rules start over."""
+        self.model = model
+        self.watch.reset()
+        if self.perf is not None:
+            self.perf.rebase()
 
     def _on_candidate(self, decision: str, record: InputRecord, now_ms: int) -> DriftEvent:
         """Guarded policy: the candidate won its paired test (it serves now) or ran out of time,
@@ -78,10 +82,7 @@ class DriftReactions:
         guard = self.adapt.guard
         model, evidence = guard.finish(decision, self.model)
         if model is not None:
-            self.model = model
-            self.watch.reset()
-            if self.perf is not None:
-                self.perf.rebase()
+            self._serve(model)
             if self.config.checkpoint.on_drift:
                 self.checkpoint_due = self.checkpoint_due or "drift"
         test = evidence["test"]
