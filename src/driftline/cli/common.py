@@ -47,7 +47,8 @@ def _state_change(ctx: click.Context, config: DeploymentConfig, action: str, par
         import urllib.error
         import urllib.request
 
-        path = {"promote": "promote", "alias": "aliases", "rollback": "rollback", "erase": "erase"}[action]
+        path = {"promote": "promote", "alias": "aliases", "rollback": "rollback", "erase": "erase",
+                "reset": "reset"}[action]
         token = os.environ.get(config.lifecycle.token_env, "")
         request = urllib.request.Request(
             f"{admin_url.rstrip('/')}/models/{config.name}/{path}",
@@ -61,6 +62,9 @@ def _state_change(ctx: click.Context, config: DeploymentConfig, action: str, par
             raise click.ClickException(f"{exc.code}: {exc.read().decode(errors='replace')}") from None
         except urllib.error.URLError as exc:
             raise click.ClickException(f"admin API unreachable at {admin_url}: {exc.reason}") from None
+    if config.scale.mode != "single":  # an embedded worker would join the group and take tasks over
+        raise click.ClickException(f"{config.scale.mode} mode: send the command to the running worker that "
+                                   "holds the key, with --admin-url (or DRIFTLINE_ADMIN_URL)")
     from driftline.runtime.liveness import live_instances
     from driftline.runtime.processor import Processor
 

@@ -200,15 +200,22 @@ def models_promote(ctx: click.Context, model, challenger, version, alias, reason
 @click.option("--skip-from", type=int, help="First label to skip while replaying (offset or epoch ms).")
 @click.option("--skip-to", type=int, help="Last label to skip while replaying (inclusive).")
 @click.option("--skip-by", type=click.Choice(["offset", "time"]), default="time", show_default=True)
+@click.option("--key", help="Keyed mode: restore this key's model from version --to of its task.")
 @click.option("--reason", default="", help="Why (recorded in the audit trail).")
 @click.option("--admin-url", envvar="DRIFTLINE_ADMIN_URL", help="Admin API of the running processor.")
 @click.option("--idle", default=2.0, show_default=True, help="Embedded mode: exit after this many idle seconds.")
 @click.pass_context
-def models_rollback(ctx: click.Context, model, to, replay, skip_from, skip_to, skip_by, reason, admin_url,
+def models_rollback(ctx: click.Context, model, to, replay, skip_from, skip_to, skip_by, key, reason, admin_url,
                     idle) -> None:
-    """Restore a version as a new one (its parent); never deletes the versions it replaces."""
+    """Restore a version as a new one (its parent); never deletes the versions it replaces.
+
+    In keyed mode give --key: the key's model, metrics and learned count come back from
+    version --to of the key's task (driftline models list <model>.task-<p>), as a new version
+    of that task; the other keys go on unchanged."""
     config = _model_name(ctx, model)
     params: dict[str, Any] = {"to": to, "replay": replay}
+    if key is not None:
+        params["key"] = key
     if skip_from is not None or skip_to is not None:
         if not replay or skip_from is None or skip_to is None:
             raise click.UsageError("--skip-from and --skip-to go together, with --replay")
@@ -218,9 +225,33 @@ def models_rollback(ctx: click.Context, model, to, replay, skip_from, skip_to, s
     except DriftlineError as exc:
         raise click.ClickException(str(exc)) from exc
     d = result["event"]["details"]
+    if key is not None:
+        click.echo(f"rollback: key {key} of {config.name} (task {d['task']}) restored from v{d['to']} as version "
+                   f"{result['version']} of the task; examples learned {d['examples_seen']}")
+        return
     click.echo(f"rollback: {config.name} restored v{d['to']} (replacing v{d['replaced']}) as version "
                f"{result['version']}; replayed {d.get('replayed', 0)} records, skipped {d.get('skipped_labels', 0)} "
                f"labels; examples learned {d['examples_seen']}")
+
+
+@models.command("reset")
+@click.argument("model", required=False)
+@click.option("--key", help="Keyed mode: reset this key's model only.")
+@click.option("--reason", default="", help="Why (recorded in the audit trail).")
+@click.option("--admin-url", envvar="DRIFTLINE_ADMIN_URL", help="Admin API of the running processor.")
+@click.option("--idle", default=2.0, show_default=True, help="Embedded mode: exit after this many idle seconds.")
+@click.pass_context
+def models_reset(ctx: click.Context, model, key, reason, admin_url, idle) -> None:
+    """Serve a fresh model of the configured kind from now on, as a new version (its metrics
+    start over; pending events still learn). In keyed mode --key resets one key's model."""
+    config = _model_name(ctx, model)
+    try:
+        result = _state_change(ctx, config, "reset", {"key": key} if key is not None else {}, reason,
+                               admin_url, idle)
+    except DriftlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    where = f"key {key} of {config.name} (task {result['task']})" if key is not None else config.name
+    click.echo(f"reset: {where} serves a fresh model as version {result['version']} ({result['event']['id']})")
 
 
 @models.command("history")

@@ -56,6 +56,12 @@ class MemoryColdStore:
     def release(self, ref: str) -> None:
         self._blobs.pop(ref, None)
 
+    def without(self, ref: str) -> MemoryColdStore:
+        """A copy that no longer holds ``ref`` (the blobs themselves are shared: bytes)."""
+        copy = MemoryColdStore()
+        copy._blobs = {r: b for r, b in self._blobs.items() if r != ref}
+        return copy
+
     def __len__(self) -> int:
         return len(self._blobs)
 

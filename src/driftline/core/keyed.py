@@ -167,6 +167,53 @@ class KeyedEngine:
             return self.engine_for(key).predict(features)
         return self._template.predict(features)
 
+    # -- one key's model, for lifecycle commands (runtime/keyed_commands.py) ----------------
+
+    def key_engine(self, key: str) -> Engine | None:
+        """The key's engine as it stands, without making it recent (None: never seen here).
+
+        An evicted key's engine is a copy unpickled from the cold store."""
+        if key in self._resident:
+            return self._resident[key]
+        ref = self._evicted.get(key)
+        blob = self.cold.get(ref) if ref is not None and self.cold is not None else None
+        return pickle.loads(blob) if blob is not None else None
+
+    def with_key_engine(self, key: str, engine: Engine) -> KeyedEngine:
+        """A copy of this keyed engine in which ``key`` has ``engine`` (resident, the most recent).
+
+        This one is left as it was: the copy has containers of its own and shares the other
+        keys' engines, so exactly one of the two may go on processing (a command serves the
+        copy once its version is stored, or this one when that failed).
+
+        >>> from driftline.config import DeploymentConfig
+        >>> from driftline.core.events import InputRecord
+        >>> keyed = KeyedEngine(DeploymentConfig(name="demo", scale={"mode": "keyed"}))
+        >>> _ = keyed.process(InputRecord("features", 0, 0, 1000, b"s1", b'{"id": "e1", "features": {"x": 1.0}}'), 0)
+        >>> fresh = Engine(keyed.config)
+        >>> copy = keyed.with_key_engine("s1", fresh)
+        >>> copy.key_engine("s1") is fresh, keyed.key_engine("s1") is fresh
+        (True, False)
+        """
+        copy = object.__new__(KeyedEngine)
+        copy.__dict__.update(self.__dict__)
+        copy._resident = {k: e for k, e in self._resident.items() if k != key}
+        copy._resident[key] = engine
+        copy._last_key = copy._last = None
+        copy.events = dict(self.events)
+        copy.events.setdefault(key, 0)
+        copy.counters = replace(self.counters)
+        if key in self._evicted:  # its evicted copy is stale now: the copy forgets it
+            copy._evicted = {k: r for k, r in self._evicted.items() if k != key}
+            copy._cold_view = {k: v for k, v in self._cold_view.items() if k != key}
+            if isinstance(self.cold, MemoryColdStore):
+                copy.cold = self.cold.without(self._evicted[key])
+        else:
+            copy._evicted, copy._cold_view = dict(self._evicted), dict(self._cold_view)
+        while len(copy._resident) > copy.max_keys:
+            copy._evict(next(iter(copy._resident)))
+        return copy
+
     # -- records ---------------------------------------------------------------------------
 
     def process(self, record: InputRecord, now_ms: int) -> list[Output]:

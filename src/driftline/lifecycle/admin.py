@@ -74,7 +74,10 @@ def openapi(model: str) -> dict[str, Any]:
             "/versions/{version}/report": {"get": {"summary": "A version's drift report (HTML)", "responses": read}},
             "/predict": {"post": {"summary": "Predict with the current champion (with [governance.explain]: and "
                                              "explain the prediction)", "responses": read,
-                                  "requestBody": body({"features": {"type": "object"}}, ["features"])}},
+                                  "requestBody": body({"features": {"type": "object"},
+                                                       "key": {"type": "string",
+                                                               "description": "keyed mode: whose model"}},
+                                                      ["features"])}},
             f"{p}/promote": {"post": {"summary": "Promote a challenger, or a stored version (blue/green)",
                                       "security": secured, "responses": ok, "requestBody": body(
                                           {"challenger": {"type": "string"}, "version": {"type": ["integer", "string"]},
@@ -90,7 +93,11 @@ def openapi(model: str) -> dict[str, Any]:
                                                             "skip": {"type": "object", "properties": {
                                                                 "by": {"enum": ["offset", "time"]},
                                                                 "start": {"type": "integer"},
-                                                                "end": {"type": "integer"}}}, **reason}, ["to"])}},
+                                                                "end": {"type": "integer"}}},
+                                                            "key": {"type": "string", "description": "keyed mode: "
+                                                                    "the key whose model is restored from "
+                                                                    "version `to` of its task"},
+                                                            **reason}, ["to"])}},
             f"{p}/challengers": {"post": {"summary": "Add a challenger (start: cold, warm or version:<v>)",
                                           "security": secured, "responses": ok, "requestBody": body(
                                               {"name": {"type": "string"}, "start": {"type": "string"},
@@ -98,8 +105,9 @@ def openapi(model: str) -> dict[str, Any]:
                                               ["name"])}},
             f"{p}/challengers/{{name}}": {"delete": {"summary": "Remove a challenger", "security": secured,
                                                      "responses": ok}},
-            f"{p}/reset": {"post": {"summary": "Replace the champion with a fresh model", "security": secured,
-                                    "responses": ok}},
+            f"{p}/reset": {"post": {"summary": "Replace the champion with a fresh model (keyed mode: the "
+                                               "model of one key)", "security": secured, "responses": ok,
+                                    "requestBody": body({"key": {"type": "string"}, **reason})}},
             f"{p}/erase": {"post": {"summary": "Erase one data subject: exact unlearning by replay without its "
                                               "events, tombstones, a receipt on .lifecycle (give key or id)",
                                    "security": secured, "responses": {**ok, "409": {
@@ -162,7 +170,8 @@ class AdminServer:
         if method == "GET" and path == "/health":
             return 200, {"status": "ok"}
         if method == "POST" and path == "/predict":
-            return 200, self._command("predict", {"features": body.get("features")}, "api:predict", "")
+            params = {"features": body.get("features"), **({"key": body["key"]} if "key" in body else {})}
+            return 200, self._command("predict", params, "api:predict", "")
         if method == "POST" and path == "/alerts/alertmanager":
             self.authorized(auth)
             done = [self._command(action, params, ACTOR, reason)

@@ -217,7 +217,7 @@ class LifecycleRuntime:
 
         A command that found this processor fenced is answered, then the fencing error goes
         on (the processor stops)."""
-        self._positions, self._order_offset = positions, order_offset
+        self.at(positions, order_offset)
         while (command := self.queue.pop()) is not None:
             fenced_by = None
             try:
@@ -234,9 +234,14 @@ class LifecycleRuntime:
                 raise fenced_by
         return engine
 
+    def at(self, positions: dict[Source, int], order_offset: int) -> None:
+        """Where the next command's version is cut: the task's positions and order log offset."""
+        self._positions, self._order_offset = positions, order_offset
+
     def _cut(self, trigger: str, before: Engine, candidate: Engine, event: LifecycleEvent,
              tags: tuple[tuple[int | None, str, str], ...] = (),
-             extra: Callable[[], None] | None = None) -> tuple[Engine, dict[str, Any]]:
+             extra: Callable[[], None] | None = None,
+             checkpointer: Checkpointer | None = None) -> tuple[Engine, dict[str, Any]]:
         """Serve ``candidate`` under a new version, all or nothing.
 
         The version is stored, then announced on ``.versions`` together with ``event`` on
@@ -245,9 +250,10 @@ class LifecycleRuntime:
         row follow, and does ``candidate`` serve. Any failure before the commit aborts the
         transaction, deletes the stored version (its number is not reused), and leaves
         ``before`` serving: the error is the only trace. ``extra`` produces more records
-        into the same transaction (an erasure's tombstones).
+        into the same transaction (an erasure's tombstones). ``checkpointer`` cuts a keyed
+        task's version (runtime/keyed_commands.py; default: the deployment's).
         """
-        checkpointer = self.checkpointer
+        checkpointer = checkpointer or self.checkpointer
         if checkpointer.saver.busy:  # a periodic version still being written lands (and is indexed) first
             checkpointer.saved(before, checkpointer.saver.wait())
         cadence = checkpointer.cadence()
@@ -288,6 +294,9 @@ class LifecycleRuntime:
 
     def _apply(self, cmd: Command, engine: Engine) -> tuple[Engine, Any]:
         params = cmd.params
+        if cmd.action in ("reset", "rollback") and params.get("key") is not None:
+            raise LifecycleError(f"{cmd.action} of one key is for keyed mode; this deployment runs one model",
+                                 status=409)
         if cmd.action == "predict":
             event = decode_features(orjson.dumps({"id": "predict", "features": params.get("features")}),
                                     engine.schema, self.config.name, getattr(engine, "privacy", None))

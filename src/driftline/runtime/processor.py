@@ -45,13 +45,14 @@ from driftline.core.engine import Engine
 from driftline.core.events import InputRecord
 from driftline.core.keyed import KeyedEngine
 from driftline.core.ordering import EventTimeMerger, Source
-from driftline.exceptions import ConfigError, FencedError, LifecycleError
+from driftline.exceptions import ConfigError, FencedError
 from driftline.observability.metrics import ProcessorMetrics
 from driftline.runtime.backpressure import Backpressure
 from driftline.runtime.checkpointer import Checkpointer
 from driftline.runtime.clients import make_processor_clients
 from driftline.runtime.collector import OutputCollector
 from driftline.runtime.drain import Drainer
+from driftline.runtime.keyed_commands import run_keyed_commands
 from driftline.runtime.lifecycle import LifecycleRuntime
 from driftline.runtime.liveness import LivenessMember
 from driftline.runtime.membership import Membership
@@ -389,10 +390,8 @@ class Processor:
                 return
 
     def _run_commands(self) -> None:
-        if self.keyed:  # a task's engine is one shard: commands for a keyed deployment come later
-            while (command := self.lifecycle.queue.pop()) is not None:
-                command.error = LifecycleError("lifecycle commands are not available in keyed mode", status=409)
-                command.done.set()
+        if self.keyed:  # a command names its key: the task that holds it applies it
+            run_keyed_commands(self.lifecycle, self.tasks, self.work.committed)
             return
         task = self._single
         task.engine = self.lifecycle.run_commands(task.engine, task.positions, task.order_next)

@@ -259,3 +259,32 @@ def test_a_synchronous_prediction_uses_the_keys_model_and_creates_no_key():
     with pytest.raises(BadEventError, match="missing_key"):
         keyed.predict(x)
     assert keyed.model_examples == keyed.n_learned
+
+
+@pytest.mark.parametrize("evicted", [False, True], ids=["resident", "evicted"])
+def test_a_copy_with_one_keys_engine_replaced_goes_on_like_that_engine_and_leaves_the_original(evicted):
+    """What a keyed lifecycle command serves (runtime/keyed_commands.py): the key learns on
+    from the engine it was given, every other key exactly as in an undisturbed run."""
+    preset, half = "logistic_regression", len(RECORDS) // 2
+    keyed = KeyedEngine(config(preset, max_keys=TIGHT))
+    run(keyed, RECORDS[:half])
+    key = next(k for k in sorted(keyed.keys()) if (k in keyed._evicted) == evicted)
+    assert keyed.key_engine(key) is not None and keyed.key_engine("never-seen") is None
+    def layout(k: KeyedEngine):
+        return ([(key, id(e)) for key, e in k._resident.items()], dict(k._evicted), len(k.cold), dict(k.events),
+                vars(k.counters), k.evictions)
+
+    before, mine = layout(keyed), pickle.dumps(keyed.key_engine(key))
+    fresh = Engine(config(preset))
+    copy = keyed.with_key_engine(key, fresh)
+    assert layout(keyed) == before and pickle.dumps(keyed.key_engine(key)) == mine  # the original is as it was
+    assert copy.key_engine(key) is fresh and copy.resident <= TIGHT
+    rest = RECORDS[half:]
+    run(copy, rest)
+    oracle = Engine(config(preset))
+    run(oracle, [r for r in rest if r.key.decode() == key])
+    full, _ = full_run(preset)
+    got, want = final_models(copy), final_models(full)
+    assert got.pop(key) == [oracle.model.predict_proba_one(x) for x in HELD_OUT]
+    want.pop(key)
+    assert got == want

@@ -1,0 +1,191 @@
+"""Lifecycle commands in keyed mode on the real broker: one key's model is reset or rolled
+back as a version of its task, the other keys are untouched, and a restart goes on from
+the command's version exactly."""
+
+from __future__ import annotations
+
+import collections
+import random
+import threading
+import time
+
+import orjson
+import pytest
+from click.testing import CliRunner
+from prometheus_client import CollectorRegistry
+
+from driftline.cli import main
+from driftline.core.engine import Engine
+from driftline.core.events import InputRecord
+from driftline.datasets import stream
+from driftline.exceptions import LifecycleError
+from driftline.lifecycle.admin import AdminServer
+from driftline.lifecycle.commands import Command
+from driftline.runtime.clients import make_producer
+from driftline.runtime.processor import Processor
+from driftline.runtime.replay import encode_features
+
+pytestmark = pytest.mark.integration
+
+N_KEYS, DELAY = 12, 30
+TOKEN = "keyed-commands-admin-token-0123456789"
+
+
+def _produce(config, rows, first: int, base_ms: int) -> None:
+    """Features keyed by one of N_KEYS entity keys, each label DELAY events later (same key)."""
+    rng = random.Random(first)
+    keys = [f"k{rng.randrange(N_KEYS)}" for _ in rows]
+    producer = make_producer(config)
+    for i in range(len(rows) + DELAY):
+        if i < len(rows):
+            body = {"id": f"e{first + i}", "features": rows[i][0]}
+            producer.produce(config.topics.features, orjson.dumps(body), keys[i].encode(), timestamp=base_ms + i)
+        if i >= DELAY:
+            j = i - DELAY
+            body = {"id": f"e{first + j}", "label": rows[j][1]}
+            producer.produce(config.topics.labels, orjson.dumps(body), keys[j].encode(), timestamp=base_ms + i)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def _start(config, signing_key, learned: int, versions: int = 1):
+    """A keyed worker in a thread, returned once it learned ``learned`` labels, every task
+    has ``versions`` versions and its transactions settled (readiness, not a timing assertion)."""
+    processor = Processor(config, signing_key, registry=CollectorRegistry())
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            processor.run(max_seconds=240)
+        except BaseException as exc:  # noqa: BLE001 - the test asserts on it
+            outcome["error"] = exc
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    deadline = time.monotonic() + 120
+    while not (len(processor.tasks) == config.partitions
+               and all(t.engine is not None for t in processor.tasks.values())
+               and sum(t.engine.n_learned for t in processor.tasks.values()) == learned
+               and not processor.work.in_txn
+               and all(len(t.store.versions()) >= versions for t in processor.tasks.values())
+               and not any(t.checkpointer.saver.busy for t in processor.tasks.values())):
+        assert time.monotonic() < deadline and runner.is_alive(), outcome
+        time.sleep(0.05)
+    time.sleep(0.5)
+    return processor, runner, outcome
+
+
+def _probas(engine: Engine, xs) -> list:
+    return [engine.model.predict_proba_one(x) for x in xs]
+
+
+def test_a_keys_model_is_reset_and_rolled_back_alone_and_a_restart_goes_on_from_the_command(
+        make_config, reader, signing_key, tmp_path, monkeypatch):
+    config = make_config(partitions=2, model={"preset": "logistic_regression"},
+                         scale={"mode": "keyed", "instance": "w0", "session_timeout_ms": 6000},
+                         checkpoint={"every_examples": 150, "every_seconds": 3600},
+                         processor={"commit_interval_ms": 50, "batch_size": 200})
+    rows = [(encode_features(x), y) for x, y in stream("synth:agrawal", limit=920, seed=23)]
+    first, second, held_out = rows[:600], rows[600:900], [x for x, _ in rows[900:]]
+    base = int(time.time() * 1000) - 60_000
+    _produce(config, first, 0, base)
+    processor, runner, outcome = _start(config, signing_key, len(first), versions=1)
+
+    # Two keys of one task that its periodic version (every 150 labels) already holds.
+    task = max(processor.tasks.values(), key=lambda t: len(t.engine.keys()))
+    versions_before = task.store.versions()
+    _, old = task.store.load(versions_before[-1])
+    key, other = [k for k in sorted(task.engine.keys()) if old["engine"].key_engine(k) is not None][:2]
+    other_before = _probas(task.engine.key_engine(other), held_out)
+
+    # reset through the CLI and the admin API (HTTP, bearer token)
+    admin = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit,
+                        processor.store, token=TOKEN)
+    port = admin.start()
+    try:
+        monkeypatch.setenv(config.lifecycle.token_env, TOKEN)
+        done = CliRunner().invoke(main, ["--name", config.name, "--bootstrap", config.kafka.bootstrap_servers,
+                                         "models", "reset", "--key", key, "--reason", "bad sensor",
+                                         "--admin-url", f"http://127.0.0.1:{port}"])
+        assert done.exit_code == 0, done.output
+        reset_version = task.store.latest()
+        assert reset_version > versions_before[-1]
+        said = [line for line in done.output.splitlines() if not line.startswith("{")]  # the worker's logs share stdout here
+        assert said == [f"reset: key {key} of {config.name} (task {task.index}) serves a fresh "
+                                       f"model as version {reset_version} "
+                                       f"({orjson.loads(reader(config, config.topics.lifecycle)[-1].value())['id']})"]
+        fresh = Engine(config)
+        served = task.engine.key_engine(key)
+        assert served.model_examples == 0 and _probas(served, held_out) == _probas(fresh, held_out)
+        assert _probas(task.engine.key_engine(other), held_out) == other_before
+        _, state = task.store.load(reset_version)  # the stored version is what serves
+        assert _probas(state["engine"].key_engine(key), held_out) == _probas(fresh, held_out)
+        assert _probas(state["engine"].key_engine(other), held_out) == other_before
+    finally:
+        admin.stop()
+
+    # rollback of the key to a version cut before the reset
+    target = versions_before[-1]
+    old_key = old["engine"].key_engine(key)
+    result = processor.lifecycle.queue.submit(
+        Command("rollback", {"key": key, "to": target}, actor="test", reason="back")).wait(60)
+    assert result["task"] == task.index and result["version"] == task.store.latest() > reset_version
+    served = task.engine.key_engine(key)
+    assert served.model_examples == old_key.model_examples > 0
+    assert _probas(served, held_out) == _probas(old_key, held_out)
+    assert served.scores.values() == old_key.scores.values()
+    assert _probas(task.engine.key_engine(other), held_out) == other_before
+
+    # what is refused, and says why
+    for action, params, status in (("reset", {"key": "never-seen"}, 404), ("promote", {"version": 1}, 409),
+                                   ("rollback", {"key": key, "to": target, "replay": True}, 409),
+                                   ("rollback", {"key": key, "to": 999}, 404)):
+        command = processor.lifecycle.queue.submit(Command(action, params, actor="test"))
+        with pytest.raises(LifecycleError) as refused:
+            command.wait(60)
+        assert refused.value.status == status, (action, params, refused.value)
+    assert task.store.latest() == result["version"]  # refusals cut nothing
+
+    events = [orjson.loads(m.value()) for m in reader(config, config.topics.lifecycle)]
+    assert [(e["action"], e["details"]["key"], e["details"]["task"]) for e in events] == [
+        ("reset", key, task.index), ("rollback", key, task.index)]
+    assert events[1]["details"]["to"] == target
+    pointer = orjson.loads([m for m in reader(config, config.topics.checkpoints)
+                            if m.key() == str(task.index).encode()][-1].value())
+    assert pointer["version"] == result["version"]
+
+    processor.stop()
+    runner.join(60)
+    assert not runner.is_alive() and "error" not in outcome, outcome
+
+    # A restart restores the rollback's version (nothing applied twice) and learns on from it:
+    # its predictions and final models are those of that version fed the new records in event-time order.
+    _, cut = task.store.load(result["version"])
+    reference = cut["engine"]
+    _produce(config, second, len(first), base + len(first) + DELAY)
+    records = []
+    for kind, topic in (("features", config.topics.features), ("labels", config.topics.labels)):
+        for m in reader(config, topic):
+            if m.partition() == task.index and int(orjson.loads(m.value())["id"][1:]) >= len(first):
+                records.append(InputRecord(kind, m.partition(), m.offset(), m.timestamp()[1], m.key(), m.value()))
+    records.sort(key=lambda r: (r.timestamp, r.kind != "labels", r.offset))
+    want = {}
+    for record in records:
+        for out in reference.process(record, now_ms=0):
+            if out.kind == "prediction":
+                want[out.id] = (out.prediction, {str(k).lower(): v for k, v in out.proba.items()})
+    assert want
+    processor, runner, outcome = _start(config, signing_key, len(first) + len(second))
+    processor.stop()
+    runner.join(60)
+    assert "error" not in outcome, outcome
+    published = collections.defaultdict(list)
+    for m in reader(config, config.topics.predictions):
+        body = orjson.loads(m.value())
+        if body["id"] in want:
+            published[body["id"]].append((body["prediction"], body["proba"]))
+    assert {i: p[0] for i, p in published.items()} == want
+    assert max(len(p) for p in published.values()) == 1
+    restarted = processor.tasks[task.index].engine
+    assert _probas(restarted.key_engine(key), held_out) == _probas(reference.key_engine(key), held_out)
+    assert restarted.key_engine(key).n_learned == reference.key_engine(key).n_learned
