@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from driftline.cli import main
 from driftline.core.engine import Engine
-from driftline.core.events import InputRecord
+from driftline.core.events import InputRecord, decode_features
 from driftline.datasets import stream
 from driftline.exceptions import LifecycleError
 from driftline.lifecycle.admin import AdminServer
@@ -136,6 +136,14 @@ def test_a_keys_model_is_reset_and_rolled_back_alone_and_a_restart_goes_on_from_
     assert served.scores.values() == old_key.scores.values()
     assert _probas(task.engine.key_engine(other), held_out) == other_before
 
+    # a prediction by the key's model, through the admin API's command
+    answer = processor.lifecycle.queue.submit(
+        Command("predict", {"key": key, "features": second[0][0]}, actor="test")).wait(60)
+    assert (answer["key"], answer["task"], answer["model_version"]) == (key, task.index, result["version"])
+    decoded = decode_features(orjson.dumps({"id": "x", "features": second[0][0]}), served.schema, config.name)
+    assert (answer["prediction"], answer["proba"]) == served.predict(decoded.features)
+    assert answer["proba"] != task.engine.key_engine(other).predict(decoded.features)[1]  # not another key's model
+
     # what is refused, and says why
     for action, params, status in (("reset", {"key": "never-seen"}, 404), ("promote", {"version": 1}, 409),
                                    ("rollback", {"key": key, "to": target, "replay": True}, 409),
@@ -189,3 +197,31 @@ def test_a_keys_model_is_reset_and_rolled_back_alone_and_a_restart_goes_on_from_
     restarted = processor.tasks[task.index].engine
     assert _probas(restarted.key_engine(key), held_out) == _probas(reference.key_engine(key), held_out)
     assert restarted.key_engine(key).n_learned == reference.key_engine(key).n_learned
+
+
+def test_a_single_model_deployment_refuses_a_command_for_one_key(make_config, signing_key):
+    """A reset or rollback naming a key must not reset the one model of a single-mode deployment."""
+    config = make_config(checkpoint={"every_examples": 100})
+    rows = [(encode_features(x), y) for x, y in stream("synth:agrawal", limit=200, seed=29)]
+    base = int(time.time() * 1000) - 60_000
+    _produce(config, rows, 0, base)
+    processor = Processor(config, signing_key, registry=CollectorRegistry())
+    outcome: dict[str, BaseException] = {}
+    runner = threading.Thread(target=lambda: outcome.update(done=processor.run(max_seconds=120)))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not (processor.engine is not None and processor.engine.n_learned == len(rows)
+               and not processor.work.in_txn and not processor.checkpointer.saver.busy):
+        assert time.monotonic() < deadline and runner.is_alive(), outcome  # readiness
+        time.sleep(0.05)
+    versions = processor.store.versions()
+    learned = processor.engine.model_examples
+    for action, params in (("reset", {"key": "k1"}), ("rollback", {"key": "k1", "to": versions[0]})):
+        command = processor.lifecycle.queue.submit(Command(action, params, actor="test"))
+        with pytest.raises(LifecycleError) as refused:
+            command.wait(60)
+        assert refused.value.status == 409 and "keyed mode" in str(refused.value), refused.value
+    assert processor.store.versions() == versions and processor.engine.model_examples == learned == len(rows)
+    processor.stop()
+    runner.join(60)
+    assert not runner.is_alive()
