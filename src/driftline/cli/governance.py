@@ -29,9 +29,15 @@ def erase(ctx: click.Context, key, event_id, reason, admin_url, idle) -> None:
     d = result["event"]["details"]
     removed = sum(v for k, v in d["removed"].items() if k != "join_buffer")
     superseded = ", ".join("v%d" % s["version"] for s in d["superseded"]) or "none"
-    click.echo(f"erase: {config.name} restored v{d['restored']} and replayed {d['replayed']} records without the "
-               f"subject's {removed}, as version {result['version']}; superseded: {superseded}"
-               f"{' (deleted)' if d['superseded_deleted'] else ''} ({result['event']['id']})")
+    deleted = " (deleted)" if d["superseded_deleted"] else ""
+    if "task" in d:  # keyed mode: the key's own model is dropped, nothing replayed
+        click.echo(f"erase: {config.name} task {d['task']} dropped the key's model ({d['examples_unlearned']} "
+                   f"examples, {removed} records) as version {result['version']} of the task; superseded: "
+                   f"{superseded}{deleted} ({result['event']['id']})")
+    else:
+        click.echo(f"erase: {config.name} restored v{d['restored']} and replayed {d['replayed']} records without "
+                   f"the subject's {removed}, as version {result['version']}; superseded: {superseded}{deleted} "
+                   f"({result['event']['id']})")
     click.echo(orjson.dumps(result["event"]["details"], option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
 
 

@@ -214,6 +214,32 @@ class KeyedEngine:
             copy._evict(next(iter(copy._resident)))
         return copy
 
+    def without_key(self, key: str) -> KeyedEngine:
+        """A copy of this keyed engine that never saw ``key``: an erasure (runtime/keyed_commands.py).
+
+        The key's engine learned from that key's records only, so dropping it (resident or
+        evicted) together with its share of the aggregates and its record count unlearns
+        them exactly; this one is left as it was.
+
+        >>> from driftline.config import DeploymentConfig
+        >>> from driftline.core.events import InputRecord
+        >>> keyed = KeyedEngine(DeploymentConfig(name="demo", scale={"mode": "keyed"}))
+        >>> for i, k in enumerate([b"s1", b"s2"]):
+        ...     _ = keyed.process(InputRecord("features", 0, i, 1000 + i, k, b'{"id": "e%d", "features": {"x": 1.0}}' % i), 0)
+        >>> erased = keyed.without_key("s1")
+        >>> erased.keys(), erased.counters.features, keyed.keys()
+        (['s2'], 1, ['s1', 's2'])
+        """
+        gone = self.key_engine(key)
+        copy = self.with_key_engine(key, gone if gone is not None else Engine(self.config))
+        del copy._resident[key]
+        copy.events.pop(key, None)
+        if gone is not None:
+            for name, value in vars(gone.counters).items():
+                setattr(copy.counters, name, getattr(copy.counters, name) - value)
+            copy.n_learned -= gone.n_learned
+        return copy
+
     # -- records ---------------------------------------------------------------------------
 
     def process(self, record: InputRecord, now_ms: int) -> list[Output]:

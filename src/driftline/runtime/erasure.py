@@ -151,7 +151,7 @@ def replay_without(config: DeploymentConfig, engine: Engine, state: dict[str, An
     return engine, counts
 
 
-def _compacted(config: DeploymentConfig, topics: list[str]) -> dict[str, bool]:
+def compacted_topics(config: DeploymentConfig, topics: list[str]) -> dict[str, bool]:
     """Whether each topic's cleanup.policy includes compact (a tombstone removes records there)."""
     admin = make_admin(config)
     out = {}
@@ -220,7 +220,7 @@ def erase(runtime: LifecycleRuntime, cmd: Command, engine: Engine) -> tuple[Engi
     delete = config.governance.erasure.delete_superseded
     outputs = {"predictions": (config.topics.predictions, ids), "shadow": (config.topics.shadow, ids),
                "dlq": (config.topics.dlq, {k.decode(errors="replace") for k in keys})}
-    compacted = _compacted(config, [topic for topic, _ in outputs.values()])
+    compacted = compacted_topics(config, [topic for topic, _ in outputs.values()])
     tombstones = {kind: sorted(values) if compacted.get(topic) else [] for kind, (topic, values) in outputs.items()}
     digest = store.signing_key
     details = {

@@ -17,6 +17,15 @@ restores the cut, so recovery never applies a command twice.
   <model>.task-<p>``); the key's join buffer is kept. A rollback does not re-learn the
   labels since (``replay`` is single mode only).
 
+- ``erase`` (``key``): the data subject is the entity the key names. Its engine learned from
+  its records only, so the copy simply drops it (resident or evicted) with its share of the
+  aggregates: exact unlearning without a replay. The cut (trigger ``erasure``) goes with a
+  receipt on ``.lifecycle`` (action ``erase``, the key and event ids as HMAC digests only,
+  the records as offsets), tombstones on the compacted outputs (``.predictions`` and
+  ``.shadow`` by event id, dead letters by key), and the task's versions that hold the key
+  are tagged ``erased`` (a rollback refuses them) or, with ``[governance.erasure]
+  delete_superseded``, deleted. Records of the key that arrive later are a new model's.
+
 A key this process does not hold answers 404 naming the tasks it runs: its task belongs to
 another worker (send the command to that worker's admin API) or the key was never seen. A
 task still catching up after a restore answers 503. Other actions answer 409.
@@ -31,10 +40,12 @@ from typing import Any
 import orjson
 
 from driftline.core.engine import Engine
-from driftline.core.events import decode_features
+from driftline.core.erasure import ErasedRecords, event_id, may_contain, subject_digest
+from driftline.core.events import InputRecord, decode_features
 from driftline.core.keyed import KeyedEngine
 from driftline.exceptions import DriftlineError, LifecycleError
 from driftline.lifecycle.commands import Command
+from driftline.runtime.erasure import ERASED_TAG, compacted_topics, read_range
 from driftline.runtime.lifecycle import LifecycleRuntime
 from driftline.runtime.task import Task
 from driftline.runtime.unit_of_work import fenced
@@ -43,7 +54,7 @@ __all__ = ["run_keyed_commands", "KEYED_ACTIONS"]
 
 log = logging.getLogger("driftline.lifecycle")
 
-KEYED_ACTIONS = ("predict", "reset", "rollback")
+KEYED_ACTIONS = ("predict", "reset", "rollback", "erase")
 
 
 def run_keyed_commands(runtime: LifecycleRuntime, tasks: dict[Any, Task], committed: dict[Any, int]) -> None:
@@ -80,9 +91,11 @@ def _task_of(key: Any, tasks: dict[Any, Task]) -> Task:
 
 def _apply(runtime: LifecycleRuntime, cmd: Command, tasks: dict[Any, Task], committed: dict[Any, int]) -> Any:
     if cmd.action not in KEYED_ACTIONS:
-        raise LifecycleError(f"{cmd.action} is not available in keyed mode: a key's model can be reset or "
-                             "rolled back (with key), and predicted with", status=409)
+        raise LifecycleError(f"{cmd.action} is not available in keyed mode: a key's model can be reset, "
+                             "rolled back or erased (with key), and predicted with", status=409)
     params = cmd.params
+    if cmd.action == "erase" and params.get("id"):
+        raise LifecycleError("erase: in keyed mode the subject is a key (key), not one event id", status=409)
     key = params.get("key")
     task = _task_of(key, tasks)
     keyed: KeyedEngine = task.engine
@@ -96,6 +109,8 @@ def _apply(runtime: LifecycleRuntime, cmd: Command, tasks: dict[Any, Task], comm
     if task.replaying(committed):
         raise LifecycleError(f"task {task.index} is still catching up after a restore: try again in a moment",
                              status=503)
+    if cmd.action == "erase":
+        return _erase(runtime, cmd, task, key)
     # The command changes a copy of the key's engine: the one that serves now goes on if it fails.
     candidate: Engine = pickle.loads(pickle.dumps(current, protocol=pickle.HIGHEST_PROTOCOL))
     details: dict[str, Any] = {"key": key, "task": task.index}
@@ -106,7 +121,7 @@ def _apply(runtime: LifecycleRuntime, cmd: Command, tasks: dict[Any, Task], comm
         if params.get("replay") or params.get("skip"):
             raise LifecycleError("keyed mode: a rollback restores the key's model from a version of its task; "
                                  "replay is single mode only", status=409)
-        source, target = _key_engine_in(task, key, params.get("to"))
+        source, target = _key_engine_in(runtime, task, key, params.get("to"))
         candidate.install_champion(source.model, source.scores, source.model_examples)
         details.update({"to": target, "replaced": keyed.version, "examples_seen": source.model_examples})
         trigger = "rollback"
@@ -124,7 +139,7 @@ def _apply(runtime: LifecycleRuntime, cmd: Command, tasks: dict[Any, Task], comm
     return {**result, "key": key, "task": task.index}
 
 
-def _key_engine_in(task: Task, key: str, to: Any) -> tuple[Engine, int]:
+def _key_engine_in(runtime: LifecycleRuntime, task: Task, key: str, to: Any) -> tuple[Engine, int]:
     """The key's engine in version ``to`` of its task (verified as every load is)."""
     try:
         target = int(to)
@@ -134,8 +149,75 @@ def _key_engine_in(task: Task, key: str, to: Any) -> tuple[Engine, int]:
     if target not in task.store.versions():
         raise LifecycleError(f"task {task.index} has no version {target} (driftline models list "
                              f"{task.store.model})", status=404)
+    digest = subject_digest(task.store.signing_key, key)
+    for receipt in runtime.registry.events(runtime.config.name):
+        d = receipt["details"]
+        if (receipt["action"] == "erase" and d.get("task") == task.index and d["subject"]["hmac_sha256"] == digest
+                and target in {s["version"] for s in d.get("superseded", [])}):
+            raise LifecycleError(f"version {target} holds key {key!r} as it was before its erasure "
+                                 f"({receipt['id']}): it cannot serve again; nothing changed", status=409)
     _, state = task.store.load(target)
     source = state["engine"].key_engine(key) if isinstance(state["engine"], KeyedEngine) else None
     if source is None:
         raise LifecycleError(f"key {key!r} has no model in version {target} of task {task.index}", status=404)
     return source, target
+
+
+def _erase(runtime: LifecycleRuntime, cmd: Command, task: Task, key: str) -> Any:
+    """Erase the subject ``key`` from its task; see the module docstring."""
+    config, store, registry = runtime.config, task.store, runtime.registry
+    keyed: KeyedEngine = task.engine
+    found, ids = ErasedRecords(), set()
+
+    def match(record: InputRecord) -> None:
+        if record.key == key.encode():
+            found.add(record)
+            if (ident := event_id(record)) is not None:
+                ids.add(ident)
+
+    read_range(config, {}, dict(task.positions), match)
+    first = found.first()
+    registry.sync(store)
+    superseded = [{"version": m["version"], "payload_sha256": m.get("payload_sha256"), "trigger": m.get("trigger")}
+                  for m in (store.meta(v) for v in store.versions()) if may_contain(m.get("positions") or {}, first)]
+    outputs = {"predictions": (config.topics.predictions, ids), "shadow": (config.topics.shadow, ids),
+               "dlq": (config.topics.dlq, {key} if found else set())}
+    compacted = compacted_topics(config, [topic for topic, _ in outputs.values()])
+    tombstones = {kind: sorted(values) if compacted.get(topic) else [] for kind, (topic, values) in outputs.items()}
+    gone = keyed.key_engine(key)
+    digest = store.signing_key
+    delete = config.governance.erasure.delete_superseded
+    details = {
+        "subject": {"by": "key", "hmac_sha256": subject_digest(digest, key)}, "task": task.index,
+        "event_ids_hmac_sha256": sorted(subject_digest(digest, i) for i in ids),
+        "removed": {**found.counts(), "join_buffer": gone.join.pending_features + gone.join.pending_labels},
+        "examples_unlearned": gone.n_learned,
+        "records": found.ranges(), "replaced": keyed.version, "replayed": 0,
+        "tombstones": {kind: len(v) for kind, v in tombstones.items()},
+        "not_compacted": sorted(kind for kind, (topic, _) in outputs.items() if not compacted.get(topic)),
+        "superseded": superseded, "superseded_deleted": delete,
+    }
+    event = runtime._event("erase", cmd.actor, cmd.reason, details, keyed.version)
+
+    def send_tombstones() -> None:
+        for kind, values in tombstones.items():
+            for value in values:
+                runtime.work.produce(outputs[kind][0], value.encode(), None)  # type: ignore[arg-type]
+
+    runtime.at(task.positions, task.order_next)
+    serving, result = runtime._cut("erasure", keyed, keyed.without_key(key), event, extra=send_tombstones,
+                                   checkpointer=task.checkpointer)
+    task.engine = serving
+    registry.sync(store)
+    for s in superseded:
+        try:
+            registry.set_tag(store.model, s["version"], ERASED_TAG, event.id)
+            if delete:
+                store.delete(s["version"])
+                registry.mark_deleted(store.model, s["version"])
+        except DriftlineError as exc:  # the receipt is committed: say what is left
+            log.error("erase: could not tag or delete a superseded version",
+                      extra={"fields": {"version": s["version"], "error": str(exc)}})
+    log.info("keyed command applied", extra={"fields": {"action": "erase", "task": task.index,
+                                                        "version": result["version"]}})
+    return {**result, "task": task.index}

@@ -225,3 +225,106 @@ def test_a_single_model_deployment_refuses_a_command_for_one_key(make_config, si
     processor.stop()
     runner.join(60)
     assert not runner.is_alive()
+
+
+def test_erasing_a_key_leaves_its_task_as_if_the_key_had_never_been_seen(make_config, reader, signing_key,
+                                                                          monkeypatch):
+    """Keyed erasure: the task's engine equals one fed the task's records without the key's,
+    the receipt names no subject, compacted predictions get tombstones, old versions are refused."""
+    import hashlib
+    import hmac
+
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    from driftline.core.keyed import KeyedEngine
+    from driftline.runtime.clients import make_admin
+
+    config = make_config(partitions=2, model={"preset": "logistic_regression"},
+                         scale={"mode": "keyed", "instance": "w0", "session_timeout_ms": 6000},
+                         checkpoint={"every_examples": 150, "every_seconds": 3600},
+                         processor={"commit_interval_ms": 50, "batch_size": 200})
+    admin_client = make_admin(config)
+    for future in admin_client.incremental_alter_configs([ConfigResource("topic", config.topics.predictions,
+            incremental_configs=[ConfigEntry("cleanup.policy", "compact,delete",
+                                             incremental_operation=AlterConfigOpType.SET)])]).values():
+        future.result(timeout=30)
+    rows = [(encode_features(x), y) for x, y in stream("synth:agrawal", limit=620, seed=31)]
+    first, held_out = rows[:600], [x for x, _ in rows[600:]]
+    _produce(config, first, 0, int(time.time() * 1000) - 60_000)
+    processor, runner, outcome = _start(config, signing_key, len(first), versions=1)
+    task = max(processor.tasks.values(), key=lambda t: len(t.engine.keys()))
+    versions_before = task.store.versions()
+    _, old = task.store.load(versions_before[-1])
+    key = next(k for k in sorted(task.engine.keys()) if old["engine"].key_engine(k) is not None)
+
+    admin = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit,
+                        processor.store, token=TOKEN)
+    port = admin.start()
+    try:
+        monkeypatch.setenv(config.lifecycle.token_env, TOKEN)
+        done = CliRunner().invoke(main, ["--name", config.name, "--bootstrap", config.kafka.bootstrap_servers,
+                                         "erase", "--key", key, "--reason", "subject request",
+                                         "--admin-url", f"http://127.0.0.1:{port}"])
+    finally:
+        admin.stop()
+    assert done.exit_code == 0, done.output
+    said = [line for line in done.output.splitlines() if line.startswith("erase: ")]
+    assert said and f"task {task.index} dropped the key's model" in said[0], done.output
+
+    # The oracle: a keyed engine fed the task's records, the key's left out, in event-time order.
+    theirs, records = set(), []
+    for kind, topic in (("features", config.topics.features), ("labels", config.topics.labels)):
+        for m in reader(config, topic):
+            if m.partition() != task.index:
+                continue
+            if m.key() == key.encode():
+                theirs.add(orjson.loads(m.value())["id"])
+                continue
+            records.append(InputRecord(kind, m.partition(), m.offset(), m.timestamp()[1], m.key(), m.value()))
+    records.sort(key=lambda r: (r.timestamp, r.kind != "labels", r.offset))
+    oracle = KeyedEngine(config)
+    for record in records:
+        oracle.process(record, now_ms=0)
+    served = task.engine
+    latest = task.store.latest()
+    _, stored = task.store.load(latest)
+    for engine in (served, stored["engine"]):
+        assert engine.key_engine(key) is None and key not in engine.keys()
+        assert sorted(engine.keys()) == sorted(oracle.keys())
+        assert (engine.n_learned, vars(engine.counters)) == (oracle.n_learned, vars(oracle.counters))
+        for k in sorted(oracle.keys()):
+            assert _probas(engine.key_engine(k), held_out) == _probas(oracle.key_engine(k), held_out), k
+
+    receipt = [m for m in reader(config, config.topics.lifecycle)][-1]
+    body = orjson.loads(receipt.value())
+    d = body["details"]
+    assert body["action"] == "erase" and d["task"] == task.index
+    assert f'"{key}"'.encode() not in receipt.value()  # the subject only as a digest
+    assert d["subject"] == {"by": "key", "hmac_sha256": hmac.new(signing_key, key.encode(), hashlib.sha256).hexdigest()}
+    assert d["removed"]["features"] == len(theirs) and d["tombstones"]["predictions"] == len(theirs)
+    tombstones = {m.key().decode() for m in reader(config, config.topics.predictions) if m.value() is None}
+    assert tombstones == theirs
+    assert versions_before[-1] in {s["version"] for s in d["superseded"]}
+
+    # A version that held the key never serves it again, even when the key comes back.
+    command = processor.lifecycle.queue.submit(Command("rollback", {"key": key, "to": versions_before[-1]},
+                                                       actor="test"))
+    with pytest.raises(LifecycleError) as refused:
+        command.wait(60)
+    assert refused.value.status == 404  # the key is gone from this instance
+    producer = make_producer(config)
+    producer.produce(config.topics.features, orjson.dumps({"id": "back", "features": first[0][0]}), key.encode(),
+                     partition=task.index, timestamp=int(time.time() * 1000))
+    assert producer.flush(30) == 0
+    deadline = time.monotonic() + 60
+    while task.engine.key_engine(key) is None:  # readiness: the key is back, with a new model
+        assert time.monotonic() < deadline and runner.is_alive(), outcome
+        time.sleep(0.05)
+    command = processor.lifecycle.queue.submit(Command("rollback", {"key": key, "to": versions_before[-1]},
+                                                       actor="test"))
+    with pytest.raises(LifecycleError) as refused:
+        command.wait(60)
+    assert refused.value.status == 409 and "before its erasure" in str(refused.value), refused.value
+    processor.stop()
+    runner.join(60)
+    assert "error" not in outcome, outcome
