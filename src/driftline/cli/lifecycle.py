@@ -53,8 +53,14 @@ def _metric(meta: dict[str, Any]) -> str:
 @click.option("--all", "show_all", is_flag=True, help="Include versions deleted by retention.")
 @click.pass_context
 def models_list(ctx: click.Context, model, show_all) -> None:
-    """List the versions of MODEL (default: the deployment's), oldest first."""
+    """List the versions of MODEL (default: the deployment's), oldest first.
+
+    In keyed mode the deployment's versions are its tasks': without MODEL, a line per task
+    (its latest version); MODEL <name>.task-<p> lists the versions of task p."""
     config = _model_name(ctx, model)
+    if config.scale.mode == "keyed" and model is None:
+        _list_tasks(ctx, config)
+        return
     try:
         rows = _registry(config).versions(config.name)
     except DriftlineError as exc:
@@ -71,6 +77,34 @@ def models_list(ctx: click.Context, model, show_all) -> None:
           _metric(r), ",".join(r["aliases"]) or None, r["status"],
           "DISPARATE-TREATMENT" if "disparate_treatment" in r["tags"] else None] for r in rows],
     ))
+
+
+def _list_tasks(ctx: click.Context, config: DeploymentConfig) -> None:
+    """Keyed mode: each task's latest version, read from the shared version store."""
+    from driftline.lifecycle.registry import Registry, registry_path
+    from driftline.lifecycle.views import fmt_ms, table
+    from driftline.runtime.task import task_store_name
+    from driftline.versions.store import VersionStore
+
+    try:
+        registry = Registry(registry_path(config))
+        rows = []
+        for index in range(config.partitions):
+            name = task_store_name(config, index)
+            registry.sync(VersionStore(config.checkpoint.store_url, name, key=b""))
+            ready = [r for r in registry.versions(name) if r["status"] == "READY"]
+            if ready:
+                r = ready[-1]
+                rows.append([index, name, len(ready), r["version"], r["trigger"], fmt_ms(r["creation_timestamp"]),
+                             r["examples_seen"], _metric(r)])
+    except DriftlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not rows:
+        click.echo(f"no versions of {config.name}'s {config.partitions} tasks in {config.checkpoint.store_url}")
+        return
+    click.echo(table(["task", "model", "versions", "latest", "trigger", "created (UTC)", "examples", "accuracy"], rows))
+    how = "".join(f" {flag} {ctx.obj[k]}" for flag, k in (("-c", "config_path"), ("--store", "store")) if ctx.obj.get(k))
+    click.echo(f"versions of one task: driftline{how} models list {task_store_name(config, rows[0][0])}")
 
 
 @models.command("rebuild-registry")

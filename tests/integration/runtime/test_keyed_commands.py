@@ -162,6 +162,22 @@ def test_a_keys_model_is_reset_and_rolled_back_alone_and_a_restart_goes_on_from_
                             if m.key() == str(task.index).encode()][-1].value())
     assert pointer["version"] == result["version"]
 
+    # `models list` of a keyed deployment: a line per task, and a hint that works as printed
+    toml = tmp_path / "keyed.toml"
+    toml.write_text(f'name = "{config.name}"\npartitions = {config.partitions}\n[kafka]\n'
+                    f'bootstrap_servers = "{config.kafka.bootstrap_servers}"\n[scale]\nmode = "keyed"\n'
+                    f'[checkpoint]\nstore_url = "{config.checkpoint.store_url}"\n')
+    listed = CliRunner().invoke(main, ["-c", str(toml), "models", "list"])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    line = next(ln.split() for ln in lines if ln.split()[:2] == [str(task.index), f"{config.name}.task-{task.index}"])
+    assert int(line[3]) == result["version"] and line[4] == "rollback", line
+    hint = lines[-1].split("driftline ", 1)[1].split()
+    assert hint == ["-c", str(toml), "models", "list", f"{config.name}.task-0"], lines[-1]
+    one = CliRunner().invoke(main, hint)
+    assert one.exit_code == 0 and f"{config.name}.task-0" not in one.output.splitlines()[0], one.output
+    assert len(one.output.splitlines()[2:]) == len(processor.tasks[0].store.versions())  # header, rule, rows
+
     processor.stop()
     runner.join(60)
     assert not runner.is_alive() and "error" not in outcome, outcome
