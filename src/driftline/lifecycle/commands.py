@@ -15,15 +15,19 @@ once, so a replay never needs to apply it again, and only then acknowledges it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from driftline.core.events import InputRecord
-from driftline.exceptions import LifecycleError
+from driftline.exceptions import DriftlineError, LifecycleError
 
 __all__ = ["Command", "CommandQueue", "SkipWindow", "ACTIONS"]
+
+log = logging.getLogger("driftline.lifecycle")
 
 ACTIONS = ("promote", "alias", "rollback", "add_challenger", "remove_challenger", "predict", "reset", "erase")
 
@@ -86,6 +90,32 @@ class CommandQueue:
     def pop(self) -> Command | None:
         with self._lock:
             return self._items.popleft() if self._items else None
+
+    def answer_each(self, apply: Callable[[Command], Any], fatal: Callable[[BaseException | None], bool]) -> None:
+        """Pop every queued command, apply it and answer it: its result, or its error as a
+        :class:`LifecycleError`. An error whose cause is ``fatal`` (the processor was
+        fenced) is answered, then that cause is raised (the processor stops).
+
+        >>> queue = CommandQueue()
+        >>> ok, bad = queue.submit(Command("reset", {}, "t")), queue.submit(Command("reset", {"x": 1}, "t"))
+        >>> queue.answer_each(lambda c: "done" if not c.params else 1 / 0, fatal=lambda cause: False)
+        >>> ok.wait(0), bad.error.status
+        ('done', 500)
+        """
+        while (command := self.pop()) is not None:
+            stop = None
+            try:
+                command.result = apply(command)
+            except DriftlineError as exc:
+                command.error = exc if isinstance(exc, LifecycleError) else LifecycleError(str(exc))
+                stop = exc.__cause__ if fatal(exc.__cause__) else None
+            except Exception as exc:  # noqa: BLE001 - report it to the caller, keep the stream going
+                log.exception("command failed")
+                command.error = LifecycleError(f"{command.action} failed: {exc!r}", status=500)
+            finally:
+                command.done.set()
+            if stop is not None:
+                raise stop
 
     def __len__(self) -> int:
         return len(self._items)

@@ -58,23 +58,9 @@ KEYED_ACTIONS = ("predict", "reset", "rollback", "erase")
 
 
 def run_keyed_commands(runtime: LifecycleRuntime, tasks: dict[Any, Task], committed: dict[Any, int]) -> None:
-    """Apply every queued command to the task that holds its key (between units of work).
-
-    A command that found this processor fenced is answered, then the fencing error goes on."""
-    while (command := runtime.queue.pop()) is not None:
-        fenced_by = None
-        try:
-            command.result = _apply(runtime, command, tasks, committed)
-        except DriftlineError as exc:
-            command.error = exc if isinstance(exc, LifecycleError) else LifecycleError(str(exc))
-            fenced_by = exc.__cause__ if fenced(exc.__cause__) else None
-        except Exception as exc:  # noqa: BLE001 - report it to the caller, keep the stream going
-            log.exception("command failed")
-            command.error = LifecycleError(f"{command.action} failed: {exc!r}", status=500)
-        finally:
-            command.done.set()
-        if fenced_by is not None:
-            raise fenced_by
+    """Apply every queued command to the task that holds its key (between units of work);
+    a command that found this processor fenced is answered, then the fencing error goes on."""
+    runtime.queue.answer_each(lambda command: _apply(runtime, command, tasks, committed), fatal=fenced)
 
 
 def _task_of(key: Any, tasks: dict[Any, Task]) -> Task:

@@ -218,21 +218,14 @@ class LifecycleRuntime:
         A command that found this processor fenced is answered, then the fencing error goes
         on (the processor stops)."""
         self.at(positions, order_offset)
-        while (command := self.queue.pop()) is not None:
-            fenced_by = None
-            try:
-                engine, command.result = self._apply(command, engine)
-            except DriftlineError as exc:
-                command.error = exc if isinstance(exc, LifecycleError) else LifecycleError(str(exc))
-                fenced_by = exc.__cause__ if fenced(exc.__cause__) else None
-            except Exception as exc:  # noqa: BLE001 - report it to the caller, keep the stream going
-                log.exception("command failed")
-                command.error = LifecycleError(f"{command.action} failed: {exc!r}", status=500)
-            finally:
-                command.done.set()
-            if fenced_by is not None:
-                raise fenced_by
-        return engine
+        serving = [engine]
+
+        def apply(command: Command) -> Any:
+            serving[0], result = self._apply(command, serving[0])
+            return result
+
+        self.queue.answer_each(apply, fatal=fenced)
+        return serving[0]
 
     def at(self, positions: dict[Source, int], order_offset: int) -> None:
         """Where the next command's version is cut: the task's positions and order log offset."""

@@ -75,6 +75,19 @@ def _start(config, signing_key, learned: int, versions: int = 1):
     return processor, runner, outcome
 
 
+def _through_admin(processor, config, monkeypatch, *args: str):
+    """``driftline ARGS --admin-url`` against an admin API served for ``processor`` (HTTP, bearer token)."""
+    admin = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit,
+                        processor.store, token=TOKEN)
+    port = admin.start()
+    monkeypatch.setenv(config.lifecycle.token_env, TOKEN)
+    try:
+        return CliRunner().invoke(main, ["--name", config.name, "--bootstrap", config.kafka.bootstrap_servers, *args,
+                                         "--admin-url", f"http://127.0.0.1:{port}"])
+    finally:
+        admin.stop()
+
+
 def _probas(engine: Engine, xs) -> list:
     return [engine.model.predict_proba_one(x) for x in xs]
 
@@ -99,30 +112,20 @@ def test_a_keys_model_is_reset_and_rolled_back_alone_and_a_restart_goes_on_from_
     other_before = _probas(task.engine.key_engine(other), held_out)
 
     # reset through the CLI and the admin API (HTTP, bearer token)
-    admin = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit,
-                        processor.store, token=TOKEN)
-    port = admin.start()
-    try:
-        monkeypatch.setenv(config.lifecycle.token_env, TOKEN)
-        done = CliRunner().invoke(main, ["--name", config.name, "--bootstrap", config.kafka.bootstrap_servers,
-                                         "models", "reset", "--key", key, "--reason", "bad sensor",
-                                         "--admin-url", f"http://127.0.0.1:{port}"])
-        assert done.exit_code == 0, done.output
-        reset_version = task.store.latest()
-        assert reset_version > versions_before[-1]
-        said = [line for line in done.output.splitlines() if not line.startswith("{")]  # the worker's logs share stdout here
-        assert said == [f"reset: key {key} of {config.name} (task {task.index}) serves a fresh "
-                                       f"model as version {reset_version} "
-                                       f"({orjson.loads(reader(config, config.topics.lifecycle)[-1].value())['id']})"]
-        fresh = Engine(config)
-        served = task.engine.key_engine(key)
-        assert served.model_examples == 0 and _probas(served, held_out) == _probas(fresh, held_out)
-        assert _probas(task.engine.key_engine(other), held_out) == other_before
-        _, state = task.store.load(reset_version)  # the stored version is what serves
-        assert _probas(state["engine"].key_engine(key), held_out) == _probas(fresh, held_out)
-        assert _probas(state["engine"].key_engine(other), held_out) == other_before
-    finally:
-        admin.stop()
+    done = _through_admin(processor, config, monkeypatch, "models", "reset", "--key", key, "--reason", "bad sensor")
+    assert done.exit_code == 0, done.output
+    reset_version = task.store.latest()
+    assert reset_version > versions_before[-1]
+    said = [line for line in done.output.splitlines() if not line.startswith("{")]  # the worker's logs share stdout here
+    assert said == [f"reset: key {key} of {config.name} (task {task.index}) serves a fresh model as version "
+                    f"{reset_version} ({orjson.loads(reader(config, config.topics.lifecycle)[-1].value())['id']})"]
+    fresh = Engine(config)
+    served = task.engine.key_engine(key)
+    assert served.model_examples == 0 and _probas(served, held_out) == _probas(fresh, held_out)
+    assert _probas(task.engine.key_engine(other), held_out) == other_before
+    _, state = task.store.load(reset_version)  # the stored version is what serves
+    assert _probas(state["engine"].key_engine(key), held_out) == _probas(fresh, held_out)
+    assert _probas(state["engine"].key_engine(other), held_out) == other_before
 
     # rollback of the key to a version cut before the reset
     target = versions_before[-1]
@@ -273,16 +276,7 @@ def test_erasing_a_key_leaves_its_task_as_if_the_key_had_never_been_seen(make_co
     _, old = task.store.load(versions_before[-1])
     key = next(k for k in sorted(task.engine.keys()) if old["engine"].key_engine(k) is not None)
 
-    admin = AdminServer(config.name, processor.lifecycle.registry, processor.lifecycle.queue.submit,
-                        processor.store, token=TOKEN)
-    port = admin.start()
-    try:
-        monkeypatch.setenv(config.lifecycle.token_env, TOKEN)
-        done = CliRunner().invoke(main, ["--name", config.name, "--bootstrap", config.kafka.bootstrap_servers,
-                                         "erase", "--key", key, "--reason", "subject request",
-                                         "--admin-url", f"http://127.0.0.1:{port}"])
-    finally:
-        admin.stop()
+    done = _through_admin(processor, config, monkeypatch, "erase", "--key", key, "--reason", "subject request")
     assert done.exit_code == 0, done.output
     said = [line for line in done.output.splitlines() if line.startswith("erase: ")]
     assert said and f"task {task.index} dropped the key's model" in said[0], done.output
