@@ -5,10 +5,14 @@ the command's version exactly."""
 from __future__ import annotations
 
 import collections
+import json
 import random
 import threading
 import time
 
+from pathlib import Path
+
+import jsonschema
 import orjson
 import pytest
 from click.testing import CliRunner
@@ -28,6 +32,8 @@ from driftline.runtime.replay import encode_features
 pytestmark = pytest.mark.integration
 
 N_KEYS, DELAY = 12, 30
+LIFECYCLE = jsonschema.Draft202012Validator(json.loads(
+    (Path(__file__).parents[3] / "docs" / "schemas" / "lifecycle.schema.json").read_text()))
 TOKEN = "keyed-commands-admin-token-0123456789"
 
 
@@ -158,6 +164,8 @@ def test_a_keys_model_is_reset_and_rolled_back_alone_and_a_restart_goes_on_from_
     assert task.store.latest() == result["version"]  # refusals cut nothing
 
     events = [orjson.loads(m.value()) for m in reader(config, config.topics.lifecycle)]
+    for e in events:
+        LIFECYCLE.validate(e)  # the documented contract
     assert [(e["action"], e["details"]["key"], e["details"]["task"]) for e in events] == [
         ("reset", key, task.index), ("rollback", key, task.index)]
     assert events[1]["details"]["to"] == target
@@ -309,6 +317,7 @@ def test_erasing_a_key_leaves_its_task_as_if_the_key_had_never_been_seen(make_co
     body = orjson.loads(receipt.value())
     d = body["details"]
     assert body["action"] == "erase" and d["task"] == task.index
+    LIFECYCLE.validate(body)
     assert f'"{key}"'.encode() not in receipt.value()  # the subject only as a digest
     assert d["subject"] == {"by": "key", "hmac_sha256": hmac.new(signing_key, key.encode(), hashlib.sha256).hexdigest()}
     assert d["removed"]["features"] == len(theirs) and d["tombstones"]["predictions"] == len(theirs)
