@@ -347,3 +347,53 @@ def test_erasing_a_key_leaves_its_task_as_if_the_key_had_never_been_seen(make_co
     processor.stop()
     runner.join(60)
     assert "error" not in outcome, outcome
+
+
+def test_a_command_without_admin_url_reaches_the_worker_that_holds_its_key(make_config, reader, signing_key, spawn,
+                                                                            tmp_path, monkeypatch):
+    """Two worker processes, a task each: `models reset --key K` finds K's worker through the
+    deployment's liveness group and its admin API; a key no worker holds is one line."""
+    import signal
+    import socket
+    import sys
+
+    config = make_config(partitions=2, model={"preset": "logistic_regression"},
+                         scale={"mode": "keyed", "session_timeout_ms": 6000})
+    rows = [(encode_features(x), y) for x, y in stream("synth:agrawal", limit=300, seed=37)]
+    _produce(config, rows, 0, int(time.time() * 1000) - 60_000)
+    toml = tmp_path / "keyed.toml"
+    toml.write_text(f'name = "{config.name}"\npartitions = 2\n[kafka]\n'
+                    f'bootstrap_servers = "{config.kafka.bootstrap_servers}"\n[scale]\nmode = "keyed"\n'
+                    f'session_timeout_ms = 6000\n[checkpoint]\nstore_url = "{config.checkpoint.store_url}"\n')
+    env = {"DRIFTLINE_SNAPSHOT_KEY": signing_key.decode(), config.lifecycle.token_env: TOKEN}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    workers = []
+    for instance in ("w0", "w1"):
+        with socket.socket() as s:  # a free loopback port for the worker's admin API
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        workers.append(spawn([sys.executable, "-m", "driftline.cli", "-c", str(toml), "run", "--instance", instance,
+                              "--admin-port", str(port)], instance))
+    deadline = time.monotonic() + 120
+    while len(reader(config, config.topics.predictions, idle_s=1)) < len(rows):  # readiness: both tasks live
+        assert time.monotonic() < deadline and all(w.poll() is None for w in workers), [w.stderr_tail() for w in workers]
+    key_of = {}  # a key of each partition, from the input itself
+    for m in reader(config, config.topics.features):
+        key_of.setdefault(m.partition(), m.key().decode())
+    assert sorted(key_of) == [0, 1]
+    try:
+        for partition, key in sorted(key_of.items()):
+            done = CliRunner().invoke(main, ["-c", str(toml), "models", "reset", "--key", key])
+            assert done.exit_code == 0, done.output
+            assert f"reset: key {key} of {config.name} (task {partition}) serves a fresh model" in done.output
+        missing = CliRunner().invoke(main, ["-c", str(toml), "models", "reset", "--key", "nobody"])
+        assert missing.exit_code == 1
+        assert "Error: key 'nobody' is held by none of the 2 running workers" in missing.output, missing.output
+        events = [orjson.loads(m.value()) for m in reader(config, config.topics.lifecycle)]
+        assert sorted((e["details"]["task"], e["details"]["key"]) for e in events) == sorted(key_of.items())
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(60)
