@@ -166,6 +166,34 @@ def compacted_topics(config: DeploymentConfig, topics: list[str]) -> dict[str, b
     return out
 
 
+class Tombstones:
+    """What an erasure removes from the subject-keyed output topics that are compacted:
+    ``.predictions`` and ``.shadow`` by event id, the dead letters by record key (a topic
+    with delete retention is listed in ``not_compacted`` instead)."""
+
+    def __init__(self, config: DeploymentConfig, ids: set[str], keys: set[str]) -> None:
+        self.topics = {"predictions": (config.topics.predictions, ids), "shadow": (config.topics.shadow, ids),
+                       "dlq": (config.topics.dlq, keys)}
+        compacted = compacted_topics(config, [topic for topic, _ in self.topics.values()])
+        self.values = {kind: sorted(values) if compacted.get(topic) else []
+                       for kind, (topic, values) in self.topics.items()}
+        self.not_compacted = sorted(kind for kind, (topic, _) in self.topics.items() if not compacted.get(topic))
+
+    def counts(self) -> dict[str, int]:
+        return {kind: len(values) for kind, values in self.values.items()}
+
+    def send(self, produce: Callable[[str, bytes, None], None]) -> None:
+        for kind, values in self.values.items():
+            for value in values:
+                produce(self.topics[kind][0], value.encode(), None)
+
+
+def superseded_versions(metas: list[dict[str, Any]], first: dict[str, int]) -> list[dict[str, Any]]:
+    """The stored versions that may contain a subject first seen at ``first``, as a receipt lists them."""
+    return [{"version": m["version"], "payload_sha256": m.get("payload_sha256"), "trigger": m.get("trigger")}
+            for m in metas if may_contain(m.get("positions") or {}, first)]
+
+
 def erase(runtime: LifecycleRuntime, cmd: Command, engine: Engine) -> tuple[Engine, Any]:
     """Apply an ``erase`` command (``params``: ``key`` or ``id``); see the module docstring."""
     config, store, registry, name = runtime.config, runtime.store, runtime.registry, runtime.config.name
@@ -215,13 +243,9 @@ def erase(runtime: LifecycleRuntime, cmd: Command, engine: Engine) -> tuple[Engi
     restored, counts = replay_without(config, state["engine"], state, end, skip)
     purged = engine.join.holds(ids)  # what the serving engine held (it is replaced, not changed)
     restored.join.purge(ids)  # the replayed engine never saw them: nothing to remove, by construction
-    superseded = [{"version": m["version"], "payload_sha256": m.get("payload_sha256"), "trigger": m.get("trigger")}
-                  for m in metas if may_contain(m.get("positions") or {}, first)]
+    superseded = superseded_versions(metas, first)
     delete = config.governance.erasure.delete_superseded
-    outputs = {"predictions": (config.topics.predictions, ids), "shadow": (config.topics.shadow, ids),
-               "dlq": (config.topics.dlq, {k.decode(errors="replace") for k in keys})}
-    compacted = compacted_topics(config, [topic for topic, _ in outputs.values()])
-    tombstones = {kind: sorted(values) if compacted.get(topic) else [] for kind, (topic, values) in outputs.items()}
+    tombstones = Tombstones(config, ids, {k.decode(errors="replace") for k in keys})
     digest = store.signing_key
     details = {
         "subject": {"by": subject.by, "hmac_sha256": subject_digest(digest, subject.value)},
@@ -230,19 +254,14 @@ def erase(runtime: LifecycleRuntime, cmd: Command, engine: Engine) -> tuple[Engi
         "records": found.ranges(),
         "restored": point["version"], "replaced": engine.version,
         "replayed": counts["replayed"], "skipped": counts["skipped"], "recorded_order": counts["recorded_order"],
-        "tombstones": {kind: len(v) for kind, v in tombstones.items()},
-        "not_compacted": sorted(kind for kind, (topic, _) in outputs.items() if not compacted.get(topic)),
+        "tombstones": tombstones.counts(), "not_compacted": tombstones.not_compacted,
         "superseded": superseded, "superseded_deleted": delete,
         "examples_seen": restored.model_examples,
     }
     event = runtime._event("erase", cmd.actor, cmd.reason, details, restored.version)
 
-    def send_tombstones() -> None:
-        for kind, values in tombstones.items():
-            for value in values:
-                runtime.work.produce(outputs[kind][0], value.encode(), None)  # type: ignore[arg-type]
-
-    serving, result = runtime._cut("erasure", engine, restored, event, extra=send_tombstones,
+    serving, result = runtime._cut("erasure", engine, restored, event,
+                                   extra=lambda: tombstones.send(runtime.work.produce),
                                    tags=((None, "erasure", event.id),
                                          *((s["version"], ERASED_TAG, event.id) for s in superseded)))
     if delete:

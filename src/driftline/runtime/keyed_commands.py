@@ -40,12 +40,12 @@ from typing import Any
 import orjson
 
 from driftline.core.engine import Engine
-from driftline.core.erasure import ErasedRecords, event_id, may_contain, subject_digest
+from driftline.core.erasure import ErasedRecords, Subject, event_id, subject_digest
 from driftline.core.events import InputRecord, decode_features
 from driftline.core.keyed import KeyedEngine
 from driftline.exceptions import DriftlineError, LifecycleError
 from driftline.lifecycle.commands import Command
-from driftline.runtime.erasure import ERASED_TAG, compacted_topics, read_range
+from driftline.runtime.erasure import ERASED_TAG, Tombstones, read_range, superseded_versions
 from driftline.runtime.lifecycle import LifecycleRuntime
 from driftline.runtime.task import Task
 from driftline.runtime.unit_of_work import fenced
@@ -153,23 +153,18 @@ def _erase(runtime: LifecycleRuntime, cmd: Command, task: Task, key: str) -> Any
     """Erase the subject ``key`` from its task; see the module docstring."""
     config, store, registry = runtime.config, task.store, runtime.registry
     keyed: KeyedEngine = task.engine
-    found, ids = ErasedRecords(), set()
+    subject, found, ids = Subject("key", key), ErasedRecords(), set()
 
     def match(record: InputRecord) -> None:
-        if record.key == key.encode():
+        if subject.matches(record):
             found.add(record)
             if (ident := event_id(record)) is not None:
                 ids.add(ident)
 
     read_range(config, {}, dict(task.positions), match)
-    first = found.first()
     registry.sync(store)
-    superseded = [{"version": m["version"], "payload_sha256": m.get("payload_sha256"), "trigger": m.get("trigger")}
-                  for m in (store.meta(v) for v in store.versions()) if may_contain(m.get("positions") or {}, first)]
-    outputs = {"predictions": (config.topics.predictions, ids), "shadow": (config.topics.shadow, ids),
-               "dlq": (config.topics.dlq, {key} if found else set())}
-    compacted = compacted_topics(config, [topic for topic, _ in outputs.values()])
-    tombstones = {kind: sorted(values) if compacted.get(topic) else [] for kind, (topic, values) in outputs.items()}
+    superseded = superseded_versions([store.meta(v) for v in store.versions()], found.first())
+    tombstones = Tombstones(config, ids, {key} if found else set())
     gone = keyed.key_engine(key)
     digest = store.signing_key
     delete = config.governance.erasure.delete_superseded
@@ -179,20 +174,14 @@ def _erase(runtime: LifecycleRuntime, cmd: Command, task: Task, key: str) -> Any
         "removed": {**found.counts(), "join_buffer": gone.join.pending_features + gone.join.pending_labels},
         "examples_unlearned": gone.n_learned,
         "records": found.ranges(), "replaced": keyed.version, "replayed": 0,
-        "tombstones": {kind: len(v) for kind, v in tombstones.items()},
-        "not_compacted": sorted(kind for kind, (topic, _) in outputs.items() if not compacted.get(topic)),
+        "tombstones": tombstones.counts(), "not_compacted": tombstones.not_compacted,
         "superseded": superseded, "superseded_deleted": delete,
     }
     event = runtime._event("erase", cmd.actor, cmd.reason, details, keyed.version)
 
-    def send_tombstones() -> None:
-        for kind, values in tombstones.items():
-            for value in values:
-                runtime.work.produce(outputs[kind][0], value.encode(), None)  # type: ignore[arg-type]
-
     runtime.at(task.positions, task.order_next)
-    serving, result = runtime._cut("erasure", keyed, keyed.without_key(key), event, extra=send_tombstones,
-                                   checkpointer=task.checkpointer)
+    serving, result = runtime._cut("erasure", keyed, keyed.without_key(key), event,
+                                   extra=lambda: tombstones.send(runtime.work.produce), checkpointer=task.checkpointer)
     task.engine = serving
     registry.sync(store)
     for s in superseded:

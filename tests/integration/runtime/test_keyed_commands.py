@@ -57,7 +57,20 @@ def _produce(config, rows, first: int, base_ms: int) -> None:
 def _start(config, signing_key, learned: int, versions: int = 1):
     """A keyed worker in a thread, returned once it learned ``learned`` labels, every task
     has ``versions`` versions and its transactions settled (readiness, not a timing assertion)."""
-    processor = Processor(config, signing_key, registry=CollectorRegistry())
+    processor, runner, outcome = _in_thread(Processor(config, signing_key, registry=CollectorRegistry()))
+    _until(lambda: (len(processor.tasks) == config.partitions
+                    and all(t.engine is not None for t in processor.tasks.values())
+                    and sum(t.engine.n_learned for t in processor.tasks.values()) == learned
+                    and not processor.work.in_txn
+                    and all(len(t.store.versions()) >= versions for t in processor.tasks.values())
+                    and not any(t.checkpointer.saver.busy for t in processor.tasks.values())),
+           runner.is_alive, lambda: outcome)
+    time.sleep(0.5)
+    return processor, runner, outcome
+
+
+def _in_thread(processor: Processor):
+    """``processor`` running in a thread; ``outcome`` receives what it raised."""
     outcome: dict[str, BaseException] = {}
 
     def run() -> None:
@@ -68,17 +81,19 @@ def _start(config, signing_key, learned: int, versions: int = 1):
 
     runner = threading.Thread(target=run)
     runner.start()
-    deadline = time.monotonic() + 120
-    while not (len(processor.tasks) == config.partitions
-               and all(t.engine is not None for t in processor.tasks.values())
-               and sum(t.engine.n_learned for t in processor.tasks.values()) == learned
-               and not processor.work.in_txn
-               and all(len(t.store.versions()) >= versions for t in processor.tasks.values())
-               and not any(t.checkpointer.saver.busy for t in processor.tasks.values())):
-        assert time.monotonic() < deadline and runner.is_alive(), outcome
-        time.sleep(0.05)
-    time.sleep(0.5)
     return processor, runner, outcome
+
+
+def _until(ready, alive, why, polls: int = 2400, every_s: float = 0.05) -> None:
+    """Readiness, not a timing assertion: poll ``ready`` (a bounded number of times, while
+    ``alive``); fail with ``why()`` when it never came."""
+    for _ in range(polls):
+        if ready():
+            return
+        if not alive():
+            pytest.fail(f"stopped before it was ready: {why()}")
+        time.sleep(every_s)
+    pytest.fail(f"not ready after {polls} polls: {why()}")
 
 
 def _through_admin(processor, config, monkeypatch, *args: str):
@@ -232,15 +247,10 @@ def test_a_single_model_deployment_refuses_a_command_for_one_key(make_config, si
     rows = [(encode_features(x), y) for x, y in stream("synth:agrawal", limit=200, seed=29)]
     base = int(time.time() * 1000) - 60_000
     _produce(config, rows, 0, base)
-    processor = Processor(config, signing_key, registry=CollectorRegistry())
-    outcome: dict[str, BaseException] = {}
-    runner = threading.Thread(target=lambda: outcome.update(done=processor.run(max_seconds=120)))
-    runner.start()
-    deadline = time.monotonic() + 60
-    while not (processor.engine is not None and processor.engine.n_learned == len(rows)
-               and not processor.work.in_txn and not processor.checkpointer.saver.busy):
-        assert time.monotonic() < deadline and runner.is_alive(), outcome  # readiness
-        time.sleep(0.05)
+    processor, runner, outcome = _in_thread(Processor(config, signing_key, registry=CollectorRegistry()))
+    _until(lambda: (processor.engine is not None and processor.engine.n_learned == len(rows)
+                    and not processor.work.in_txn and not processor.checkpointer.saver.busy),
+           runner.is_alive, lambda: outcome)
     versions = processor.store.versions()
     learned = processor.engine.model_examples
     for action, params in (("reset", {"key": "k1"}), ("rollback", {"key": "k1", "to": versions[0]})):
@@ -335,10 +345,7 @@ def test_erasing_a_key_leaves_its_task_as_if_the_key_had_never_been_seen(make_co
     producer.produce(config.topics.features, orjson.dumps({"id": "back", "features": first[0][0]}), key.encode(),
                      partition=task.index, timestamp=int(time.time() * 1000))
     assert producer.flush(30) == 0
-    deadline = time.monotonic() + 60
-    while task.engine.key_engine(key) is None:  # readiness: the key is back, with a new model
-        assert time.monotonic() < deadline and runner.is_alive(), outcome
-        time.sleep(0.05)
+    _until(lambda: task.engine.key_engine(key) is not None, runner.is_alive, lambda: outcome)  # the key is back
     command = processor.lifecycle.queue.submit(Command("rollback", {"key": key, "to": versions_before[-1]},
                                                        actor="test"))
     with pytest.raises(LifecycleError) as refused:
@@ -375,20 +382,17 @@ def test_a_command_without_admin_url_reaches_the_worker_that_holds_its_key(make_
             port = s.getsockname()[1]
         workers.append(spawn([sys.executable, "-m", "driftline.cli", "-c", str(toml), "run", "--instance", instance,
                               "--admin-port", str(port)], instance))
-    deadline = time.monotonic() + 120
-    while len(reader(config, config.topics.predictions, idle_s=1)) < len(rows):  # readiness: both tasks live
-        assert time.monotonic() < deadline and all(w.poll() is None for w in workers), [w.stderr_tail() for w in workers]
+    _until(lambda: len(reader(config, config.topics.predictions, idle_s=1)) >= len(rows),  # both tasks live
+           lambda: all(w.poll() is None for w in workers), lambda: [w.stderr_tail() for w in workers], polls=120)
     key_of = {}  # a key of each partition, from the input itself
     for m in reader(config, config.topics.features):
         key_of.setdefault(m.partition(), m.key().decode())
     assert sorted(key_of) == [0, 1]
     try:
         for partition, key in sorted(key_of.items()):
-            deadline = time.monotonic() + 90
-            while True:  # readiness: a task that moved when the second worker joined is restored first
+            for _ in range(90):  # readiness: a task that moved when the second worker joined is restored first
                 done = CliRunner().invoke(main, ["-c", str(toml), "models", "reset", "--key", key])
-                settling = "is held by none" in done.output or "503:" in done.output
-                if done.exit_code == 0 or not settling or time.monotonic() > deadline:
+                if done.exit_code == 0 or not ("is held by none" in done.output or "503:" in done.output):
                     break
                 time.sleep(1)
             assert done.exit_code == 0, done.output
